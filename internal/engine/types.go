@@ -1,0 +1,196 @@
+package engine
+
+import (
+	"time"
+
+	"gpubroker/internal/model"
+)
+
+// PoolRef names one pool of one cluster.
+type PoolRef struct {
+	Cluster string `json:"cluster"`
+	Pool    string `json:"pool"`
+}
+
+func (r PoolRef) String() string { return r.Cluster + "/" + r.Pool }
+
+// Snapshot is the state one scheduling round reads. The engine never
+// modifies it; everything it decides comes back in Decisions.
+type Snapshot struct {
+	Fleet *model.Fleet
+	// Pools holds the observed state of pools. A pool of the fleet with no
+	// entry here is taken as healthy with every node free.
+	Pools []PoolState
+	// Running lists the allocations currently holding capacity.
+	Running []Allocation
+	// ProviderGPUHours is GPU-hours used per provider over the policy's
+	// share window, up to now (including what is running so far).
+	ProviderGPUHours map[model.Provider]float64
+	// ContractSpentUSD is spend booked to each contract since it started.
+	ContractSpentUSD map[string]float64
+	// TeamSpendUSD is each team's spend in the current calendar month.
+	TeamSpendUSD map[string]float64
+}
+
+// PoolState is the observed state of one pool.
+type PoolState struct {
+	Ref PoolRef
+	// NodeFree holds the free GPUs of each node, indexed by node number; its
+	// length is the number of nodes up now. Nil means every node of the
+	// fleet's pool is up and free.
+	NodeFree []int
+	// Down marks a pool (or its whole cluster) that must not get new work.
+	Down bool
+}
+
+// Allocation is capacity held by one running attempt of a workload.
+type Allocation struct {
+	Workload    string
+	Team        string
+	Priority    int
+	Pool        PoolRef
+	Nodes       []int
+	GPUsPerNode int
+	GPU         model.GPUModel
+	// Borrowed is true when the allocation runs on quota lent by the team's
+	// cohort; such work is the first preempted when the lender needs it.
+	Borrowed bool
+	Started  time.Time
+	// LastCheckpoint is when the attempt last saved its state; zero means
+	// never, so preempting it loses everything since Started.
+	LastCheckpoint time.Time
+}
+
+// GPUs returns the allocation's GPU count.
+func (a Allocation) GPUs() int { return len(a.Nodes) * a.GPUsPerNode }
+
+// Reason names why a candidate placement was rejected or why a workload
+// waits. Stable strings: the CLI prints them and tests compare them.
+type Reason string
+
+const (
+	ReasonNoCapacity     Reason = "InsufficientCapacity"
+	ReasonNeverFits      Reason = "GangTooLarge"
+	ReasonGPUModel       Reason = "GPUModelMismatch"
+	ReasonShape          Reason = "NodeShapeMismatch"
+	ReasonProvider       Reason = "ProviderMismatch"
+	ReasonRegion         Reason = "RegionMismatch"
+	ReasonInstanceType   Reason = "InstanceTypeMismatch"
+	ReasonResidency      Reason = "DataResidency"
+	ReasonSpot           Reason = "SpotMismatch"
+	ReasonSpotForbidden  Reason = "SpotNotAllowed"
+	ReasonPriceCeiling   Reason = "PriceCeiling"
+	ReasonMaxHourlyCost  Reason = "MaxHourlyCost"
+	ReasonUnhealthy      Reason = "ClusterUnhealthy"
+	ReasonQuota          Reason = "QuotaExceeded"
+	ReasonBudget         Reason = "TeamBudgetExceeded"
+	ReasonProviderCap    Reason = "ProviderShareCap"
+	ReasonUnknownTeam    Reason = "UnknownTeam"
+	ReasonPreferredFirst Reason = "EarlierOptionPreferred"
+	ReasonCostlier       Reason = "Costlier"
+	ReasonInvalid        Reason = "InvalidWorkload"
+)
+
+// Rejection is one reason one candidate lost.
+type Rejection struct {
+	Reason Reason `json:"reason"`
+	Detail string `json:"detail"`
+}
+
+// Cost breaks down what one GPU-hour of a placement costs. Effective is what
+// the ranking minimises; List is what the provider's price list says.
+type Cost struct {
+	ListPerGPUHour float64 `json:"list_per_gpu_hour"`
+	// Discount is the contract discount off list (USD per GPU-hour, >= 0).
+	Discount float64 `json:"discount"`
+	// CommittedCredit is the list price waived because the capacity is
+	// committed take-or-pay and already paid for.
+	CommittedCredit float64 `json:"committed_credit"`
+	// ShadowDiscount lowers the cost of usage that helps burn a spend
+	// commitment projected to fall short.
+	ShadowDiscount float64 `json:"shadow_discount"`
+	// SpotRisk is the expected cost of work lost to preemption.
+	SpotRisk float64 `json:"spot_risk"`
+	// Egress is the data transfer cost spread over the job's GPU-hours.
+	Egress float64 `json:"egress"`
+	// BilledPerGPUHour is what will actually be paid per GPU-hour (list less
+	// discount; zero for already-paid committed capacity).
+	BilledPerGPUHour    float64 `json:"billed_per_gpu_hour"`
+	EffectivePerGPUHour float64 `json:"effective_per_gpu_hour"`
+}
+
+// Admission places one workload.
+type Admission struct {
+	Workload    string           `json:"workload"`
+	Option      int              `json:"option"`
+	Pool        PoolRef          `json:"pool"`
+	Provider    model.Provider   `json:"provider"`
+	Region      string           `json:"region"`
+	GPU         model.GPUModel   `json:"gpu"`
+	GPUsPerNode int              `json:"gpus_per_node"`
+	Nodes       []int            `json:"nodes"`
+	PriceClass  model.PriceClass `json:"price_class"`
+	Contract    string           `json:"contract,omitempty"`
+	Borrowed    bool             `json:"borrowed,omitempty"`
+	// OverCap is set when the admission exceeds the provider share cap
+	// because the policy allows it when nothing else can run the workload.
+	OverCap bool `json:"over_cap,omitempty"`
+	Cost    Cost `json:"cost"`
+}
+
+// GPUs returns the admission's GPU count.
+func (a Admission) GPUs() int { return len(a.Nodes) * a.GPUsPerNode }
+
+// Preemption evicts a running allocation to make room.
+type Preemption struct {
+	Workload string  `json:"workload"`
+	Pool     PoolRef `json:"pool"`
+	// For is the workload the room is made for.
+	For    string `json:"for"`
+	Reason string `json:"reason"`
+	// LostGPUHours is the work lost since the victim's last checkpoint.
+	LostGPUHours float64 `json:"lost_gpu_hours"`
+}
+
+// ScaleRequest asks an elastic pool for more nodes.
+type ScaleRequest struct {
+	Pool  PoolRef `json:"pool"`
+	Nodes int     `json:"nodes"`
+}
+
+// Wait says why a workload stays pending this round.
+type Wait struct {
+	Workload string `json:"workload"`
+	Reason   Reason `json:"reason"`
+	Detail   string `json:"detail"`
+}
+
+// Decisions is everything one round decided, in a deterministic order:
+// admissions and preemptions in the order they were made, waits in pending
+// order.
+type Decisions struct {
+	Admit   []Admission    `json:"admit"`
+	Preempt []Preemption   `json:"preempt"`
+	Scale   []ScaleRequest `json:"scale"`
+	Wait    []Wait         `json:"wait"`
+}
+
+// Candidate is one place a workload could run, as Plan reports it.
+type Candidate struct {
+	Rank         int              `json:"rank"`
+	Pool         PoolRef          `json:"pool"`
+	Provider     model.Provider   `json:"provider"`
+	Region       string           `json:"region"`
+	InstanceType string           `json:"instance_type,omitempty"`
+	Option       int              `json:"option"`
+	GPU          model.GPUModel   `json:"gpu"`
+	GPUsPerNode  int              `json:"gpus_per_node"`
+	NumNodes     int              `json:"num_nodes"`
+	PriceClass   model.PriceClass `json:"price_class"`
+	// ListPerHour and EffectivePerHour are for the whole workload.
+	ListPerHour      float64     `json:"list_per_hour"`
+	EffectivePerHour float64     `json:"effective_per_hour"`
+	Cost             Cost        `json:"cost"`
+	Feasible         bool        `json:"feasible"`
+	Rejections       []Rejection `json:"rejections,omitempty"`
+}
