@@ -51,6 +51,10 @@ type Pool struct {
 	// pool given by catalog instance type the spec fills it in.
 	PricePerGPUHour float64
 	InstanceType    string
+	// CPUsPerNode and MemoryGiBPerNode describe each node; zero means
+	// unknown, and then a workload's cpus/memory request is not checked.
+	CPUsPerNode      float64
+	MemoryGiBPerNode float64
 	// Contract names the contract this pool's capacity or spend counts
 	// toward; empty for none.
 	Contract string
