@@ -33,9 +33,12 @@ type Resources struct {
 	Provider    Provider
 	Region      string
 	Zone        string
-	// UseSpot asks for spot capacity: true means spot only, false means no
-	// spot.
+	// UseSpot asks for spot capacity only (SkyPilot's use_spot: true).
 	UseSpot bool
+	// AllowSpot lets the broker choose spot or not, whichever is cheaper
+	// once the risk of lost work is priced in. With neither flag set the
+	// workload never runs on spot (SkyPilot's default).
+	AllowSpot bool
 	// CPUs and MemoryGiB per node; with the AtLeast flag ("4+") any larger
 	// machine also fits, without it the machine must match exactly.
 	CPUs           float64
