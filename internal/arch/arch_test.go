@@ -1,0 +1,214 @@
+package arch
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// listModule runs `go list` over the whole module. Only parsing is needed,
+// so a package that does not compile yet still shows its imports.
+func listModule(t *testing.T) []pkg {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the layering test needs the go command on PATH: %v", err)
+	}
+	cmd := exec.Command(goBin, "list", "-e", "-json=ImportPath,Dir,GoFiles,Imports", module+"/...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("decoding go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+// TestLayering fails when a package of this module imports against the
+// arrows of STYLE.md.
+func TestLayering(t *testing.T) {
+	pkgs := listModule(t)
+	found := map[string]bool{}
+	for _, p := range pkgs {
+		found[p.ImportPath] = true
+	}
+	for _, want := range []string{module + "/internal/model", module + "/internal/engine"} {
+		if !found[want] {
+			t.Fatalf("go list did not report %s; is the test running inside the module?", want)
+		}
+	}
+	for _, v := range checkImports(pkgs) {
+		t.Errorf("%s", v)
+	}
+}
+
+// TestPureSource fails when model, engine or ledger read the clock or start
+// goroutines.
+func TestPureSource(t *testing.T) {
+	for _, p := range listModule(t) {
+		c := classify(p.ImportPath)
+		if !c.project || !pure(c.rel) {
+			continue
+		}
+		for _, f := range p.GoFiles {
+			vs, err := checkSource(filepath.Join(p.Dir, f), nil)
+			if err != nil {
+				t.Errorf("parsing %s: %v", f, err)
+				continue
+			}
+			for _, v := range vs {
+				t.Errorf("%s", v)
+			}
+		}
+	}
+}
+
+// TestRules proves each rule can fail: a table of import edges, good and
+// bad, and the rules each bad one breaks.
+func TestRules(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		from string
+		to   string
+		want []string
+	}{
+		{"model uses stdlib", "gpubroker/internal/model", "fmt", nil},
+		{"model imports catalog", "gpubroker/internal/model", "gpubroker/internal/catalog",
+			[]string{"model imports only the standard library"}},
+		{"model imports a library", "gpubroker/internal/model", "go.yaml.in/yaml/v3",
+			[]string{"model imports only the standard library"}},
+		{"model reads files", "gpubroker/internal/model", "os",
+			[]string{"pure packages (model, engine, ledger) do no I/O and keep no clock, randomness, logger or goroutines"}},
+		{"spec imports catalog", "gpubroker/internal/spec", "gpubroker/internal/catalog", nil},
+		{"spec imports engine", "gpubroker/internal/spec", "gpubroker/internal/engine",
+			[]string{"catalog, spec, trace and ledger never import engine, store, backend, server, sim or cli"}},
+		{"catalog imports cli", "gpubroker/internal/catalog", "gpubroker/internal/cli",
+			[]string{
+				"catalog, spec, trace and ledger never import engine, store, backend, server, sim or cli",
+				"only cmd/ imports cli, and only cli and cmd/ import server",
+			}},
+		{"engine imports ledger", "gpubroker/internal/engine", "gpubroker/internal/ledger", nil},
+		{"engine subpackage", "gpubroker/internal/engine/rank", "gpubroker/internal/engine", nil},
+		{"engine imports spec", "gpubroker/internal/engine", "gpubroker/internal/spec",
+			[]string{"engine imports only model, ledger and the standard library"}},
+		{"engine imports os", "gpubroker/internal/engine", "os",
+			[]string{"pure packages (model, engine, ledger) do no I/O and keep no clock, randomness, logger or goroutines"}},
+		{"engine imports net/http", "gpubroker/internal/engine/rank", "net/http",
+			[]string{"pure packages (model, engine, ledger) do no I/O and keep no clock, randomness, logger or goroutines"}},
+		{"engine imports math/rand/v2", "gpubroker/internal/engine", "math/rand/v2",
+			[]string{"pure packages (model, engine, ledger) do no I/O and keep no clock, randomness, logger or goroutines"}},
+		{"engine imports slog", "gpubroker/internal/engine", "log/slog",
+			[]string{"pure packages (model, engine, ledger) do no I/O and keep no clock, randomness, logger or goroutines"}},
+		{"engine imports sync", "gpubroker/internal/engine", "sync",
+			[]string{"pure packages (model, engine, ledger) do no I/O and keep no clock, randomness, logger or goroutines"}},
+		{"engine imports database/sql", "gpubroker/internal/engine", "database/sql",
+			[]string{"pure packages (model, engine, ledger) do no I/O and keep no clock, randomness, logger or goroutines"}},
+		{"engine imports store", "gpubroker/internal/engine", "gpubroker/internal/store",
+			[]string{"engine imports only model, ledger and the standard library"}},
+		{"engine imports enginetest", "gpubroker/internal/engine", "gpubroker/internal/engine/enginetest",
+			[]string{"production code never imports a *test package"}},
+		{"enginetest may use os", "gpubroker/internal/engine/enginetest", "os", nil},
+		{"ledger imports engine", "gpubroker/internal/ledger", "gpubroker/internal/engine",
+			[]string{
+				"catalog, spec, trace and ledger never import engine, store, backend, server, sim or cli",
+				"ledger imports only model and the standard library",
+			}},
+		{"store contract imports model", "gpubroker/internal/store", "gpubroker/internal/model", nil},
+		{"store contract imports engine", "gpubroker/internal/store", "gpubroker/internal/engine",
+			[]string{"store and backend contracts import only model and the standard library"}},
+		{"backend contract imports client-go", "gpubroker/internal/backend", "k8s.io/client-go/kubernetes",
+			[]string{"store and backend contracts import only model and the standard library"}},
+		{"driver imports its contract", "gpubroker/internal/store/sqlite", "gpubroker/internal/store", nil},
+		{"driver imports its own subpackage", "gpubroker/internal/store/sqlite", "gpubroker/internal/store/sqlite/migrations", nil},
+		{"driver imports its SDK", "gpubroker/internal/store/postgres", "github.com/jackc/pgx/v5", nil},
+		{"driver imports another driver", "gpubroker/internal/store/postgres", "gpubroker/internal/store/sqlite",
+			[]string{"a driver imports its contract, model and its SDK, never engine, server, sim, cli or another driver"}},
+		{"driver imports engine", "gpubroker/internal/backend/slurm", "gpubroker/internal/engine",
+			[]string{"a driver imports its contract, model and its SDK, never engine, server, sim, cli or another driver"}},
+		{"sim imports engine", "gpubroker/internal/sim", "gpubroker/internal/engine", nil},
+		{"sim imports store", "gpubroker/internal/sim/report", "gpubroker/internal/store",
+			[]string{"sim never imports store, backend, server or cli"}},
+		{"sim imports server", "gpubroker/internal/sim", "gpubroker/internal/server",
+			[]string{
+				"sim never imports store, backend, server or cli",
+				"only cmd/ imports cli, and only cli and cmd/ import server",
+			}},
+		{"server imports a driver", "gpubroker/internal/server", "gpubroker/internal/store/sqlite",
+			[]string{"concrete drivers are named only in cmd/"}},
+		{"server imports the store contract", "gpubroker/internal/server", "gpubroker/internal/store", nil},
+		{"cmd imports drivers", "gpubroker/cmd/gpubroker", "gpubroker/internal/store/sqlite", nil},
+		{"cmd imports cli", "gpubroker/cmd/gpubroker", "gpubroker/internal/cli", nil},
+		{"cli imports server", "gpubroker/internal/cli", "gpubroker/internal/server", nil},
+		{"server imports cli", "gpubroker/internal/server", "gpubroker/internal/cli",
+			[]string{"only cmd/ imports cli, and only cli and cmd/ import server"}},
+		{"cli imports cmd", "gpubroker/internal/cli", "gpubroker/cmd/gpubroker",
+			[]string{"nothing imports cmd/"}},
+		{"cli imports storetest", "gpubroker/internal/cli", "gpubroker/internal/store/storetest",
+			[]string{"production code never imports a *test package"}},
+		{"storetest imports a driver", "gpubroker/internal/store/storetest", "gpubroker/internal/store/sqlite", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var got []string
+			for _, v := range checkImports([]pkg{{ImportPath: tt.from, Imports: []string{tt.to}}}) {
+				got = append(got, v.Rule)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("%s -> %s: rules broken (-want +got):\n%s", tt.from, tt.to, diff)
+			}
+		})
+	}
+}
+
+// TestSourceRules proves the source check finds clock reads and goroutines,
+// also under an import alias, and leaves time arithmetic alone.
+func TestSourceRules(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		src  string
+		want int
+	}{
+		{"clean", "package engine\nimport \"time\"\nfunc f(now time.Time) time.Time { return now.Add(time.Hour) }\n", 0},
+		{"time.Now", "package engine\nimport \"time\"\nfunc f() time.Time { return time.Now() }\n", 1},
+		{"aliased", "package engine\nimport clock \"time\"\nfunc f() { clock.Sleep(1); _ = clock.Since(clock.Time{}) }\n", 2},
+		{"goroutine", "package engine\nfunc f() { go func() {}() }\n", 1},
+		{"no time import", "package engine\ntype x struct{}\nfunc (x) Now() {}\nvar time x\nfunc f() { time.Now() }\n", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			vs, err := checkSource("x.go", tt.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(vs) != tt.want {
+				var lines []string
+				for _, v := range vs {
+					lines = append(lines, v.String())
+				}
+				t.Errorf("got %d violations, want %d:\n%s", len(vs), tt.want, strings.Join(lines, "\n"))
+			}
+		})
+	}
+}
