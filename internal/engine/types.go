@@ -188,9 +188,12 @@ type Candidate struct {
 	NumNodes     int              `json:"num_nodes"`
 	PriceClass   model.PriceClass `json:"price_class"`
 	// ListPerHour and EffectivePerHour are for the whole workload.
-	ListPerHour      float64     `json:"list_per_hour"`
-	EffectivePerHour float64     `json:"effective_per_hour"`
-	Cost             Cost        `json:"cost"`
-	Feasible         bool        `json:"feasible"`
-	Rejections       []Rejection `json:"rejections,omitempty"`
+	ListPerHour      float64 `json:"list_per_hour"`
+	EffectivePerHour float64 `json:"effective_per_hour"`
+	Cost             Cost    `json:"cost"`
+	Feasible         bool    `json:"feasible"`
+	// OverCap marks a candidate admitted over the provider share cap
+	// because the policy allows that when nothing fits within it.
+	OverCap    bool        `json:"over_cap,omitempty"`
+	Rejections []Rejection `json:"rejections,omitempty"`
 }

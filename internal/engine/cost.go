@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"math"
+	"time"
+
+	"gpubroker/internal/model"
+)
+
+// DefaultDuration is the run time assumed for a workload that states none;
+// it sizes cost, budget and provider-share estimates.
+const DefaultDuration = time.Hour
+
+// restartOverhead is the work a preempted job loses besides the time since
+// its last checkpoint: rescheduling, image pull, loading the checkpoint.
+const restartOverhead = 0.1 // hours
+
+// poolCost is the part of a pool's cost that depends only on the round's
+// snapshot, not on the workload.
+type poolCost struct {
+	list     float64
+	discount float64
+	credit   float64
+	shadow   float64
+	// billed is list - discount - credit: what one more GPU-hour is paid.
+	billed   float64
+	contract string
+	// spotRate is the expected preemptions per node-hour (0 off spot).
+	spotRate float64
+}
+
+// contractPace returns how much of a spend commitment should have been spent
+// by now to stay on plan: the yearly minimums when given, else a straight
+// line over the term.
+func contractPace(c *model.Contract, now time.Time) float64 {
+	if now.Before(c.Start) {
+		return 0
+	}
+	if !now.Before(c.End) {
+		return c.SpendUSD
+	}
+	if len(c.YearlyMinimumsUSD) > 0 {
+		pace := 0.0
+		for y, m := range c.YearlyMinimumsUSD {
+			ys := c.Start.AddDate(y, 0, 0)
+			ye := c.Start.AddDate(y+1, 0, 0)
+			switch {
+			case !now.Before(ye):
+				pace += m
+			case now.After(ys):
+				pace += m * float64(now.Sub(ys)) / float64(ye.Sub(ys))
+			}
+		}
+		return pace
+	}
+	return c.SpendUSD * float64(now.Sub(c.Start)) / float64(c.End.Sub(c.Start))
+}
+
+// shadowFraction is the share of billed cost that is free in effect because
+// a take-or-pay spend commitment is behind plan: the shortfall will be paid
+// anyway, so using capacity now costs nothing extra. It ramps from 0 (on
+// plan) to 1 (a month's worth of spend behind).
+func shadowFraction(c *model.Contract, spent float64, now time.Time) float64 {
+	if c.Kind != model.SpendCommitment || !c.TakeOrPay || now.Before(c.Start) || !now.Before(c.End) {
+		return 0
+	}
+	behind := contractPace(c, now) - spent
+	if behind <= 0 {
+		return 0
+	}
+	months := c.End.Sub(c.Start).Hours() / (24 * 365.25 / 12)
+	monthly := c.SpendUSD / math.Max(months, 1)
+	return math.Min(1, behind/monthly)
+}
+
+// active reports whether the contract's term covers now.
+func active(c *model.Contract, now time.Time) bool {
+	return !now.Before(c.Start) && now.Before(c.End)
+}
+
+// computePoolCost prices one pool for this round.
+func computePoolCost(f *model.Fleet, cl *model.Cluster, p *model.Pool, spent map[string]float64, now time.Time) poolCost {
+	pc := poolCost{list: p.PricePerGPUHour}
+	var spend *model.Contract
+	if p.Contract != "" {
+		for i := range f.Contracts {
+			if f.Contracts[i].Name == p.Contract && active(&f.Contracts[i], now) {
+				spend = &f.Contracts[i]
+			}
+		}
+	}
+	if spend == nil && p.PriceClass != model.Spot {
+		// A provider-wide spend commitment (an enterprise discount
+		// programme) covers every non-spot pool of the provider.
+		for i := range f.Contracts {
+			c := &f.Contracts[i]
+			if c.Provider == cl.Provider && c.Kind == model.SpendCommitment && active(c, now) {
+				spend = c
+				break
+			}
+		}
+	}
+	if spend != nil {
+		pc.contract = spend.Name
+		if spend.Kind == model.SpendCommitment {
+			pc.discount = pc.list * spend.Discount
+		}
+	}
+	if p.PriceClass == model.Committed {
+		pc.credit = pc.list - pc.discount
+	}
+	pc.billed = pc.list - pc.discount - pc.credit
+	if spend != nil {
+		pc.shadow = pc.billed * shadowFraction(spend, spent[spend.Name], now)
+	}
+	if p.PriceClass == model.Spot {
+		pc.spotRate = f.Provider(cl.Provider).SpotPreemptionPerHour
+	}
+	return pc
+}
+
+// profile is what of a workload its cost depends on, rounded into buckets
+// so that alike workloads share one ranked candidate list (a class).
+type profile struct {
+	nodes      int
+	gpus       int
+	hours      float64 // expected run time, bucketed
+	riskHours  float64 // work lost per preemption, bucketed
+	dataRegion string
+	dataGB     float64
+}
+
+// bucketHours rounds a duration up to a power of two of minutes, so that
+// cost terms vary smoothly while the number of classes stays small.
+func bucketHours(d time.Duration) float64 {
+	m := d.Minutes()
+	if m <= 1 {
+		return 1.0 / 60
+	}
+	return math.Pow(2, math.Ceil(math.Log2(m))) / 60
+}
+
+func profileOf(w *model.Workload, opt int) profile {
+	dur := w.Duration
+	if dur <= 0 {
+		dur = DefaultDuration
+	}
+	risk := w.CheckpointInterval / 2
+	if w.CheckpointInterval <= 0 || w.CheckpointInterval > dur {
+		risk = dur / 2
+	}
+	pr := profile{
+		nodes:     w.NumNodes,
+		gpus:      w.GPUs(opt),
+		hours:     bucketHours(dur),
+		riskHours: bucketHours(risk) + restartOverhead,
+	}
+	if w.DataRegion != "" && w.DataGB > 0 {
+		pr.dataRegion = w.DataRegion
+		pr.dataGB = w.DataGB
+	}
+	return pr
+}
+
+// costFor completes a pool's cost for a workload profile.
+func costFor(pc poolCost, pr profile, region string, egressPerGB float64) Cost {
+	c := Cost{
+		ListPerGPUHour:   pc.list,
+		Discount:         pc.discount,
+		CommittedCredit:  pc.credit,
+		ShadowDiscount:   pc.shadow,
+		BilledPerGPUHour: pc.billed,
+	}
+	if pc.spotRate > 0 {
+		// Losing any node of a gang loses the whole gang's work since the
+		// last checkpoint; redoing it is paid at the billed price.
+		pfail := math.Min(1, pc.spotRate*float64(pr.nodes)*pr.riskHours)
+		c.SpotRisk = pfail * pc.billed
+	}
+	if pr.dataRegion != "" && pr.dataRegion != region && pr.gpus > 0 {
+		c.Egress = pr.dataGB * egressPerGB / (float64(pr.gpus) * pr.hours)
+	}
+	c.EffectivePerGPUHour = pc.billed - pc.shadow + c.SpotRisk + c.Egress
+	return c
+}

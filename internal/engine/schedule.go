@@ -1,0 +1,428 @@
+package engine
+
+import (
+	"container/heap"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"gpubroker/internal/model"
+)
+
+// Schedule runs one scheduling round. It is pure: the snapshot and pending
+// list are only read, and the same arguments always give the same
+// Decisions.
+//
+// The caller applies the decisions in this order: preemptions first (their
+// capacity is what some admissions use), then scale requests, then
+// admissions. Each admission names the exact nodes it takes.
+func Schedule(snap *Snapshot, pending []*model.Workload, pol model.Policy, now time.Time) Decisions {
+	r := newRound(snap, pol, now)
+	waits := make([]indexedWait, 0)
+	r.forEachInOrder(pending, func(i int, w *model.Workload) {
+		if wt, ok := r.scheduleOne(w); !ok {
+			waits = append(waits, indexedWait{i, wt})
+		}
+	})
+	sort.Slice(waits, func(a, b int) bool { return waits[a].i < waits[b].i })
+	for _, wt := range waits {
+		r.dec.Wait = append(r.dec.Wait, wt.w)
+	}
+	for _, pl := range r.pools {
+		if n := r.scale[pl]; n > 0 {
+			r.dec.Scale = append(r.dec.Scale, ScaleRequest{Pool: pl.ref, Nodes: n})
+		}
+	}
+	return r.dec
+}
+
+type indexedWait struct {
+	i int
+	w Wait
+}
+
+// forEachInOrder visits pending work by priority (highest first); within a
+// priority, by weighted fair share between teams (the team with the fewest
+// GPUs in use per unit of weight goes next) or, with fair share off, by
+// arrival. Within a team, by arrival then ID.
+func (r *round) forEachInOrder(pending []*model.Workload, visit func(int, *model.Workload)) {
+	idx := make([]int, len(pending))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		x, y := pending[idx[a]], pending[idx[b]]
+		if x.Priority != y.Priority {
+			return x.Priority > y.Priority
+		}
+		if !x.Submitted.Equal(y.Submitted) {
+			return x.Submitted.Before(y.Submitted)
+		}
+		return x.ID < y.ID
+	})
+	for lo := 0; lo < len(idx); {
+		hi := lo
+		for hi < len(idx) && pending[idx[hi]].Priority == pending[idx[lo]].Priority {
+			hi++
+		}
+		level := idx[lo:hi]
+		if !r.pol.FairShare {
+			for _, i := range level {
+				visit(i, pending[i])
+			}
+		} else {
+			r.fairShare(pending, level, visit)
+		}
+		lo = hi
+	}
+}
+
+func (r *round) fairShare(pending []*model.Workload, level []int, visit func(int, *model.Workload)) {
+	queues := map[string]*teamQueue{}
+	var h teamHeap
+	for _, i := range level {
+		name := pending[i].Team
+		q := queues[name]
+		if q == nil {
+			q = &teamQueue{name: name, ts: r.team(name)}
+			queues[name] = q
+			h = append(h, q)
+		}
+		q.items = append(q.items, i)
+	}
+	heap.Init(&h)
+	for h.Len() > 0 {
+		q := h[0]
+		i := q.items[q.next]
+		q.next++
+		visit(i, pending[i])
+		if q.next == len(q.items) {
+			heap.Pop(&h)
+		} else {
+			heap.Fix(&h, 0)
+		}
+	}
+}
+
+type teamQueue struct {
+	name  string
+	ts    *teamState
+	items []int
+	next  int
+}
+
+type teamHeap []*teamQueue
+
+func (h teamHeap) Len() int { return len(h) }
+func (h teamHeap) Less(i, j int) bool {
+	a := float64(h[i].ts.total) / h[i].ts.weight
+	b := float64(h[j].ts.total) / h[j].ts.weight
+	if a != b {
+		return a < b
+	}
+	return h[i].name < h[j].name
+}
+func (h teamHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *teamHeap) Push(x any)   { *h = append(*h, x.(*teamQueue)) }
+func (h *teamHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// attempt is the outcome of trying one resource option.
+type attempt struct {
+	opt      int
+	pl       *pool
+	cost     Cost
+	borrowed bool
+	overCap  bool
+	fail     Reason
+	detail   string
+	dynamic  bool // the failure depends on the fleet's current state
+	// overCapAlt is where the option would run if the provider share cap
+	// were lifted; used only when no option fits within the cap.
+	overCapAlt *attempt
+}
+
+func (a *attempt) better(b *attempt) bool {
+	if a.cost.EffectivePerGPUHour != b.cost.EffectivePerGPUHour {
+		return a.cost.EffectivePerGPUHour < b.cost.EffectivePerGPUHour
+	}
+	if a.opt != b.opt {
+		return a.opt < b.opt
+	}
+	return a.pl.seq < b.pl.seq
+}
+
+// invalid reports workload shapes the engine cannot reason about at all.
+func invalid(w *model.Workload) string {
+	if w.NumNodes < 1 {
+		return fmt.Sprintf("num_nodes is %d; a workload needs at least one node", w.NumNodes)
+	}
+	if len(w.Options) == 0 {
+		return "no resource option; ask for a GPU, e.g. accelerators: H100:8"
+	}
+	for _, o := range w.Options {
+		if o.GPUsPerNode < 1 || o.GPUsPerNode > maxG {
+			return fmt.Sprintf("%d GPUs per node is out of range 1..%d", o.GPUsPerNode, maxG)
+		}
+	}
+	return ""
+}
+
+func (r *round) scheduleOne(w *model.Workload) (Wait, bool) {
+	if msg := invalid(w); msg != "" {
+		return Wait{Workload: w.ID, Reason: ReasonInvalid, Detail: msg}, false
+	}
+	var ts *teamState
+	if r.quotas {
+		ts = r.teams[w.Team]
+		if ts == nil {
+			return Wait{Workload: w.ID, Reason: ReasonUnknownTeam, Detail: fmt.Sprintf("team %q is not in the fleet; add it under teams: or submit as a listed team", w.Team)}, false
+		}
+	} else {
+		ts = r.team(w.Team)
+	}
+	var best *attempt
+	fails := make([]attempt, 0, len(w.Options))
+	for i := range w.Options {
+		at := r.tryOption(w, i, ts)
+		if at.pl == nil {
+			fails = append(fails, at)
+			continue
+		}
+		if best == nil || at.better(best) {
+			best = &at
+		}
+		if w.Order == model.Ordered {
+			break
+		}
+	}
+	if best == nil && r.pol.CapFallback {
+		// Nothing fits within the cap: the policy lets the cheapest
+		// over-cap placement through rather than leave the work waiting.
+		for i := range fails {
+			alt := fails[i].overCapAlt
+			if alt != nil && (best == nil || alt.better(best)) {
+				best = alt
+				if w.Order == model.Ordered {
+					break
+				}
+			}
+		}
+	}
+	if best == nil && r.pol.Preemption {
+		best = r.tryPreempt(w, ts, fails)
+	}
+	if best != nil {
+		r.admit(w, ts, best)
+		return Wait{}, true
+	}
+	return waitFor(w, fails), false
+}
+
+// waitFor picks the most useful reason among the options' failures: the
+// first that depends on the fleet's state (capacity, quota, budget, cap),
+// else the first option's static reason.
+func waitFor(w *model.Workload, fails []attempt) Wait {
+	pick := &fails[0]
+	for i := range fails {
+		if fails[i].dynamic {
+			pick = &fails[i]
+			break
+		}
+	}
+	detail := pick.detail
+	if len(w.Options) > 1 {
+		detail = fmt.Sprintf("%s:%d: %s", w.Options[pick.opt].GPU, w.Options[pick.opt].GPUsPerNode, detail)
+	}
+	return Wait{Workload: w.ID, Reason: pick.fail, Detail: detail}
+}
+
+// checkQuota applies the team's quota for a GPU model and cohort borrowing.
+func (r *round) checkQuota(ts *teamState, gpu model.GPUModel, need int) (borrowed bool, ok bool, detail string) {
+	if !r.quotas {
+		return false, true, ""
+	}
+	q := ts.team.Quota[gpu]
+	used := ts.usage[gpu]
+	if used+need <= q {
+		return false, true, ""
+	}
+	if len(ts.cohort) > 0 {
+		sumQ, sumU := 0, 0
+		for _, m := range ts.cohort {
+			sumQ += m.team.Quota[gpu]
+			sumU += m.usage[gpu]
+		}
+		if sumU+need <= sumQ {
+			return true, true, ""
+		}
+		return false, false, fmt.Sprintf("team %s uses %d of its %d %s quota and cohort %s has %d idle; needs %d", ts.team.Name, used, q, gpu, ts.team.Cohort, max(0, sumQ-sumU), need)
+	}
+	return false, false, fmt.Sprintf("team %s uses %d of its %d %s quota; needs %d more (no cohort to borrow from)", ts.team.Name, used, q, gpu, need)
+}
+
+// capBlocked reports whether placing need GPUs on provider p for the
+// workload's expected run would take p over the policy's share cap.
+func (r *round) capBlocked(p model.Provider, w *model.Workload, need int) (bool, string) {
+	if r.pol.MaxProviderShare <= 0 {
+		return false, ""
+	}
+	add := r.shareAdd(w, need)
+	share := (r.provUsage[p] + add) / math.Max(r.totalUsage+add, r.shareFloor)
+	if share > r.pol.MaxProviderShare+1e-12 {
+		return true, fmt.Sprintf("%s would hold %.1f%% of GPU-hours in the %s window; the cap is %.0f%%", p, 100*share, r.pol.ShareWindow, 100*r.pol.MaxProviderShare)
+	}
+	return false, ""
+}
+
+func (r *round) shareAdd(w *model.Workload, need int) float64 {
+	h := hours(w)
+	if win := r.pol.ShareWindow.Hours(); win > 0 && h > win {
+		h = win
+	}
+	return float64(need) * h
+}
+
+// budgetBlocked reports whether the placement's expected cost would take
+// the team over its monthly budget.
+func (r *round) budgetBlocked(ts *teamState, w *model.Workload, need int, c Cost) (bool, string) {
+	if ts == nil || ts.team.MonthlyBudgetUSD <= 0 {
+		return false, ""
+	}
+	expect := c.BilledPerGPUHour * float64(need) * hours(w)
+	if ts.spend+expect > ts.team.MonthlyBudgetUSD {
+		return true, fmt.Sprintf("team %s has spent $%.0f of its $%.0f monthly budget; this run would cost about $%.0f", ts.team.Name, ts.spend, ts.team.MonthlyBudgetUSD, expect)
+	}
+	return false, ""
+}
+
+func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
+	o := &w.Options[i]
+	n, g := w.NumNodes, o.GPUsPerNode
+	need := n * g
+	at := attempt{opt: i}
+	borrowed, ok, detail := r.checkQuota(ts, o.GPU, need)
+	if !ok {
+		at.fail, at.detail, at.dynamic = ReasonQuota, detail, true
+		return at
+	}
+	at.borrowed = borrowed
+	c := r.class(w, i, ts)
+	if len(c.pools) == 0 {
+		at.fail, at.detail = c.mainRejection(o.GPU)
+		return at
+	}
+	pos := make([]int, len(c.provs))
+	for k, pi := range c.provs {
+		pos[k] = pi.t.first(0, n, g)
+	}
+	excluded := make([]bool, len(c.provs))
+	var capAt *attempt
+	var capDetail, budgetDetail string
+	for {
+		best := -1
+		for k, pi := range c.provs {
+			if excluded[k] || pos[k] < 0 {
+				continue
+			}
+			if best < 0 || lessLeaf(pi, pos[k], c.provs[best], pos[best]) {
+				best = k
+			}
+		}
+		if best < 0 {
+			break
+		}
+		pi := c.provs[best]
+		pl, cost := pi.t.pools[pos[best]], pi.costs[pos[best]]
+		if blocked, d := r.capBlocked(pi.prov, w, need); blocked {
+			if capAt == nil {
+				capAt = &attempt{opt: i, pl: pl, cost: cost, borrowed: borrowed, overCap: true}
+				capDetail = d
+			}
+			excluded[best] = true
+			continue
+		}
+		if blocked, d := r.budgetBlocked(ts, w, need, cost); blocked {
+			if budgetDetail == "" {
+				budgetDetail = d
+			}
+			pos[best] = pi.t.first(pos[best]+1, n, g)
+			continue
+		}
+		at.pl, at.cost = pl, cost
+		return at
+	}
+	at.dynamic = true
+	switch {
+	case capAt != nil:
+		if blocked, _ := r.budgetBlocked(ts, w, need, capAt.cost); !blocked {
+			at.overCapAlt = capAt
+		}
+		at.fail, at.detail = ReasonProviderCap, capDetail
+	case budgetDetail != "":
+		at.fail, at.detail = ReasonBudget, budgetDetail
+	default:
+		at.fail = ReasonNoCapacity
+		at.detail = fmt.Sprintf("no pool has %d free node(s) with %d free %s each (%d candidate pool(s))", n, g, o.GPU, len(c.pools))
+	}
+	return at
+}
+
+func lessLeaf(a *provIndex, i int, b *provIndex, j int) bool {
+	ca, cb := a.costs[i].EffectivePerGPUHour, b.costs[j].EffectivePerGPUHour
+	if ca != cb {
+		return ca < cb
+	}
+	return a.t.pools[i].seq < b.t.pools[j].seq
+}
+
+// mainRejection is the reason a class has no candidate pool: the most
+// common static rejection, ties broken by checker order.
+func (c *class) mainRejection(gpu model.GPUModel) (Reason, string) {
+	if len(c.order) == 0 {
+		return ReasonGPUModel, fmt.Sprintf("no pool in the fleet has %s GPUs", gpu)
+	}
+	best := c.order[0]
+	for _, reason := range c.order[1:] {
+		if c.rejects[reason] > c.rejects[best] {
+			best = reason
+		}
+	}
+	return best, fmt.Sprintf("%s (%d pool(s))", c.first[best], c.rejects[best])
+}
+
+func (r *round) admit(w *model.Workload, ts *teamState, at *attempt) {
+	o := &w.Options[at.opt]
+	n, g := w.NumNodes, o.GPUsPerNode
+	need := n * g
+	nodes, added := at.pl.take(n, g)
+	if added > 0 {
+		r.scale[at.pl] += added
+	}
+	ts.usage[o.GPU] += need
+	ts.total += need
+	ts.spend += at.cost.BilledPerGPUHour * float64(need) * hours(w)
+	add := r.shareAdd(w, need)
+	r.provUsage[at.pl.cluster.Provider] += add
+	r.totalUsage += add
+	r.dec.Admit = append(r.dec.Admit, Admission{
+		Workload:    w.ID,
+		Option:      at.opt,
+		Pool:        at.pl.ref,
+		Provider:    at.pl.cluster.Provider,
+		Region:      at.pl.cluster.Region,
+		GPU:         o.GPU,
+		GPUsPerNode: g,
+		Nodes:       nodes,
+		PriceClass:  at.pl.spec.PriceClass,
+		Contract:    at.pl.cost.contract,
+		Borrowed:    at.borrowed,
+		OverCap:     at.overCap,
+		Cost:        at.cost,
+	})
+}
