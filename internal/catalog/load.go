@@ -201,19 +201,20 @@ func (t *table) requireText(col string) (string, error) {
 // GpuInfo, Price, SpotPrice, Region and optionally AvailabilityZone, in any
 // order) as provider's offers. Rows without a GPU, with an accelerator
 // gpubroker cannot place (TPU, Inferentia, unknown names), a fractional
-// count or no on-demand price are recorded in Catalog.Skipped with the
-// reason. Malformed rows stop the load with a *ParseError naming the line.
+// count, no instance type (GPUs priced alone) or no on-demand price are
+// recorded in Catalog.Skipped with the reason. Malformed rows stop the load with a *ParseError naming the line.
 // GpuInfo is not read: upstream files disagree on what its memory means,
 // and the canonical model's memory is used instead.
 func LoadSkyPilotCSV(r io.Reader, provider model.Provider) (*Catalog, error) {
 	fn := func(t *table) (Offer, string, error) {
-		it, err := t.requireText("InstanceType")
-		if err != nil {
-			return Offer{}, "", err
-		}
 		g, n, skip, err := t.accelerator("AcceleratorName", "AcceleratorCount")
 		if err != nil || skip != "" {
 			return Offer{}, skip, err
+		}
+		it := t.get("InstanceType")
+		if it == "" {
+			// SkyPilot's GCP catalog prices attachable GPUs on their own.
+			return Offer{}, "no instance type (GPU priced alone, to attach to a host VM)", nil
 		}
 		region, err := t.requireText("Region")
 		if err != nil {
