@@ -1,0 +1,234 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"gpubroker/internal/engine"
+	"gpubroker/internal/model"
+)
+
+// planTop is how many feasible candidates the default output shows.
+const planTop = 10
+
+type planOptions struct {
+	fleet            string
+	catalogs         []string
+	catalogProviders []string
+	output           string
+	all              bool
+	now              string
+}
+
+func newPlanCmd(env *Env) *cobra.Command {
+	var o planOptions
+	cmd := &cobra.Command{
+		Use:   "plan TASK.yaml",
+		Short: "Show where a task would run, at what effective cost, and why",
+		Long: `plan ranks every place each workload of a task file could run and says why
+the winner wins and why each other candidate lost. It changes nothing.
+
+With --fleet, gpubroker plans against that fleet's clusters, pools,
+contracts, teams and policy. Without it, it plans against the built-in
+price list of public clouds (one cluster per provider and region, on-demand
+and spot pools per instance type), as SkyPilot's optimizer would.
+
+Effective cost is what the ranking minimises: list price, less contract
+discounts, less committed take-or-pay capacity already paid for, less a
+shadow discount for spend that helps burn a commitment projected to fall
+short, plus the expected cost of work lost to spot preemption, plus data
+egress to the workload's data region.
+
+The table shows the 10 cheapest feasible candidates and a count of the
+infeasible ones by reason; --all shows every row. -o json prints every
+candidate with its full cost breakdown. plan exits 1 when some workload has
+no feasible candidate.`,
+		Example: `  # Against a fleet: committed capacity, contracts, quotas, share cap
+  gpubroker plan examples/llama-70b-finetune.yaml --fleet examples/fleet.yaml
+
+  # Against the built-in catalog, every candidate, with the cost breakdown
+  gpubroker plan examples/bert-spot.yaml --all -o wide
+
+  # Add a SkyPilot catalog file to the built-in prices; JSON for scripts
+  gpubroker plan task.yaml --catalog catalogs/aws/vms.csv --catalog-provider aws -o json
+
+  # Plan as of a date (contract burn-down depends on it)
+  gpubroker plan examples/gb200-pretrain.yaml --fleet examples/fleet.yaml --now 2027-06-01T00:00:00Z`,
+		Args: exactArgs(1, "the task file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return env.plan(cmd, args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.fleet, "fleet", "f", "", "fleet `FILE` (YAML) to plan against; default: the built-in catalog")
+	f.StringArrayVar(&o.catalogs, "catalog", nil, "SkyPilot catalog `CSV` to add to the built-in prices (repeatable)")
+	f.StringArrayVar(&o.catalogProviders, "catalog-provider", nil, "`PROVIDER` of each --catalog, in the same order (default: the CSV's directory name)")
+	f.StringVarP(&o.output, "output", "o", "table", "output `FORMAT`: table, wide or json")
+	f.BoolVar(&o.all, "all", false, "show every candidate, not the top 10 and a summary")
+	f.StringVar(&o.now, "now", "", "plan as of `TIME` (RFC 3339, e.g. 2026-06-01T00:00:00Z); default: now")
+	return cmd
+}
+
+// workloadPlan is one workload and its ranked candidates.
+type workloadPlan struct {
+	w          *model.Workload
+	candidates []engine.Candidate
+}
+
+func (p workloadPlan) feasible() int {
+	n := 0
+	for _, c := range p.candidates {
+		if c.Feasible {
+			n++
+		}
+	}
+	return n
+}
+
+func (env *Env) plan(cmd *cobra.Command, taskFile string, o planOptions) error {
+	switch o.output {
+	case "table", "wide", "json":
+	default:
+		return usageError(cmd, "--output: unknown format %q; use table, wide or json", o.output)
+	}
+	now := env.Now()
+	if o.now != "" {
+		t, err := time.Parse(time.RFC3339, o.now)
+		if err != nil {
+			return usageError(cmd, "--now: %q is not an RFC 3339 time; write e.g. 2026-06-01T00:00:00Z", o.now)
+		}
+		now = t
+	}
+	if len(o.catalogProviders) > 0 && len(o.catalogs) == 0 {
+		return usageError(cmd, "--catalog-provider: given without --catalog")
+	}
+
+	cat, err := env.loadCatalog(o.catalogs, o.catalogProviders)
+	if err != nil {
+		return err
+	}
+	task, err := env.loadTask(taskFile)
+	if err != nil {
+		return err
+	}
+	fleetName := "built-in catalog"
+	fleet := cat.Fleet()
+	if o.fleet != "" {
+		if fleet, err = env.loadFleet(o.fleet, cat); err != nil {
+			return err
+		}
+		fleetName = o.fleet
+	}
+
+	snap := &engine.Snapshot{Fleet: fleet}
+	plans := make([]workloadPlan, 0, len(task.Workloads))
+	for _, w := range task.Workloads {
+		if err := cmd.Context().Err(); err != nil {
+			return err
+		}
+		plans = append(plans, workloadPlan{w: w, candidates: engine.Plan(snap, fleet.Policy, w, now)})
+	}
+
+	switch o.output {
+	case "json":
+		err = writePlanJSON(env.Stdout, fleetName, now, plans)
+	default:
+		err = writePlanTables(env.Stdout, fleet, o.fleet == "", o.output == "wide", o.all, plans)
+	}
+	if err != nil {
+		return err
+	}
+
+	var stuck []string
+	for _, p := range plans {
+		if p.feasible() == 0 {
+			stuck = append(stuck, workloadName(p.w))
+		}
+	}
+	if len(stuck) > 0 {
+		return fmt.Errorf("no feasible placement for %s in %s; the reasons are listed above", strings.Join(stuck, ", "), fleetName)
+	}
+	return nil
+}
+
+// workloadName is the name to show for a workload; unnamed ones get their
+// ID or a placeholder.
+func workloadName(w *model.Workload) string {
+	switch {
+	case w.Name != "":
+		return w.Name
+	case w.ID != "":
+		return w.ID
+	default:
+		return "(unnamed)"
+	}
+}
+
+// planJSON is the stable JSON form of plan's output: field names and order
+// only ever grow.
+type planJSON struct {
+	Fleet     string         `json:"fleet"`
+	Now       time.Time      `json:"now"`
+	Workloads []workloadJSON `json:"workloads"`
+}
+
+type workloadJSON struct {
+	Name       string             `json:"name"`
+	Kind       model.WorkloadKind `json:"kind"`
+	Team       string             `json:"team,omitempty"`
+	Priority   int                `json:"priority"`
+	NumNodes   int                `json:"num_nodes"`
+	Order      model.OptionOrder  `json:"order"`
+	Options    []optionJSON       `json:"options"`
+	Feasible   int                `json:"feasible"`
+	Candidates []engine.Candidate `json:"candidates"`
+}
+
+type optionJSON struct {
+	GPU          model.GPUModel `json:"gpu"`
+	GPUsPerNode  int            `json:"gpus_per_node"`
+	Provider     model.Provider `json:"provider,omitempty"`
+	Region       string         `json:"region,omitempty"`
+	InstanceType string         `json:"instance_type,omitempty"`
+	UseSpot      bool           `json:"use_spot,omitempty"`
+	AllowSpot    bool           `json:"allow_spot,omitempty"`
+}
+
+func writePlanJSON(w io.Writer, fleet string, now time.Time, plans []workloadPlan) error {
+	out := planJSON{Fleet: fleet, Now: now.UTC(), Workloads: make([]workloadJSON, 0, len(plans))}
+	for _, p := range plans {
+		wj := workloadJSON{
+			Name:       workloadName(p.w),
+			Kind:       p.w.Kind,
+			Team:       p.w.Team,
+			Priority:   p.w.Priority,
+			NumNodes:   p.w.NumNodes,
+			Order:      p.w.Order,
+			Options:    make([]optionJSON, 0, len(p.w.Options)),
+			Feasible:   p.feasible(),
+			Candidates: p.candidates,
+		}
+		if wj.Candidates == nil {
+			wj.Candidates = []engine.Candidate{}
+		}
+		for _, r := range p.w.Options {
+			wj.Options = append(wj.Options, optionJSON{
+				GPU: r.GPU, GPUsPerNode: r.GPUsPerNode, Provider: r.Provider, Region: r.Region,
+				InstanceType: r.InstanceType, UseSpot: r.UseSpot, AllowSpot: r.AllowSpot,
+			})
+		}
+		out.Workloads = append(out.Workloads, wj)
+	}
+	data, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return errors.New("encoding the plan as JSON: " + err.Error())
+	}
+	_, err = w.Write(append(data, '\n'))
+	return err
+}
