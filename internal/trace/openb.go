@@ -55,31 +55,36 @@ func parseOpenb(c *cols, rec []string, t *tally) (row, *rowError) {
 	if r.gpus, rerr = gpuCount(c.get(rec, "num_gpu")); rerr != nil {
 		return r, rerr
 	}
+	shared := false
 	if s := c.get(rec, "gpu_milli"); s != "" {
 		m, err := strconv.Atoi(s)
 		if err != nil || m < 0 || m > 1000 {
 			return r, reject(ReasonGPUMilli, "gpu_milli %q is not 0..1000", s)
 		}
-		if m < 1000 {
-			// A share of one GPU: a whole one is asked for.
-			t.shared++
-		}
+		// A share of one GPU: a whole one is asked for.
+		shared = m < 1000
 	}
 	for _, label := range strings.Split(c.get(rec, "gpu_spec"), "|") {
 		if label = strings.TrimSpace(label); label != "" {
 			r.gpuTypes = append(r.gpuTypes, label)
 		}
 	}
-	if q := c.get(rec, "qos"); q != "" {
-		p, ok := openbQoS[strings.ToLower(q)]
-		if !ok {
+	q := c.get(rec, "qos")
+	p, knownQoS := openbQoS[strings.ToLower(q)]
+	r.priority = p
+	// Tally only rows that are kept.
+	keep := func() (row, *rowError) {
+		if shared {
+			t.shared++
+		}
+		if q != "" && !knownQoS {
 			t.unknownQoS[q]++
 		}
-		r.priority = p
+		return r, nil
 	}
 	if !c.has("creation_time") {
 		t.noTimes = true
-		return r, nil
+		return keep()
 	}
 	var err error
 	if r.at, err = seconds(c.get(rec, "creation_time")); err != nil {
@@ -104,5 +109,5 @@ func parseOpenb(c *cols, rec []string, t *tally) (row, *rowError) {
 		return r, reject(ReasonDuration, "deletion_time %s is before the pod started", c.get(rec, "deletion_time"))
 	}
 	r.dur = del - from
-	return r, nil
+	return keep()
 }
