@@ -173,9 +173,12 @@ func costFor(pc poolCost, pr profile, region string, egressPerGB float64) Cost {
 	}
 	if pc.spotRate > 0 {
 		// Losing any node of a gang loses the whole gang's work since the
-		// last checkpoint; redoing it is paid at the billed price.
-		pfail := math.Min(1, pc.spotRate*float64(pr.nodes)*pr.riskHours)
-		c.SpotRisk = pfail * pc.billed
+		// last checkpoint; redoing it is paid at the billed price. Per hour
+		// run, expect rate x nodes preemptions, each losing riskHours. Not
+		// capped: past 1 the job redoes more than it progresses, and its
+		// cost should show that.
+		redo := pc.spotRate * float64(pr.nodes) * pr.riskHours
+		c.SpotRisk = redo * pc.billed
 	}
 	if pr.dataRegion != "" && pr.dataRegion != region && pr.gpus > 0 {
 		c.Egress = pr.dataGB * egressPerGB / (float64(pr.gpus) * pr.hours)

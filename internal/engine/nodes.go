@@ -30,10 +30,8 @@ type pool struct {
 	// first change, then is a private copy (owned).
 	free  []int
 	owned bool
-	// grow is how many more nodes the pool may add (elastic pools).
+	// grow is how many more nodes the pool may still add (elastic pools).
 	grow int
-	// added is how many nodes this round asked to add.
-	added int
 
 	cnt  capVec
 	regs []treeReg
@@ -79,7 +77,7 @@ func (pl *pool) recount() {
 	pl.cnt = capVec{}
 	for g := pl.gpn; g >= 1; g-- {
 		run += hist[g]
-		pl.cnt[g] = run + int32(pl.grow-pl.added)
+		pl.cnt[g] = run + int32(pl.grow)
 	}
 }
 
@@ -172,7 +170,7 @@ func (pl *pool) take(n, g int) (nodes []int, added int) {
 		i := len(pl.free)
 		pl.free = append(pl.free, pl.gpn-g)
 		lv.set(pl.gpn-g, i)
-		pl.added++
+		pl.grow--
 		added++
 		nodes = append(nodes, i)
 	}
@@ -217,7 +215,7 @@ func (pl *pool) updateCounts() {
 	var run int32
 	for g := pl.gpn; g >= 1; g-- {
 		run += int32(pl.lv.n[g])
-		pl.cnt[g] = run + int32(pl.grow-pl.added)
+		pl.cnt[g] = run + int32(pl.grow)
 	}
 	for _, r := range pl.regs {
 		r.t.update(r.leaf, &pl.cnt)

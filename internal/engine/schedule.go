@@ -85,7 +85,13 @@ func (r *round) fairShare(pending []*model.Workload, level []int, visit func(int
 		name := pending[i].Team
 		q := queues[name]
 		if q == nil {
-			q = &teamQueue{name: name, ts: r.team(name)}
+			ts := r.teams[name]
+			if ts == nil {
+				// Unknown to the fleet: it will wait, but still takes its
+				// turn in the fair-share order.
+				ts = &teamState{weight: 1}
+			}
+			q = &teamQueue{name: name, ts: ts}
 			queues[name] = q
 			h = append(h, q)
 		}
