@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -36,8 +37,11 @@ func ParseTask(data []byte, file string) (*Task, error) {
 	}
 	if len(docs) > 1 && isPipelineHeader(docs[0]) {
 		for _, f := range p.fields(docs[0], "", "a mapping") {
-			if s, ok := p.str(f.value, "name"); ok {
-				task.Name = s
+			switch f.key {
+			case "name":
+				task.Name, _ = p.str(f.value, "name")
+			default:
+				p.warnf(f.keyN, f.key, "job group settings are not supported yet; the tasks are placed one by one")
 			}
 		}
 		docs = docs[1:]
@@ -55,15 +59,15 @@ func ParseTask(data []byte, file string) (*Task, error) {
 	return task, nil
 }
 
-// isPipelineHeader reports whether a document is a pipeline's leading
-// `name:`-only document.
+// isPipelineHeader reports whether a document is a pipeline's (or job
+// group's) leading header: only name, execution and primary_tasks.
 func isPipelineHeader(n *yaml.Node) bool {
 	n = resolve(n)
 	if n == nil || n.Kind != yaml.MappingNode || len(n.Content) == 0 {
 		return false
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i].Value; k != "name" && k != "execution" {
+		if k := n.Content[i].Value; k != "name" && k != "execution" && k != "primary_tasks" {
 			return false
 		}
 	}
@@ -297,6 +301,8 @@ func (p *parser) recovery(n *yaml.Node, path string, w *model.Workload) {
 			w.Recovery.Strategy = "eager_next_region"
 		case "none":
 			p.warnf(v, fp, "recovery none is not supported: gpubroker always moves a lost or preempted attempt (failover)")
+		case "dynamic_node_set":
+			p.warnf(v, fp, "DYNAMIC_NODE_SET (elastic jobs) is not supported yet; the job is recovered as a whole (failover)")
 		default:
 			p.errorf(v, fp, "unknown recovery strategy %q; use FAILOVER or EAGER_NEXT_REGION", s)
 		}
@@ -314,6 +320,8 @@ func (p *parser) recovery(n *yaml.Node, path string, w *model.Workload) {
 				}
 			case "recover_on_exit_codes":
 				p.warnf(f.keyN, fp, "not supported yet; every failure counts toward max_restarts_on_errors")
+			case "min_nodes":
+				p.warnf(f.keyN, fp, "elastic jobs are not supported yet; ignored")
 			default:
 				p.unknown(f, path, []string{"strategy", "max_restarts_on_errors", "recover_on_exit_codes"})
 			}
@@ -474,6 +482,7 @@ var resourceKeys = []string{
 	"infra", "cloud", "region", "zone", "accelerators", "cpus", "memory", "instance_type",
 	"use_spot", "disk_size", "max_hourly_cost", "any_of", "ordered", "ports", "job_recovery", "spot_recovery",
 	"image_id", "disk_tier", "network_tier", "labels", "accelerator_args", "autostop", "volumes", "_cluster_config_overrides", "priority",
+	"load_balancing_policy", "candidates",
 }
 
 // resources turns the resources section into the workload's options.
@@ -673,6 +682,14 @@ func (p *parser) resourceFields(n *yaml.Node, path string, w *model.Workload, ou
 		case "max_hourly_cost":
 			s.r.MaxHourlyCost, _ = p.number(v, fp, "give the most USD per hour the task may cost, e.g. 40")
 			s.set["max_hourly_cost"] = true
+		case "candidates":
+			// SkyPilot's early name for any_of.
+			if !outer {
+				p.errorf(f.keyN, fp, "candidates cannot be nested; list the alternatives in the outer resources")
+				continue
+			}
+			p.warnf(f.keyN, fp, "candidates is the old name of any_of; read as any_of")
+			out.lists["any_of"] = v
 		case "any_of", "ordered":
 			if !outer {
 				p.errorf(f.keyN, fp, "%s cannot be nested; list the alternatives in the outer resources", f.key)
@@ -690,7 +707,7 @@ func (p *parser) resourceFields(n *yaml.Node, path string, w *model.Workload, ou
 				p.warnf(f.keyN, fp, "spot_recovery is the old name of job_recovery; read as job_recovery")
 			}
 			p.recovery(v, fp, w)
-		case "image_id", "disk_tier", "network_tier", "labels", "accelerator_args", "autostop", "volumes", "_cluster_config_overrides", "priority":
+		case "image_id", "disk_tier", "network_tier", "labels", "accelerator_args", "autostop", "volumes", "_cluster_config_overrides", "priority", "load_balancing_policy":
 			p.warnf(f.keyN, fp, "not supported by gpubroker yet; ignored")
 		default:
 			p.unknown(f, path, resourceKeys)
@@ -775,8 +792,20 @@ func (p *parser) provider(v *yaml.Node, path, s string) model.Provider {
 func (p *parser) accelerators(v *yaml.Node, path string, s *resSpec) bool {
 	v = resolve(v)
 	ok := true
-	add := func(n *yaml.Node, arg string) {
+	// In a list or set, an accelerator gpubroker cannot place (a TPU, say)
+	// is dropped with a warning as long as a GPU choice remains.
+	type dropped struct {
+		n   *yaml.Node
+		err error
+	}
+	var unsupported []dropped
+	add := func(n *yaml.Node, arg string, several bool) {
 		g, c, err := catalog.ParseAccelerator(strings.TrimSpace(arg))
+		var unsup *catalog.UnsupportedError
+		if several && errors.As(err, &unsup) {
+			unsupported = append(unsupported, dropped{n, err})
+			return
+		}
 		if err != nil {
 			p.errorf(n, path, "%v", err)
 			ok = false
@@ -788,29 +817,39 @@ func (p *parser) accelerators(v *yaml.Node, path string, s *resSpec) bool {
 	case isNull(v):
 		return true
 	case v.Kind == yaml.ScalarNode:
-		add(v, v.Value)
+		add(v, v.Value, false)
 	case v.Kind == yaml.SequenceNode:
 		s.accelsOrdered = true
-		for i, it := range p.items(v, path, "a list of accelerators", false) {
+		items := p.items(v, path, "a list of accelerators", false)
+		for i, it := range items {
 			if it.Kind == yaml.MappingNode {
 				for _, f := range p.fields(it, index(path, i), "a mapping") {
-					add(f.keyN, accelArg(f))
+					add(f.keyN, accelArg(f), len(items) > 1)
 				}
 				continue
 			}
 			if a, okS := p.str(it, index(path, i)); okS {
-				add(it, a)
+				add(it, a, len(items) > 1)
 			} else {
 				ok = false
 			}
 		}
 	case v.Kind == yaml.MappingNode:
-		for _, f := range p.fields(v, path, "a mapping") {
-			add(f.keyN, accelArg(f))
+		fields := p.fields(v, path, "a mapping")
+		for _, f := range fields {
+			add(f.keyN, accelArg(f), len(fields) > 1)
 		}
 	default:
 		p.errorf(v, path, "expected an accelerator such as H100:8, a list or a set of them, got %s", describe(v))
 		return false
+	}
+	for _, d := range unsupported {
+		if len(s.accels) > 0 {
+			p.warnf(d.n, path, "%v; this choice is dropped", d.err)
+		} else {
+			p.errorf(d.n, path, "%v", d.err)
+			ok = false
+		}
 	}
 	if len(s.accels) == 0 && ok {
 		p.errorf(v, path, "empty; give a GPU such as H100:8")
