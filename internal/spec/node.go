@@ -85,9 +85,31 @@ func (p *parser) mergeModel(prefix string, err error) {
 			list = model.FieldErrors{{Msg: err.Error()}}
 		}
 	}
+	// A field the parser already rejected, or any sibling under the same
+	// parent, is not reported again: model errors there are usually echoes
+	// of the first (a pool whose instance type is unknown has no GPU).
 	reported := map[string]bool{}
+	parents := map[string]bool{}
 	for _, e := range p.errs {
 		reported[e.Path] = true
+		if i := strings.LastIndexAny(e.Path, ".["); i > 0 {
+			parents[e.Path[:i]] = true
+		}
+	}
+	echoes := func(path string) bool {
+		if reported[path] {
+			return true
+		}
+		for {
+			i := strings.LastIndexAny(path, ".[")
+			if i <= 0 {
+				return false
+			}
+			path = path[:i]
+			if parents[path] {
+				return true
+			}
+		}
 	}
 	for _, fe := range list {
 		path := fe.Path
@@ -96,7 +118,7 @@ func (p *parser) mergeModel(prefix string, err error) {
 		} else if prefix != "" {
 			path = prefix
 		}
-		if reported[path] {
+		if echoes(path) {
 			continue
 		}
 		p.errs = append(p.errs, &Error{File: p.file, Line: p.lineOf(path), Path: path, Msg: fe.Msg})
