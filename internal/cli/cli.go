@@ -42,6 +42,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // Run runs args against env; see the package-level Run.
 func (env *Env) Run(ctx context.Context, args []string) int {
 	root := newRootCmd(env)
+	if args == nil {
+		args = []string{} // cobra reads os.Args when given nil
+	}
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -126,6 +129,7 @@ gpubroker plans against its built-in price list of public clouds.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError(cmd, "%v", err)
 	})
+	root.SuggestionsMinimumDistance = 2
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.Version = versionString()
 	root.SetVersionTemplate("{{.Version}}\n")
