@@ -239,6 +239,26 @@ func TestPlanExamples(t *testing.T) {
 	}
 }
 
+// TestPlanCatalogFlag merges a SkyPilot catalog CSV over the built-in
+// prices: its cheap H100 offer wins, with the provider named by flag or by
+// the CSV's directory.
+func TestPlanCatalogFlag(t *testing.T) {
+	t.Parallel()
+	const csv = "internal/cli/testdata/catalog/acme/vms.csv"
+	for name, args := range map[string][]string{
+		"provider flag": {"examples/llama-70b-finetune.yaml", "--catalog", csv, "--catalog-provider", "ACME"},
+		"directory":     {"examples/llama-70b-finetune.yaml", "--catalog", csv},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			out := planJSONOut(t, args...)
+			if c := out.Workloads[0].Candidates[0]; c.Provider != "acme" || c.InstanceType != "acme-8x-h100" {
+				t.Errorf("winner %s %s, want acme's acme-8x-h100", c.Provider, c.InstanceType)
+			}
+		})
+	}
+}
+
 // checkRanking checks the invariants of every plan: feasible candidates
 // first, ranked 1..n by non-decreasing effective cost (within one option,
 // since an ordered workload prefers earlier options); infeasible ones carry
@@ -331,6 +351,8 @@ func TestPlanErrors(t *testing.T) {
 			[]string{"--catalog-provider: give one per --catalog"}, true},
 		{"missing catalog", []string{"plan", "examples/bert-spot.yaml", "--catalog", "nope.csv", "--catalog-provider", "aws"}, exitFailure,
 			[]string{"--catalog:", "nope.csv"}, true},
+		{"malformed catalog", []string{"plan", "examples/bert-spot.yaml", "--catalog", "internal/cli/testdata/catalog/broken.csv", "--catalog-provider", "acme"}, exitFailure,
+			[]string{"--catalog internal/cli/testdata/catalog/broken.csv:", "line 2", "Price"}, true},
 		{"unknown command", []string{"plna"}, exitUsage,
 			[]string{`unknown command "plna"`, `did you mean "plan"?`}, true},
 	}
