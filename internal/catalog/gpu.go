@@ -90,26 +90,50 @@ func gpuTable() []gpuSpec {
 	}
 }
 
-// GPUs returns every canonical GPU model, sorted by name.
-func GPUs() []model.GPUModel {
-	t := gpuTable()
-	out := make([]model.GPUModel, len(t))
-	for i, s := range t {
-		out[i] = s.Model
+// gpuIndex is the GPU table in the shapes lookups need. It is built once
+// when the package is loaded and only read afterwards, so concurrent use is
+// safe and ParseGPU costs a map lookup rather than a table rebuild.
+var gpuIndex = buildGPUIndex()
+
+type gpuIndexes struct {
+	// byName maps every normalised spelling to its model.
+	byName map[string]model.GPUModel
+	// names is byName's keys, sorted, for deterministic suggestions.
+	names  []string
+	memory map[model.GPUModel]int
+	sorted []model.GPUModel
+}
+
+func buildGPUIndex() gpuIndexes {
+	x := gpuIndexes{byName: map[string]model.GPUModel{}, memory: map[model.GPUModel]int{}}
+	for _, s := range gpuTable() {
+		n := normalize(string(s.Model))
+		x.byName[n] = s.Model
+		x.byName[strings.ReplaceAll(n, "-", "")] = s.Model
+		for _, a := range s.Aliases {
+			x.byName[normalize(a)] = s.Model
+		}
+		x.memory[s.Model] = s.MemoryGiB
+		x.sorted = append(x.sorted, s.Model)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
+	for k := range x.byName {
+		x.names = append(x.names, k)
+	}
+	sort.Strings(x.names)
+	sort.Slice(x.sorted, func(i, j int) bool { return x.sorted[i] < x.sorted[j] })
+	return x
+}
+
+// GPUs returns every canonical GPU model, sorted by name. The caller owns
+// the slice.
+func GPUs() []model.GPUModel {
+	return append([]model.GPUModel(nil), gpuIndex.sorted...)
 }
 
 // GPUMemoryGiB returns the memory of one GPU of model g, or 0 when g is not
 // a canonical model.
 func GPUMemoryGiB(g model.GPUModel) int {
-	for _, s := range gpuTable() {
-		if s.Model == g {
-			return s.MemoryGiB
-		}
-	}
-	return 0
+	return gpuIndex.memory[g]
 }
 
 // UnknownGPUError says a GPU name matches no model gpubroker knows.
@@ -219,20 +243,6 @@ func stripNoise(n string) string {
 	return strings.Join(kept, "-")
 }
 
-// aliasIndex maps every normalised spelling to its model.
-func aliasIndex() map[string]model.GPUModel {
-	idx := map[string]model.GPUModel{}
-	for _, s := range gpuTable() {
-		n := normalize(string(s.Model))
-		idx[n] = s.Model
-		idx[strings.ReplaceAll(n, "-", "")] = s.Model
-		for _, a := range s.Aliases {
-			idx[normalize(a)] = s.Model
-		}
-	}
-	return idx
-}
-
 // ParseGPU maps any common spelling of a GPU model to its canonical name:
 // case-insensitive, and covering SkyPilot accelerator names ("A100-80GB"),
 // Kubernetes nvidia.com/gpu.product labels ("NVIDIA-H100-80GB-HBM3"), GKE
@@ -244,16 +254,16 @@ func ParseGPU(name string) (model.GPUModel, error) {
 	if n == "" {
 		return "", &UnknownGPUError{Name: name}
 	}
+	s := stripNoise(n)
 	for _, u := range unsupportedFamilies {
-		if strings.HasPrefix(n, u.prefix) || strings.HasPrefix(stripNoise(n), u.prefix) {
+		if strings.HasPrefix(n, u.prefix) || strings.HasPrefix(s, u.prefix) {
 			return "", &UnsupportedError{Name: name, Family: u.family}
 		}
 	}
-	idx := aliasIndex()
+	idx := gpuIndex.byName
 	if g, ok := idx[n]; ok {
 		return g, nil
 	}
-	s := stripNoise(n)
 	if g, ok := idx[s]; ok {
 		return g, nil
 	}
@@ -261,19 +271,15 @@ func ParseGPU(name string) (model.GPUModel, error) {
 	if g, ok := idx[strings.TrimPrefix(s, "instinct-")]; ok {
 		return g, nil
 	}
-	return "", &UnknownGPUError{Name: name, Suggestion: suggest(n, idx)}
+	return "", &UnknownGPUError{Name: name, Suggestion: suggest(n)}
 }
 
 // suggest returns the model whose spelling is closest to n, when it is close
 // enough to be a likely typo.
-func suggest(n string, idx map[string]model.GPUModel) model.GPUModel {
-	keys := make([]string, 0, len(idx))
-	for k := range idx {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+func suggest(n string) model.GPUModel {
+	idx := gpuIndex.byName
 	best, bestD := model.GPUModel(""), math.MaxInt
-	for _, k := range keys {
+	for _, k := range gpuIndex.names {
 		d := editDistance(n, k)
 		if d < bestD || (d == bestD && idx[k] < best) {
 			best, bestD = idx[k], d
