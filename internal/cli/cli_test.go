@@ -387,6 +387,7 @@ func TestPlanErrorGolden(t *testing.T) {
 		"errors/too-big.all":   {"plan", bad + "too-big.yaml", "--fleet", "examples/fleet.yaml", "--all"},
 		"errors/too-big.json":  {"plan", bad + "too-big.yaml", "--fleet", "examples/fleet.yaml", "-o", "json"},
 		"errors/no-task":       {"plan"},
+		"errors/warning":       {"plan", bad + "warning.yaml", "--fleet", "examples/fleet.yaml"},
 		"errors/missing-fleet": {"plan", "examples/bert-spot.yaml", "--fleet", "nope.yaml"},
 	} {
 		t.Run(name, func(t *testing.T) {
