@@ -206,6 +206,9 @@ func (t *table) requireText(col string) (string, error) {
 // GpuInfo is not read: upstream files disagree on what its memory means,
 // and the canonical model's memory is used instead.
 func LoadSkyPilotCSV(r io.Reader, provider model.Provider) (*Catalog, error) {
+	if provider == "" || strings.ToLower(string(provider)) != string(provider) {
+		return nil, fmt.Errorf("provider %q: give the lower-case provider the catalog is for (e.g. aws, lambda)", provider)
+	}
 	fn := func(t *table) (Offer, string, error) {
 		g, n, skip, err := t.accelerator("AcceleratorName", "AcceleratorCount")
 		if err != nil || skip != "" {

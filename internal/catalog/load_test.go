@@ -292,3 +292,12 @@ func TestLoadRealSkyPilot(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadSkyPilotCSVProvider(t *testing.T) {
+	t.Parallel()
+	for _, p := range []model.Provider{"", "AWS"} {
+		if _, err := LoadSkyPilotCSV(strings.NewReader("InstanceType\n"), p); err == nil {
+			t.Errorf("provider %q accepted", p)
+		}
+	}
+}
