@@ -76,11 +76,6 @@ func (t *table) next() (bool, error) {
 	return true, nil
 }
 
-func (t *table) has(col string) bool {
-	_, ok := t.cols[strings.ToLower(col)]
-	return ok
-}
-
 // get returns the trimmed field of col, "" when the column or field is
 // absent.
 func (t *table) get(col string) string {
