@@ -115,9 +115,15 @@ func (p *parser) contract(n *yaml.Node, path string) model.Contract {
 		case "start":
 			p.see(join(path, "term"), f.keyN)
 			c.Start = p.date(f.value, fp)
+			if c.Start.IsZero() {
+				p.block(join(path, "term"))
+			}
 		case "end":
 			endN = f.keyN
 			c.End = p.date(f.value, fp)
+			if c.End.IsZero() {
+				p.block(join(path, "term"))
+			}
 		case "years":
 			yearsN = f.keyN
 			years, _ = p.number(f.value, fp, "give the term in years, e.g. 7")
@@ -156,6 +162,7 @@ func (p *parser) contract(n *yaml.Node, path string) model.Contract {
 	}
 	if endN == nil && yearsN == nil && len(c.YearlyMinimumsUSD) == 0 {
 		p.errorf(resolve(n), join(path, "end"), "the contract has no term; give years: (e.g. 7) or end: (e.g. 2033-01-01)")
+		p.block(join(path, "term"))
 	}
 	return c
 }
@@ -310,10 +317,12 @@ func (p *parser) fillFromCatalog(pl *model.Pool, path string, c model.Cluster, c
 	o, ok := cat.Lookup(c.Provider, pl.InstanceType, c.Region)
 	if !ok {
 		p.errorf(itN, fp, "%s", unknownInstanceMsg(cat, c, pl.InstanceType))
+		p.block(path)
 		return
 	}
 	if o.GPU == "" || o.GPUCount < 1 {
 		p.errorf(itN, fp, "instance type %q has no GPU; give a GPU instance type such as p5.48xlarge", pl.InstanceType)
+		p.block(path)
 		return
 	}
 	switch {

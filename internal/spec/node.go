@@ -25,12 +25,15 @@ type parser struct {
 	// budget bounds the work alias expansion can cause (a "billion laughs"
 	// file must not hang the parser).
 	budget int
+	// blocked holds paths whose model validation errors would only echo a
+	// parse error already reported there.
+	blocked map[string]bool
 	// allowSpot is x-gpubroker.allow_spot of the task being read.
 	allowSpot bool
 }
 
 func newParser(file string) *parser {
-	return &parser{file: file, lines: map[string]int{}, budget: 1 << 20}
+	return &parser{file: file, lines: map[string]int{}, blocked: map[string]bool{}, budget: 1 << 20}
 }
 
 func (p *parser) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -54,6 +57,9 @@ func (p *parser) see(path string, n *yaml.Node) {
 		p.lines[path] = n.Line
 	}
 }
+
+// block suppresses model validation errors at or under path.
+func (p *parser) block(path string) { p.blocked[path] = true }
 
 // lineOf finds the line of path, or of its nearest recorded parent.
 func (p *parser) lineOf(path string) int {
@@ -85,31 +91,23 @@ func (p *parser) mergeModel(prefix string, err error) {
 			list = model.FieldErrors{{Msg: err.Error()}}
 		}
 	}
-	// A field the parser already rejected, or any sibling under the same
-	// parent, is not reported again: model errors there are usually echoes
+	// A field the parser already rejected, or anything under a path the
+	// parser blocked, is not reported again: model errors there are echoes
 	// of the first (a pool whose instance type is unknown has no GPU).
 	reported := map[string]bool{}
-	parents := map[string]bool{}
 	for _, e := range p.errs {
 		reported[e.Path] = true
-		if i := strings.LastIndexAny(e.Path, ".["); i > 0 {
-			parents[e.Path[:i]] = true
-		}
 	}
 	echoes := func(path string) bool {
 		if reported[path] {
 			return true
 		}
-		for {
-			i := strings.LastIndexAny(path, ".[")
-			if i <= 0 {
-				return false
-			}
-			path = path[:i]
-			if parents[path] {
+		for b := range p.blocked {
+			if path == b || strings.HasPrefix(path, b+".") || strings.HasPrefix(path, b+"[") {
 				return true
 			}
 		}
+		return false
 	}
 	for _, fe := range list {
 		path := fe.Path
@@ -157,10 +155,28 @@ func (p *parser) syntaxError(err error) {
 			if v, err := strconv.Atoi(rest[:i]); err == nil {
 				ln = v
 				msg = strings.TrimSpace(rest[i+1:])
+				// yaml.v3 reports parser errors at the 0-based line of the
+				// block being parsed; name that block's 1-based line.
+				if parserError(msg) {
+					ln++
+					msg += " (in the block starting on this line)"
+				}
 			}
 		}
 	}
 	p.errs = append(p.errs, &Error{File: p.file, Line: ln, Msg: "not valid YAML: " + msg})
+}
+
+func parserError(msg string) bool {
+	if !strings.HasPrefix(msg, "did not find expected") {
+		return false
+	}
+	for _, scanner := range []string{"alphabetic", "hexdecimal", "comment or line break", "whitespace"} {
+		if strings.Contains(msg, scanner) {
+			return false
+		}
+	}
+	return true
 }
 
 // resolve follows aliases.

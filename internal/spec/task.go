@@ -175,6 +175,7 @@ func (p *parser) script(n *yaml.Node, path string) string {
 func (p *parser) envs(n *yaml.Node, path string, w *model.Workload, secret bool) {
 	fields := p.fields(n, path, "a mapping of NAME: value")
 	var unset []string
+	var firstUnset *yaml.Node
 	for _, f := range fields {
 		fp := join(path, f.key)
 		p.see(fp, f.keyN)
@@ -185,6 +186,9 @@ func (p *parser) envs(n *yaml.Node, path string, w *model.Workload, secret bool)
 		v := resolve(f.value)
 		if isNull(v) {
 			unset = append(unset, f.key)
+			if firstUnset == nil {
+				firstUnset = f.keyN
+			}
 		} else if v.Kind != yaml.ScalarNode {
 			p.errorf(v, fp, "expected a single value (string, number or bool), got %s; quote it to pass it as text", describe(v))
 			continue
@@ -202,7 +206,7 @@ func (p *parser) envs(n *yaml.Node, path string, w *model.Workload, secret bool)
 		}
 	}
 	if len(unset) > 0 {
-		p.warnf(resolve(n), path, "%s %s no value; give a value at launch, or it runs as an empty string", strings.Join(unset, ", "), plural(len(unset), "has", "have"))
+		p.warnf(firstUnset, path, "%s %s no value; give a value at launch, or it runs as an empty string", strings.Join(unset, ", "), plural(len(unset), "has", "have"))
 	}
 	if secret && len(fields) > 0 {
 		p.warnf(resolve(n), path, "secrets are kept as environment variables of the workload and are not redacted yet")
@@ -496,7 +500,7 @@ func (p *parser) resources(n, at *yaml.Node, w *model.Workload) ([]model.Resourc
 			continue
 		}
 		if len(items) > 0 {
-			p.errorf(list, "resources."+key, "give any_of or ordered, not both")
+			p.errorf(outer.listKeys[key], "resources."+key, "give any_of or ordered, not both")
 			break
 		}
 		if key == "ordered" {
@@ -506,9 +510,10 @@ func (p *parser) resources(n, at *yaml.Node, w *model.Workload) ([]model.Resourc
 			path := index("resources."+key, i)
 			spec := p.resourceFields(it, path, w, false)
 			items = append(items, spec.resSpec)
+			outer.accelErr = outer.accelErr || spec.accelErr
 		}
 		if len(items) == 0 {
-			p.errorf(list, "resources."+key, "the list is empty; give at least one resources mapping, or leave %s out", key)
+			p.errorf(outer.listKeys[key], "resources."+key, "the list is empty; give at least one resources mapping, or leave %s out", key)
 		}
 	}
 	if len(items) == 0 {
@@ -542,10 +547,13 @@ func (p *parser) resources(n, at *yaml.Node, w *model.Workload) ([]model.Resourc
 			opts = append(opts, r)
 		}
 	}
+	if outer.accelErr {
+		p.block("resources")
+	}
 	if len(opts) == 0 && !outer.accelErr {
-		node := resolve(n)
+		node := at
 		if node == nil {
-			node = at
+			node = resolve(n)
 		}
 		p.errorf(node, "resources.accelerators", "no GPU requested; gpubroker places GPU work: add e.g. accelerators: H100:1")
 	}
@@ -608,12 +616,13 @@ func inherit(it, outer *resSpec) {
 type outerSpec struct {
 	*resSpec
 	lists    map[string]*yaml.Node
+	listKeys map[string]*yaml.Node
 	accelErr bool
 }
 
 func (p *parser) resourceFields(n *yaml.Node, path string, w *model.Workload, outer bool) outerSpec {
 	s := &resSpec{node: resolve(n), path: path, set: map[string]bool{}}
-	out := outerSpec{resSpec: s, lists: map[string]*yaml.Node{}}
+	out := outerSpec{resSpec: s, lists: map[string]*yaml.Node{}, listKeys: map[string]*yaml.Node{}}
 	var infraN, cloudN *yaml.Node
 	for _, f := range p.fields(n, path, "a resources mapping (accelerators, infra, ...)") {
 		fp := join(path, f.key)
@@ -689,13 +698,13 @@ func (p *parser) resourceFields(n *yaml.Node, path string, w *model.Workload, ou
 				continue
 			}
 			p.warnf(f.keyN, fp, "candidates is the old name of any_of; read as any_of")
-			out.lists["any_of"] = v
+			out.lists["any_of"], out.listKeys["any_of"] = v, f.keyN
 		case "any_of", "ordered":
 			if !outer {
 				p.errorf(f.keyN, fp, "%s cannot be nested; list the alternatives in the outer resources", f.key)
 				continue
 			}
-			out.lists[f.key] = v
+			out.lists[f.key], out.listKeys[f.key] = v, f.keyN
 		case "ports":
 			s.ports = p.ports(v, fp)
 		case "job_recovery", "spot_recovery":
