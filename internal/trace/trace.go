@@ -388,8 +388,10 @@ func parse(kind Kind, r io.Reader, o Options) (*parsed, error) {
 		start = time.Unix(0, 0).UTC().Add(t0)
 	}
 	p.items = make([]item, 0, len(rows))
-	for _, g := range rows {
-		w := build(kind, g.row, g.n, start.Add(g.at-t0), start, o, &p.t)
+	block := make([]model.Workload, len(rows)) // one allocation, not one per row
+	for i, g := range rows {
+		w := &block[i]
+		build(w, kind, g.row, g.n, start.Add(g.at-t0), start, o, &p.t)
 		if err := w.Validate(); err != nil {
 			p.malformed = append(p.malformed, Malformed{Line: g.line, Reason: ReasonInvalid, Detail: strings.ReplaceAll(err.Error(), "\n", "; ")})
 			continue
@@ -400,8 +402,8 @@ func parse(kind Kind, r io.Reader, o Options) (*parsed, error) {
 	return p, nil
 }
 
-// build maps one row onto a workload.
-func build(kind Kind, r row, n int, submitted, start time.Time, o Options, t *tally) *model.Workload {
+// build maps one row onto w.
+func build(w *model.Workload, kind Kind, r row, n int, submitted, start time.Time, o Options, t *tally) {
 	id := r.id
 	if id == "" {
 		id = strconv.Itoa(n)
@@ -434,7 +436,7 @@ func build(kind Kind, r row, n int, submitted, start time.Time, o Options, t *ta
 	for i, g := range gpus {
 		opts[i] = model.Resources{GPU: g, GPUsPerNode: per}
 	}
-	w := &model.Workload{
+	*w = model.Workload{
 		ID:        cleanName(string(kind) + "-" + id),
 		Kind:      model.Job,
 		Team:      team,
@@ -448,7 +450,6 @@ func build(kind Kind, r row, n int, submitted, start time.Time, o Options, t *ta
 	if r.hasDL {
 		w.Deadline = start.Add(r.deadline)
 	}
-	return w
 }
 
 // shape turns a GPU count into nodes x GPUs per node, never fewer GPUs than
