@@ -26,10 +26,11 @@
 //
 //	workload field  philly                    itp / itp-deadline            openb
 //	--------------  ------------------------  ----------------------------  ------------------------------------
-//	ID              philly-<row number>       itp-<job_id>                  openb-<name>
-//	                (no job id in the table)  (itp-deadline too)
-//	Team            philly-<cluster> (VC)     itp-<file>, e.g. itp-cluster04  Options.Team, else "openb"
-//	                                          (Read: Options.Team, else "itp")
+//	ID              philly-<row number>       itp-<job_id>,                 openb-<name>
+//	                (no job id in the table)  itp-deadline-<job_id>
+//	Team            philly-<cluster> (VC)     Open: itp-<file name>, e.g.   Options.Team, else "openb"
+//	                                          itp-cluster04; Read: "itp";
+//	                                          Options.Team overrides
 //	Submitted       Start + (timestamp -      Start + submission_time s     Start + creation_time s
 //	                earliest timestamp)
 //	Duration        duration (float s)        duration s                    deletion_time - scheduled_time
