@@ -25,7 +25,7 @@ func ParseFleet(data []byte, file string, cat *catalog.Catalog) (*model.Fleet, [
 	p := newParser(file)
 	docs := p.documents(data)
 	if len(docs) > 1 {
-		p.errorf(docs[1], "", "a fleet file holds one document; merge the documents or split them into files")
+		p.errorf(docs[1], "---", "a fleet file holds one document; merge the documents or split them into files")
 	}
 	f := &model.Fleet{Policy: model.DefaultPolicy()}
 	if len(docs) == 0 && len(p.errs) == 0 {

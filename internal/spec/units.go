@@ -30,11 +30,11 @@ func parseDuration(s string) (time.Duration, error) {
 			i++
 		}
 		if i == 0 {
-			return 0, fmt.Errorf("%q is not a duration", s)
+			return 0, fmt.Errorf("expected a number at %q", s)
 		}
 		v, err := strconv.ParseFloat(s[:i], 64)
 		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration", s)
+			return 0, fmt.Errorf("%q is not a number", s[:i])
 		}
 		s = s[i:]
 		j := 0
