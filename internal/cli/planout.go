@@ -192,9 +192,9 @@ func writeCandidates(w io.Writer, p workloadPlan, contracts map[engine.PoolRef]s
 		case !c.Feasible:
 			why = rejectionText(c.Rejections)
 		case c == first || (first != nil && c.Rank == first.Rank && c.Pool == first.Pool):
-			why = winnerWhy(c, second, contracts[c.Pool])
+			why = winnerWhy(c, second, contracts[c.Pool], p.w.Order == model.Ordered)
 		default:
-			why = loserWhy(c, first)
+			why = loserWhy(c, first, p.w.Order == model.Ordered)
 		}
 		cols = append(cols, why)
 		fmt.Fprintln(tw, strings.Join(cols, "\t"))
@@ -263,7 +263,7 @@ func writeInfeasibleSummary(w io.Writer, infeasible []engine.Candidate, shown bo
 }
 
 // winnerWhy says what made the chosen candidate cheapest and by how much.
-func winnerWhy(c, next *engine.Candidate, contract string) string {
+func winnerWhy(c, next *engine.Candidate, contract string, ordered bool) string {
 	var parts []string
 	k := c.Cost
 	if k.CommittedCredit > 0 {
@@ -289,7 +289,9 @@ func winnerWhy(c, next *engine.Candidate, contract string) string {
 		why = contract + ": " + why
 	}
 	if next != nil {
-		if margin := next.EffectivePerHour - c.EffectivePerHour; margin < 0.005 {
+		if margin := next.EffectivePerHour - c.EffectivePerHour; ordered && next.Option > c.Option {
+			why += fmt.Sprintf("; earlier choice in the ordered list than #%d", next.Rank)
+		} else if margin < 0.005 {
 			why += fmt.Sprintf("; ties #%d on cost, ranked first", next.Rank)
 		} else {
 			why += fmt.Sprintf("; $%s/h below #%d", money(margin), next.Rank)
@@ -306,14 +308,20 @@ func risk(v float64) string {
 }
 
 // loserWhy says why a feasible candidate ranked below the winner.
-func loserWhy(c, first *engine.Candidate) string {
+func loserWhy(c, first *engine.Candidate, ordered bool) string {
 	if first == nil {
 		return ""
 	}
 	var parts []string
-	if margin := c.EffectivePerHour - first.EffectivePerHour; margin < 0.005 {
+	margin := c.EffectivePerHour - first.EffectivePerHour
+	switch {
+	case ordered && c.Option > first.Option && margin <= -0.005:
+		parts = append(parts, fmt.Sprintf("later choice in the ordered list than #%d, though $%s/h cheaper", first.Rank, money(-margin)))
+	case ordered && c.Option > first.Option:
+		parts = append(parts, fmt.Sprintf("later choice in the ordered list than #%d, and costlier by $%s/h", first.Rank, money(margin)))
+	case margin < 0.005:
 		parts = append(parts, fmt.Sprintf("ties #%d on cost, ranked after it", first.Rank))
-	} else {
+	default:
 		parts = append(parts, fmt.Sprintf("costlier by $%s/h than #%d", money(margin), first.Rank))
 	}
 	if c.Cost.Egress >= 0.005 && c.Cost.Egress > first.Cost.Egress {
