@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -467,5 +468,27 @@ func TestRunRealStdio(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := Run(context.Background(), []string{"version"}, strings.NewReader(""), &stdout, &stderr); code != exitOK {
 		t.Fatalf("exit %d; stderr %s", code, stderr.String())
+	}
+}
+
+// BenchmarkPlan measures one whole `gpubroker plan` (catalog, parse, plan,
+// render) against the example fleet and against the built-in catalog.
+func BenchmarkPlan(b *testing.B) {
+	for name, args := range map[string][]string{
+		"fleet":   {"plan", "examples/llama-70b-finetune.yaml", "--fleet", "examples/fleet.yaml"},
+		"catalog": {"plan", "examples/llama-70b-finetune.yaml"},
+	} {
+		b.Run(name, func(b *testing.B) {
+			env := &Env{
+				Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard,
+				Now:      func() time.Time { return testNow },
+				ReadFile: func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(repoRoot, name)) },
+			}
+			for b.Loop() {
+				if code := env.Run(context.Background(), args); code != exitOK {
+					b.Fatalf("exit %d", code)
+				}
+			}
+		})
 	}
 }
