@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -227,7 +226,7 @@ func writePlanJSON(w io.Writer, fleet string, now time.Time, plans []workloadPla
 	}
 	data, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
-		return errors.New("encoding the plan as JSON: " + err.Error())
+		return fmt.Errorf("encoding the plan as JSON: %w", err)
 	}
 	_, err = w.Write(append(data, '\n'))
 	return err
