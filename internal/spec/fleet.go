@@ -373,7 +373,7 @@ func (p *parser) team(n *yaml.Node, path string) model.Team {
 		case "monthly_budget_usd":
 			t.MonthlyBudgetUSD, _ = p.number(f.value, fp, "give USD per month, e.g. 5e6")
 		case "regions":
-			t.Regions = p.strings(f.value, fp)
+			t.Regions = p.stringList(f.value, fp)
 		case "quota":
 			t.Quota = map[model.GPUModel]int{}
 			for _, q := range p.fields(f.value, fp, "a mapping of GPU model: count") {
@@ -422,7 +422,7 @@ func (p *parser) policy(n *yaml.Node, pol *model.Policy) {
 		case "fair_share":
 			pol.FairShare, _ = p.boolean(f.value, fp)
 		case "regions":
-			pol.Regions = p.strings(f.value, fp)
+			pol.Regions = p.stringList(f.value, fp)
 		case "max_price_per_gpu_hour":
 			pol.MaxPricePerGPUHour = map[model.GPUModel]float64{}
 			for _, q := range p.fields(f.value, fp, `a mapping of GPU model (or "*"): USD per GPU-hour`) {

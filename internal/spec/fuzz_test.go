@@ -46,7 +46,10 @@ func FuzzParseTask(f *testing.F) {
 	addSeeds(f, "testdata/task/*.yaml", "testdata/badtask/*.yaml", "../../examples/*.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		task, err := ParseTask(data, "fuzz.yaml")
-		checkResult(t, task != nil, err)
+		if task == nil {
+			t.Fatal("nil task")
+		}
+		checkResult(t, err != nil || len(task.Workloads) > 0, err)
 		if err != nil {
 			return
 		}

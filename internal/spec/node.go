@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"gpubroker/internal/catalog"
 	"gpubroker/internal/model"
 )
 
@@ -28,6 +29,9 @@ type parser struct {
 	// blocked holds paths whose model validation errors would only echo a
 	// parse error already reported there.
 	blocked map[string]bool
+	// cat is the catalog instance types are looked up in; tasks load the
+	// built-in one on first use.
+	cat *catalog.Catalog
 	// allowSpot is x-gpubroker.allow_spot of the task being read.
 	allowSpot bool
 }
@@ -378,7 +382,7 @@ func (p *parser) boolean(n *yaml.Node, path string) (bool, bool) {
 	return false, false
 }
 
-func (p *parser) strings(n *yaml.Node, path string) []string {
+func (p *parser) stringList(n *yaml.Node, path string) []string {
 	var out []string
 	for i, c := range p.items(n, path, "a list of names", true) {
 		if s, ok := p.str(c, index(path, i)); ok && s != "" {
@@ -455,13 +459,4 @@ func (p *parser) sortedErrors() Errors {
 	}
 	sort.SliceStable(p.errs, func(i, j int) bool { return key(p.errs[i]) < key(p.errs[j]) })
 	return p.errs
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

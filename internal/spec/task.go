@@ -27,7 +27,7 @@ type Task struct {
 // subset understood). file names the input in messages only.
 //
 // On failure the error is an Errors listing every problem found with its
-// line; the returned Task is then nil.
+// line, and the returned Task holds only the Warnings (no Workloads).
 func ParseTask(data []byte, file string) (*Task, error) {
 	p := newParser(file)
 	docs := p.documents(data)
@@ -54,7 +54,9 @@ func ParseTask(data []byte, file string) (*Task, error) {
 	}
 	task.Warnings = p.sortedWarnings()
 	if len(p.errs) > 0 {
-		return nil, p.sortedErrors()
+		// Warnings often explain an error (a misspelt accelerators key
+		// leaves the task with no GPU), so they are kept.
+		return &Task{Warnings: task.Warnings}, p.sortedErrors()
 	}
 	return task, nil
 }
@@ -259,7 +261,7 @@ func (p *parser) fileMounts(n *yaml.Node, w *model.Workload) {
 				switch g.key {
 				case "source":
 					if g.value != nil && resolve(g.value).Kind == yaml.SequenceNode {
-						srcs := p.strings(g.value, join(fp, "source"))
+						srcs := p.stringList(g.value, join(fp, "source"))
 						source = strings.Join(srcs, ",")
 						if len(srcs) > 1 {
 							p.warnf(g.keyN, join(fp, "source"), "several sources are joined with ','; the backend must split them")
@@ -566,7 +568,10 @@ func (p *parser) fromInstanceType(s *resSpec) (accel, bool) {
 	if s.r.InstanceType == "" || s.r.Provider == "" {
 		return accel{}, false
 	}
-	o, ok := catalog.Builtin().Lookup(s.r.Provider, s.r.InstanceType, s.r.Region)
+	if p.cat == nil {
+		p.cat = catalog.Builtin()
+	}
+	o, ok := p.cat.Lookup(s.r.Provider, s.r.InstanceType, s.r.Region)
 	if !ok || o.GPU == "" || o.GPUCount < 1 {
 		return accel{}, false
 	}

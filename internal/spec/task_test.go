@@ -235,8 +235,8 @@ func TestParseTaskErrors(t *testing.T) {
 			t.Parallel()
 			data := readTestdata(t, f)
 			task, err := ParseTask(data, name)
-			if task != nil {
-				t.Errorf("got a task with an error")
+			if task == nil || task.Workloads != nil {
+				t.Errorf("want a task with warnings only alongside the error, got %+v", task)
 			}
 			checkBad(t, name, data, err)
 		})
@@ -289,6 +289,49 @@ func TestParseTaskWarnings(t *testing.T) {
 				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestParseTaskErrorKeepsWarnings(t *testing.T) {
+	t.Parallel()
+	task, err := ParseTask([]byte("resources:\n  acclerators: H100:8\nrun: x\n"), "t.yaml")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := []string{`t.yaml:2: resources.acclerators: unknown field "acclerators" is ignored; did you mean "accelerators"?`}
+	var got []string
+	for _, w := range task.Warnings {
+		got = append(got, w.String())
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
+
+// TestEveryErrorNamesAField runs every bad fixture and requires each error
+// to carry a field path and a line (YAML syntax errors have no field).
+func TestEveryErrorNamesAField(t *testing.T) {
+	t.Parallel()
+	tasks, _ := filepath.Glob("testdata/badtask/*.yaml")
+	fleets, _ := filepath.Glob("testdata/badfleet/*.yaml")
+	for _, f := range append(tasks, fleets...) {
+		data := readTestdata(t, f)
+		var err error
+		if strings.Contains(f, "badfleet") {
+			_, _, err = ParseFleet(data, "x.yaml", testCatalog())
+		} else {
+			_, err = ParseTask(data, "x.yaml")
+		}
+		var list Errors
+		if !errors.As(err, &list) {
+			t.Errorf("%s: want spec.Errors, got %v", f, err)
+			continue
+		}
+		for _, e := range list {
+			if (e.Path == "" && !strings.HasPrefix(e.Msg, "not valid YAML")) || e.Line == 0 {
+				t.Errorf("%s: error names no field or line: %v", f, e)
+			}
+		}
 	}
 }
 
