@@ -524,10 +524,12 @@ func (p *parser) resources(n, at *yaml.Node, w *model.Workload) ([]model.Resourc
 			order = model.Ordered
 		}
 	} else {
+		warned := map[*yaml.Node]bool{}
 		for _, it := range items {
 			inherit(it, outer.resSpec)
-			if it.accelsOrdered && order == model.AnyOf && len(it.accels) > 1 {
-				p.warnf(it.accelNode, join(it.path, "accelerators"), "a list inside any_of is taken as a set: every choice is acceptable")
+			if it.accelsOrdered && order == model.AnyOf && len(it.accels) > 1 && !warned[it.accelNode] {
+				warned[it.accelNode] = true
+				p.warnf(it.accelNode, "resources.accelerators", "a list inside any_of is taken as a set: every choice is acceptable")
 			}
 		}
 	}

@@ -368,3 +368,17 @@ func TestRepoExamples(t *testing.T) {
 		}
 	}
 }
+
+func TestParseTaskInstanceTypeOnly(t *testing.T) {
+	t.Parallel()
+	// SkyPilot lets a task name an instance type instead of accelerators;
+	// the GPU comes from the built-in catalog.
+	task, err := ParseTask([]byte("resources:\n  cloud: aws\n  instance_type: p5.48xlarge\nrun: x\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := task.Workloads[0].Options[0]
+	if o.GPU != "H100" || o.GPUsPerNode != 8 || o.InstanceType != "p5.48xlarge" || o.Provider != "aws" {
+		t.Errorf("option = %+v", o)
+	}
+}
