@@ -47,7 +47,7 @@ func ParseTask(data []byte, file string) (*Task, error) {
 		docs = docs[1:]
 	}
 	for _, doc := range docs {
-		p.lines = map[string]int{}
+		p.lines, p.blocked = map[string]int{}, map[string]bool{}
 		if w := p.workload(doc); w != nil {
 			task.Workloads = append(task.Workloads, w)
 		}
@@ -149,7 +149,8 @@ func (p *parser) workload(n *yaml.Node) *model.Workload {
 		}
 	}
 	if w.Service == nil && len(ports) > 0 {
-		p.warnf(resolve(res), "resources.ports", "opening ports is not supported for jobs yet; ignored")
+		p.warns = append(p.warns, Warning{File: p.file, Line: p.lineOf("resources.ports"), Path: "resources.ports",
+			Msg: "opening ports is not supported for jobs yet; ignored"})
 	}
 	if len(p.errs) == errsBefore || len(w.Options) > 0 {
 		p.mergeModel("", w.Validate())
