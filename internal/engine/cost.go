@@ -110,7 +110,11 @@ func computePoolCost(f *model.Fleet, cl *model.Cluster, p *model.Pool, spent map
 		pc.credit = pc.list - pc.discount
 	}
 	pc.billed = pc.list - pc.discount - pc.credit
-	if spend != nil {
+	if spend != nil && p.PriceClass != model.Spot {
+		// Spot capacity gets no shadow discount: it can be taken back, so
+		// it is no way to plan a commitment's burn. This also keeps the
+		// effective cost of spot pools a fixed multiple of their billed
+		// price, which the per-class index relies on.
 		pc.shadow = pc.billed * shadowFraction(spend, spent[spend.Name], now)
 	}
 	if p.PriceClass == model.Spot {
@@ -119,25 +123,14 @@ func computePoolCost(f *model.Fleet, cl *model.Cluster, p *model.Pool, spent map
 	return pc
 }
 
-// profile is what of a workload its cost depends on, rounded into buckets
-// so that alike workloads share one ranked candidate list (a class).
+// profile is what of a workload its cost depends on beyond the pool.
 type profile struct {
 	nodes      int
 	gpus       int
-	hours      float64 // expected run time, bucketed
-	riskHours  float64 // work lost per preemption, bucketed
+	hours      float64 // expected run time
+	riskHours  float64 // work lost per preemption, plus restart overhead
 	dataRegion string
 	dataGB     float64
-}
-
-// bucketHours rounds a duration up to a power of two of minutes, so that
-// cost terms vary smoothly while the number of classes stays small.
-func bucketHours(d time.Duration) float64 {
-	m := d.Minutes()
-	if m <= 1 {
-		return 1.0 / 60
-	}
-	return math.Pow(2, math.Ceil(math.Log2(m))) / 60
 }
 
 func profileOf(w *model.Workload, opt int) profile {
@@ -152,8 +145,8 @@ func profileOf(w *model.Workload, opt int) profile {
 	pr := profile{
 		nodes:     w.NumNodes,
 		gpus:      w.GPUs(opt),
-		hours:     bucketHours(dur),
-		riskHours: bucketHours(risk) + restartOverhead,
+		hours:     dur.Hours(),
+		riskHours: risk.Hours() + restartOverhead,
 	}
 	if w.DataRegion != "" && w.DataGB > 0 {
 		pr.dataRegion = w.DataRegion
@@ -162,7 +155,24 @@ func profileOf(w *model.Workload, opt int) profile {
 	return pr
 }
 
-// costFor completes a pool's cost for a workload profile.
+// redo is the expected fraction of a run's work done again because of spot
+// preemptions: per hour run, rate x nodes preemptions (losing any node of a
+// gang loses the whole gang's work), each losing riskHours. Not capped: past
+// 1 the job redoes more than it progresses, and its cost should show it.
+func (pr profile) redo(spotRate float64) float64 {
+	return spotRate * float64(pr.nodes) * pr.riskHours
+}
+
+// egress is the transfer cost per GPU-hour of running away from the data.
+func (pr profile) egress(region string, perGB float64) float64 {
+	if pr.dataRegion == "" || pr.dataRegion == region || pr.gpus == 0 {
+		return 0
+	}
+	return pr.dataGB * perGB / (float64(pr.gpus) * pr.hours)
+}
+
+// costFor completes a pool's cost for a workload profile. Redoing lost work
+// is paid at the billed price.
 func costFor(pc poolCost, pr profile, region string, egressPerGB float64) Cost {
 	c := Cost{
 		ListPerGPUHour:   pc.list,
@@ -170,18 +180,8 @@ func costFor(pc poolCost, pr profile, region string, egressPerGB float64) Cost {
 		CommittedCredit:  pc.credit,
 		ShadowDiscount:   pc.shadow,
 		BilledPerGPUHour: pc.billed,
-	}
-	if pc.spotRate > 0 {
-		// Losing any node of a gang loses the whole gang's work since the
-		// last checkpoint; redoing it is paid at the billed price. Per hour
-		// run, expect rate x nodes preemptions, each losing riskHours. Not
-		// capped: past 1 the job redoes more than it progresses, and its
-		// cost should show that.
-		redo := pc.spotRate * float64(pr.nodes) * pr.riskHours
-		c.SpotRisk = redo * pc.billed
-	}
-	if pr.dataRegion != "" && pr.dataRegion != region && pr.gpus > 0 {
-		c.Egress = pr.dataGB * egressPerGB / (float64(pr.gpus) * pr.hours)
+		SpotRisk:         pr.redo(pc.spotRate) * pc.billed,
+		Egress:           pr.egress(region, egressPerGB),
 	}
 	c.EffectivePerGPUHour = pc.billed - pc.shadow + c.SpotRisk + c.Egress
 	return c

@@ -22,7 +22,9 @@ type checker struct {
 	check func(c *checkCtx, pl *pool) (Reason, string)
 }
 
-// staticCheckers hold the constraints that do not change within a round.
+// staticCheckers hold the constraints that do not change within a round
+// and do not depend on the gang's size (so alike workloads of any size share
+// one candidate list); gang size is checked against capacity by the search.
 // Order matters only for messages: the first failure is what a waiting
 // workload reports.
 var staticCheckers = []checker{
@@ -37,7 +39,6 @@ var staticCheckers = []checker{
 	{"price-ceiling", checkPriceCeiling},
 	{"max-hourly-cost", checkMaxHourlyCost},
 	{"health", checkHealth},
-	{"gang-size", checkGangSize},
 }
 
 func checkGPU(c *checkCtx, pl *pool) (Reason, string) {

@@ -37,8 +37,12 @@ type pool struct {
 	regs []treeReg
 	lv   *levels
 	cost poolCost
-	// running lists allocations in this pool, for preemption.
-	running []*runAlloc
+	// running lists allocations in this pool, for preemption; runSorted
+	// once ordered cheapest victim first.
+	running        []*runAlloc
+	runSorted      bool
+	runMinPriority int
+	runBorrowed    bool
 }
 
 func newPool(seq int, cl *model.Cluster, p *model.Pool, st *PoolState) *pool {

@@ -54,6 +54,9 @@ func Plan(snap *Snapshot, pol model.Policy, w *model.Workload, now time.Time) []
 					cd.Rejections = append(cd.Rejections, Rejection{reason, detail})
 				}
 			}
+			if reason, detail := checkGangSize(ctx, pl); reason != "" {
+				cd.Rejections = append(cd.Rejections, Rejection{reason, detail})
+			}
 			if unknownTeam {
 				cd.Rejections = append(cd.Rejections, Rejection{ReasonUnknownTeam, fmt.Sprintf("team %q is not in the fleet", w.Team)})
 			} else if !qok {

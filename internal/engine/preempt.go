@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"gpubroker/internal/model"
@@ -21,6 +22,22 @@ func preemptible(v *runAlloc, w *model.Workload, borrowing bool) bool {
 	return v.a.Borrowed && !borrowing && v.a.Team != w.Team && v.a.Priority <= w.Priority
 }
 
+// mayPreempt is a quick test that some running work could be evicted for
+// w at all, so that a full queue does not search every pool for every job.
+func (r *round) mayPreempt(w *model.Workload) bool {
+	return r.running > 0 && (r.minPriority < w.Priority || r.borrowed > 0)
+}
+
+type preemptMemo struct {
+	c         *class
+	priority  int
+	borrowing bool
+}
+
+type shape struct{ n, g int }
+
+type nodeGPUs struct{ node, gpus int }
+
 type victimPlan struct {
 	at      attempt
 	victims []*runAlloc
@@ -32,6 +49,9 @@ type victimPlan struct {
 // work (GPU-hours since the victims' last checkpoints). With ordered
 // options, an earlier option that can preempt wins over a later one.
 func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *attempt {
+	if !r.mayPreempt(w) {
+		return nil
+	}
 	var best *victimPlan
 	for _, f := range fails {
 		if f.fail != ReasonNoCapacity {
@@ -45,21 +65,35 @@ func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *a
 			continue
 		}
 		c := r.class(w, f.opt, ts)
-		for pi, pl := range c.pools {
+		memo := preemptMemo{c: c, priority: w.Priority, borrowing: borrowed}
+		if prev, ok := r.noVictims[memo]; ok && prev.n <= n && prev.g <= g {
+			continue // a smaller gang found no victims in this class already
+		}
+		pr := profileOf(w, f.opt)
+		found := 0
+		for _, pl := range c.pools {
+			if found == maxPreemptPools {
+				break
+			}
 			vp := r.victimsIn(pl, w, n, g, borrowed)
 			if vp == nil {
 				continue
 			}
+			found++
 			if blocked, _ := r.capBlocked(pl.cluster.Provider, w, need); blocked {
 				continue
 			}
-			if blocked, _ := r.budgetBlocked(ts, w, need, c.costs[pi]); blocked {
+			cost := costFor(pl.cost, pr, pl.cluster.Region, r.egressRate(pr.dataRegion, pl))
+			if blocked, _ := r.budgetBlocked(ts, w, need, cost); blocked {
 				continue
 			}
-			vp.at = attempt{opt: f.opt, pl: pl, cost: c.costs[pi], borrowed: borrowed}
+			vp.at = attempt{opt: f.opt, pl: pl, cost: cost, borrowed: borrowed}
 			if best == nil || vp.lost < best.lost || (vp.lost == best.lost && vp.at.better(&best.at)) {
 				best = vp
 			}
+		}
+		if best == nil || best.at.opt != f.opt {
+			r.noVictims[memo] = shape{n, g}
 		}
 		if best != nil && w.Order == model.Ordered {
 			break
@@ -80,57 +114,90 @@ func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *a
 			why = fmt.Sprintf("reclaiming quota %s lent to team %s", w.Team, v.a.Team)
 		}
 		r.dec.Preempt = append(r.dec.Preempt, Preemption{
-			Workload: v.a.Workload, Pool: pl.ref, For: w.ID, Reason: why, LostGPUHours: v.lost(r.now),
+			Workload: v.a.Workload, Pool: pl.ref, For: w.ID, Reason: why, LostGPUHours: v.lostGPUh,
 		})
 	}
 	return &best.at
 }
 
+// maxPreemptPools bounds the search for victims to the cheapest pools
+// where preemption can make room, so a full queue of high-priority work
+// does not scan the whole fleet per job. Among those, the least lost work
+// wins.
+const maxPreemptPools = 16
+
 // victimsIn picks the cheapest set of victims in one pool: the eligible
 // allocations by increasing lost work, added until the gang fits, then
 // pruned of any no longer needed.
 func (r *round) victimsIn(pl *pool, w *model.Workload, n, g int, borrowing bool) *victimPlan {
-	var elig []*runAlloc
-	for _, v := range pl.running {
-		if preemptible(v, w, borrowing) {
-			elig = append(elig, v)
-		}
-	}
-	if len(elig) == 0 {
+	if len(pl.running) == 0 {
 		return nil
 	}
-	sort.SliceStable(elig, func(i, j int) bool {
-		li, lj := elig[i].lost(r.now), elig[j].lost(r.now)
-		if li != lj {
-			return li < lj
-		}
-		if elig[i].a.Priority != elig[j].a.Priority {
-			return elig[i].a.Priority < elig[j].a.Priority
-		}
-		return elig[i].a.Workload < elig[j].a.Workload
-	})
-	var chosen []*runAlloc
-	fits := false
-	for _, v := range elig {
-		chosen = append(chosen, v)
-		if pl.fitsAfterRelease(n, g, chosen) {
-			fits = true
-			break
+	if !pl.runSorted {
+		// Once per pool per round: cheapest victims first.
+		sort.SliceStable(pl.running, func(i, j int) bool {
+			a, b := pl.running[i], pl.running[j]
+			if a.lostGPUh != b.lostGPUh {
+				return a.lostGPUh < b.lostGPUh
+			}
+			if a.a.Priority != b.a.Priority {
+				return a.a.Priority < b.a.Priority
+			}
+			return a.a.Workload < b.a.Workload
+		})
+		pl.runSorted = true
+		pl.runMinPriority = pl.running[0].a.Priority
+		for _, v := range pl.running {
+			pl.runMinPriority = min(pl.runMinPriority, v.a.Priority)
+			pl.runBorrowed = pl.runBorrowed || v.a.Borrowed
 		}
 	}
-	if !fits {
+	// Nothing here can be evicted for w (evictions only shrink the set).
+	if pl.runMinPriority >= w.Priority && (!pl.runBorrowed || borrowing) {
+		return nil
+	}
+	have := int(pl.cnt[g])
+	var chosen []*runAlloc
+	var extra []nodeGPUs // GPUs freed per node by the chosen victims
+	for _, v := range pl.running {
+		if have >= n {
+			break
+		}
+		if !preemptible(v, w, borrowing) {
+			continue
+		}
+		chosen = append(chosen, v)
+		for _, i := range v.a.Nodes {
+			if i >= len(pl.free) {
+				continue
+			}
+			k := slices.IndexFunc(extra, func(e nodeGPUs) bool { return e.node == i })
+			if k < 0 {
+				k = len(extra)
+				extra = append(extra, nodeGPUs{node: i})
+			}
+			before := min(pl.free[i]+extra[k].gpus, pl.gpn)
+			extra[k].gpus += v.a.GPUsPerNode
+			if before < g && min(pl.free[i]+extra[k].gpus, pl.gpn) >= g {
+				have++
+			}
+		}
+	}
+	if have < n {
 		return nil
 	}
 	// Drop victims that turned out unnecessary, most expensive first.
-	for i := len(chosen) - 1; i >= 0; i-- {
-		trial := append(append([]*runAlloc(nil), chosen[:i]...), chosen[i+1:]...)
-		if pl.fitsAfterRelease(n, g, trial) {
-			chosen = trial
+	if len(chosen) > 1 && len(chosen) <= 8 {
+		for i := len(chosen) - 1; i >= 0; i-- {
+			trial := append(append([]*runAlloc(nil), chosen[:i]...), chosen[i+1:]...)
+			if pl.fitsAfterRelease(n, g, trial) {
+				chosen = trial
+			}
 		}
 	}
 	vp := &victimPlan{victims: chosen}
 	for _, v := range chosen {
-		vp.lost += v.lost(r.now)
+		vp.lost += v.lostGPUh
 	}
 	return vp
 }

@@ -11,18 +11,17 @@ import (
 type runAlloc struct {
 	a       Allocation
 	evicted bool
+	// lostGPUh is the work evicting it now would lose: GPU-hours since its
+	// last checkpoint (or start).
+	lostGPUh float64
 }
 
-func (r *runAlloc) lost(now time.Time) float64 {
-	since := r.a.Started
-	if r.a.LastCheckpoint.After(since) {
-		since = r.a.LastCheckpoint
+func newRunAlloc(a Allocation, now time.Time) *runAlloc {
+	since := a.Started
+	if a.LastCheckpoint.After(since) {
+		since = a.LastCheckpoint
 	}
-	h := now.Sub(since).Hours()
-	if h < 0 {
-		h = 0
-	}
-	return h * float64(r.a.GPUs())
+	return &runAlloc{a: a, lostGPUh: max(0, now.Sub(since).Hours()) * float64(a.GPUs())}
 }
 
 type teamState struct {
@@ -56,7 +55,14 @@ type round struct {
 
 	classes map[classKey]*class
 	dec     Decisions
-	scale   map[*pool]int
+
+	// What running work there is to preempt, and which searches for
+	// victims already failed this round.
+	running     int
+	minPriority int
+	borrowed    int
+	noVictims   map[preemptMemo]shape
+	scale       map[*pool]int
 }
 
 func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
@@ -69,6 +75,7 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 		teams:     map[string]*teamState{},
 		classes:   map[classKey]*class{},
 		scale:     map[*pool]int{},
+		noVictims: map[preemptMemo]shape{},
 	}
 	states := make(map[PoolRef]*PoolState, len(snap.Pools))
 	for i := range snap.Pools {
@@ -122,9 +129,16 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 		}
 	}
 	for i := range snap.Running {
-		ra := &runAlloc{a: snap.Running[i]}
+		ra := newRunAlloc(snap.Running[i], now)
 		if pl := r.byRef[ra.a.Pool]; pl != nil {
 			pl.running = append(pl.running, ra)
+		}
+		if r.running == 0 || ra.a.Priority < r.minPriority {
+			r.minPriority = ra.a.Priority
+		}
+		r.running++
+		if ra.a.Borrowed {
+			r.borrowed++
 		}
 		ts := r.team(ra.a.Team)
 		ts.usage[ra.a.GPU] += ra.a.GPUs()
@@ -153,46 +167,70 @@ func sortedKeys[K ~string, V any](m map[K]V) []K {
 	return keys
 }
 
-// classKey groups workload options that see the same candidate pools in the
-// same cost order.
+// classKey groups workload options that pass the same static checks on the
+// same pools. What varies between workloads of a class (gang size, run
+// time, checkpoint interval, data volume) only adds a constant to every pool
+// of one sub-index, so the order inside a sub-index holds for all of them.
 type classKey struct {
-	opt  model.Resources
-	team string
-	prof profile
+	opt        model.Resources
+	team       string // set only when the team restricts regions
+	nodes      int    // set only when max_hourly_cost depends on it
+	dataRegion string
 }
 
-// class is the ranked list of statically feasible pools for one classKey,
-// with one capacity index per provider.
+// class is the statically feasible pools of one classKey, split into
+// sub-indexes, each ranked by its pools' base effective cost (without the
+// workload's spot risk and egress) with a segment tree over free capacity.
 type class struct {
-	pools   []*pool
-	costs   []Cost
-	provs   []*provIndex
+	pools   []*pool // every member, in base cost order
+	subs    []*subIndex
 	rejects map[Reason]int
 	first   map[Reason]string
 	order   []Reason // reasons in the order first seen, for stable messages
 }
 
-type provIndex struct {
-	prov  model.Provider
-	t     *segTree
-	costs []Cost // per leaf
+// subIndex holds the pools of one class that share provider, spot-ness and
+// whether they sit in the data's region: inside it, a workload's spot risk
+// is the same multiple of billed price and its egress the same constant for
+// every pool, so its base cost order is the workload's order too.
+type subIndex struct {
+	prov   model.Provider
+	spot   bool
+	inData bool
+	t      *segTree
+	base   []poolCost // per leaf
+	egress float64    // USD/GB of leaving the data region, for this provider
+}
+
+// effective returns the cost of leaf i for a workload profile.
+func (s *subIndex) effective(i int, pr *profile) float64 {
+	pc := &s.base[i]
+	eff := pc.billed - pc.shadow
+	if s.spot {
+		eff += pr.redo(pc.spotRate) * pc.billed
+	}
+	if !s.inData {
+		eff += pr.egress("", s.egress)
+	}
+	return eff
 }
 
 func (r *round) class(w *model.Workload, opt int, ts *teamState) *class {
-	key := classKey{opt: w.Options[opt], prof: profileOf(w, opt)}
+	key := classKey{opt: w.Options[opt]}
 	if ts != nil && ts.team != nil && len(ts.team.Regions) > 0 {
 		key.team = ts.team.Name
+	}
+	if key.opt.MaxHourlyCost > 0 {
+		key.nodes = w.NumNodes
+	}
+	if w.DataRegion != "" && w.DataGB > 0 {
+		key.dataRegion = w.DataRegion
 	}
 	if c := r.classes[key]; c != nil {
 		return c
 	}
 	c := &class{rejects: map[Reason]int{}, first: map[Reason]string{}}
 	ctx := r.checkCtx(w, opt)
-	type cand struct {
-		pl   *pool
-		cost Cost
-	}
-	var cands []cand
 	for _, pl := range r.byGPU[key.opt.GPU] {
 		if reason, detail := firstRejection(ctx, pl); reason != "" {
 			if c.rejects[reason] == 0 {
@@ -202,31 +240,35 @@ func (r *round) class(w *model.Workload, opt int, ts *teamState) *class {
 			c.rejects[reason]++
 			continue
 		}
-		cands = append(cands, cand{pl, costFor(pl.cost, key.prof, pl.cluster.Region, r.egressRate(key.prof.dataRegion, pl))})
+		c.pools = append(c.pools, pl)
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		a, b := cands[i], cands[j]
-		if a.cost.EffectivePerGPUHour != b.cost.EffectivePerGPUHour {
-			return a.cost.EffectivePerGPUHour < b.cost.EffectivePerGPUHour
+	sort.SliceStable(c.pools, func(i, j int) bool {
+		a, b := c.pools[i], c.pools[j]
+		ca, cb := a.cost.billed-a.cost.shadow, b.cost.billed-b.cost.shadow
+		if ca != cb {
+			return ca < cb
 		}
-		return a.pl.seq < b.pl.seq
+		return a.seq < b.seq
 	})
-	byProv := map[model.Provider]*provIndex{}
-	var members = map[model.Provider][]*pool{}
-	for _, cd := range cands {
-		c.pools = append(c.pools, cd.pl)
-		c.costs = append(c.costs, cd.cost)
-		pi := byProv[cd.pl.cluster.Provider]
-		if pi == nil {
-			pi = &provIndex{prov: cd.pl.cluster.Provider}
-			byProv[pi.prov] = pi
-			c.provs = append(c.provs, pi)
-		}
-		members[pi.prov] = append(members[pi.prov], cd.pl)
-		pi.costs = append(pi.costs, cd.cost)
+	type subKey struct {
+		prov         model.Provider
+		spot, inData bool
 	}
-	for _, pi := range c.provs {
-		pi.t = newSegTree(members[pi.prov])
+	subs := map[subKey]*subIndex{}
+	members := map[*subIndex][]*pool{}
+	for _, pl := range c.pools {
+		k := subKey{pl.cluster.Provider, pl.spec.PriceClass == model.Spot, key.dataRegion == "" || pl.cluster.Region == key.dataRegion}
+		s := subs[k]
+		if s == nil {
+			s = &subIndex{prov: k.prov, spot: k.spot, inData: k.inData, egress: r.egressRate(key.dataRegion, pl)}
+			subs[k] = s
+			c.subs = append(c.subs, s)
+		}
+		members[s] = append(members[s], pl)
+		s.base = append(s.base, pl.cost)
+	}
+	for _, s := range c.subs {
+		s.t = newSegTree(members[s])
 	}
 	r.classes[key] = c
 	return c

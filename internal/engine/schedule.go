@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"cmp"
 	"container/heap"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"gpubroker/internal/model"
@@ -47,26 +50,36 @@ type indexedWait struct {
 // GPUs in use per unit of weight goes next) or, with fair share off, by
 // arrival. Within a team, by arrival then ID.
 func (r *round) forEachInOrder(pending []*model.Workload, visit func(int, *model.Workload)) {
-	idx := make([]int, len(pending))
-	for i := range idx {
-		idx[i] = i
+	type key struct {
+		pri int
+		at  int64
+		id  string
+		i   int
 	}
-	sort.SliceStable(idx, func(a, b int) bool {
-		x, y := pending[idx[a]], pending[idx[b]]
-		if x.Priority != y.Priority {
-			return x.Priority > y.Priority
+	keys := make([]key, len(pending))
+	for i, w := range pending {
+		keys[i] = key{w.Priority, w.Submitted.UnixNano(), w.ID, i}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if a.pri != b.pri {
+			return cmp.Compare(b.pri, a.pri)
 		}
-		if !x.Submitted.Equal(y.Submitted) {
-			return x.Submitted.Before(y.Submitted)
+		if a.at != b.at {
+			return cmp.Compare(a.at, b.at)
 		}
-		return x.ID < y.ID
+		if c := strings.Compare(a.id, b.id); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.i, b.i)
 	})
-	for lo := 0; lo < len(idx); {
+	level := make([]int, 0, len(keys))
+	for lo := 0; lo < len(keys); {
 		hi := lo
-		for hi < len(idx) && pending[idx[hi]].Priority == pending[idx[lo]].Priority {
+		level = level[:0]
+		for hi < len(keys) && keys[hi].pri == keys[lo].pri {
+			level = append(level, keys[hi].i)
 			hi++
 		}
-		level := idx[lo:hi]
 		if !r.pol.FairShare {
 			for _, i := range level {
 				visit(i, pending[i])
@@ -323,41 +336,49 @@ func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 		at.fail, at.detail = c.mainRejection(o.GPU)
 		return at
 	}
-	pos := make([]int, len(c.provs))
-	for k, pi := range c.provs {
-		pos[k] = pi.t.first(0, n, g)
+	pr := profileOf(w, i)
+	pos := make([]int, len(c.subs))
+	eff := make([]float64, len(c.subs))
+	for k, s := range c.subs {
+		pos[k] = s.t.first(0, n, g)
+		if pos[k] >= 0 {
+			eff[k] = s.effective(pos[k], &pr)
+		}
 	}
-	excluded := make([]bool, len(c.provs))
+	excluded := map[model.Provider]bool{}
 	var capAt *attempt
 	var capDetail, budgetDetail string
 	for {
 		best := -1
-		for k, pi := range c.provs {
-			if excluded[k] || pos[k] < 0 {
+		for k, s := range c.subs {
+			if pos[k] < 0 || excluded[s.prov] {
 				continue
 			}
-			if best < 0 || lessLeaf(pi, pos[k], c.provs[best], pos[best]) {
+			if best < 0 || eff[k] < eff[best] || (eff[k] == eff[best] && s.t.pools[pos[k]].seq < c.subs[best].t.pools[pos[best]].seq) {
 				best = k
 			}
 		}
 		if best < 0 {
 			break
 		}
-		pi := c.provs[best]
-		pl, cost := pi.t.pools[pos[best]], pi.costs[pos[best]]
-		if blocked, d := r.capBlocked(pi.prov, w, need); blocked {
+		s := c.subs[best]
+		pl := s.t.pools[pos[best]]
+		cost := costFor(pl.cost, pr, pl.cluster.Region, s.egress)
+		if blocked, d := r.capBlocked(s.prov, w, need); blocked {
 			if capAt == nil {
 				capAt = &attempt{opt: i, pl: pl, cost: cost, borrowed: borrowed, overCap: true}
 				capDetail = d
 			}
-			excluded[best] = true
+			excluded[s.prov] = true
 			continue
 		}
 		if blocked, d := r.budgetBlocked(ts, w, need, cost); blocked {
 			if budgetDetail == "" {
 				budgetDetail = d
 			}
-			pos[best] = pi.t.first(pos[best]+1, n, g)
+			if pos[best] = s.t.first(pos[best]+1, n, g); pos[best] >= 0 {
+				eff[best] = s.effective(pos[best], &pr)
+			}
 			continue
 		}
 		at.pl, at.cost = pl, cost
@@ -375,16 +396,16 @@ func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 	default:
 		at.fail = ReasonNoCapacity
 		at.detail = fmt.Sprintf("no pool has %d free node(s) with %d free %s each (%d candidate pool(s))", n, g, o.GPU, len(c.pools))
+		largest := 0
+		for _, pl := range c.pools {
+			largest = max(largest, len(pl.free)+pl.grow)
+		}
+		if n > largest {
+			at.fail, at.dynamic = ReasonNeverFits, false
+			at.detail = fmt.Sprintf("gang of %d nodes; the largest candidate pool has %d", n, largest)
+		}
 	}
 	return at
-}
-
-func lessLeaf(a *provIndex, i int, b *provIndex, j int) bool {
-	ca, cb := a.costs[i].EffectivePerGPUHour, b.costs[j].EffectivePerGPUHour
-	if ca != cb {
-		return ca < cb
-	}
-	return a.t.pools[i].seq < b.t.pools[j].seq
 }
 
 // mainRejection is the reason a class has no candidate pool: the most
