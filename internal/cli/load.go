@@ -68,10 +68,12 @@ func (env *Env) loadTask(file string) (*spec.Task, error) {
 		return nil, fmt.Errorf("task file: %w", err)
 	}
 	task, err := spec.ParseTask(data, file)
+	if task != nil {
+		env.warn(task.Warnings) // printed before any error, as the parser found them
+	}
 	if err != nil {
 		return nil, err
 	}
-	env.warn(task.Warnings)
 	return task, nil
 }
 
