@@ -41,6 +41,7 @@ type pool struct {
 	// once ordered cheapest victim first.
 	running        []*runAlloc
 	runSorted      bool
+	sortedRound    int
 	runMinPriority int
 	runBorrowed    bool
 }

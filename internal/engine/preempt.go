@@ -12,8 +12,8 @@ import (
 // Lower-priority work always may; work running on capacity borrowed from
 // the cohort may be reclaimed by a team that is within its own quota, unless
 // it outranks the claimant.
-func preemptible(v *runAlloc, w *model.Workload, borrowing bool) bool {
-	if v.evicted {
+func preemptible(v *runAlloc, w *model.Workload, borrowing bool, round int) bool {
+	if v.evicted || v.round == round {
 		return false
 	}
 	if v.a.Priority < w.Priority {
@@ -25,7 +25,18 @@ func preemptible(v *runAlloc, w *model.Workload, borrowing bool) bool {
 // mayPreempt is a quick test that some running work could be evicted for
 // w at all, so that a full queue does not search every pool for every job.
 func (r *round) mayPreempt(w *model.Workload) bool {
-	return r.running > 0 && (r.minPriority < w.Priority || r.borrowed > 0)
+	if r.running == 0 {
+		return false
+	}
+	if r.borrowed > 0 {
+		return true
+	}
+	for p := range r.priorities {
+		if p < w.Priority {
+			return true
+		}
+	}
+	return false
 }
 
 type preemptMemo struct {
@@ -105,10 +116,7 @@ func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *a
 	pl := best.at.pl
 	for _, v := range best.victims {
 		v.evicted = true
-		pl.release(v.a.Nodes, v.a.GPUsPerNode)
-		vt := r.team(v.a.Team)
-		vt.usage[v.a.GPU] -= v.a.GPUs()
-		vt.total -= v.a.GPUs()
+		r.dropRunning(v, true)
 		why := fmt.Sprintf("priority %d < %d", v.a.Priority, w.Priority)
 		if v.a.Priority >= w.Priority {
 			why = fmt.Sprintf("reclaiming quota %s lent to team %s", w.Team, v.a.Team)
@@ -133,8 +141,11 @@ func (r *round) victimsIn(pl *pool, w *model.Workload, n, g int, borrowing bool)
 	if len(pl.running) == 0 {
 		return nil
 	}
-	if !pl.runSorted {
+	if !pl.runSorted || pl.sortedRound != r.roundNo {
 		// Once per pool per round: cheapest victims first.
+		for _, v := range pl.running {
+			v.refreshLost(r.now)
+		}
 		sort.SliceStable(pl.running, func(i, j int) bool {
 			a, b := pl.running[i], pl.running[j]
 			if a.lostGPUh != b.lostGPUh {
@@ -145,7 +156,8 @@ func (r *round) victimsIn(pl *pool, w *model.Workload, n, g int, borrowing bool)
 			}
 			return a.a.Workload < b.a.Workload
 		})
-		pl.runSorted = true
+		pl.runSorted, pl.sortedRound = true, r.roundNo
+		pl.runBorrowed = false
 		pl.runMinPriority = pl.running[0].a.Priority
 		for _, v := range pl.running {
 			pl.runMinPriority = min(pl.runMinPriority, v.a.Priority)
@@ -163,7 +175,7 @@ func (r *round) victimsIn(pl *pool, w *model.Workload, n, g int, borrowing bool)
 		if have >= n {
 			break
 		}
-		if !preemptible(v, w, borrowing) {
+		if !preemptible(v, w, borrowing, r.roundNo) {
 			continue
 		}
 		chosen = append(chosen, v)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -11,17 +12,24 @@ import (
 type runAlloc struct {
 	a       Allocation
 	evicted bool
+	// round is the round that admitted it (0 for the snapshot's): work
+	// admitted in this round is never preempted in the same round.
+	round int
 	// lostGPUh is the work evicting it now would lose: GPU-hours since its
-	// last checkpoint (or start).
+	// last checkpoint (or start). Refreshed when its pool is sorted.
 	lostGPUh float64
 }
 
-func newRunAlloc(a Allocation, now time.Time) *runAlloc {
+func (ra *runAlloc) refreshLost(now time.Time) {
+	a := &ra.a
 	since := a.Started
-	if a.LastCheckpoint.After(since) {
+	switch {
+	case a.LastCheckpoint.After(since):
 		since = a.LastCheckpoint
+	case a.CheckpointInterval > 0 && now.After(a.Started):
+		since = a.Started.Add(now.Sub(a.Started) / a.CheckpointInterval * a.CheckpointInterval)
 	}
-	return &runAlloc{a: a, lostGPUh: max(0, now.Sub(since).Hours()) * float64(a.GPUs())}
+	ra.lostGPUh = max(0, now.Sub(since).Hours()) * float64(a.GPUs())
 }
 
 type teamState struct {
@@ -55,13 +63,15 @@ type round struct {
 
 	classes map[classKey]*class
 	dec     Decisions
+	roundNo int
+	allocs  map[string]*runAlloc
 
 	// What running work there is to preempt, and which searches for
 	// victims already failed this round.
-	running     int
-	minPriority int
-	borrowed    int
-	noVictims   map[preemptMemo]shape
+	running    int
+	priorities map[int]int // running allocations per priority
+	borrowed   int
+	noVictims  map[preemptMemo]shape
 	scale       map[*pool]int
 }
 
@@ -75,7 +85,9 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 		teams:     map[string]*teamState{},
 		classes:   map[classKey]*class{},
 		scale:     map[*pool]int{},
-		noVictims: map[preemptMemo]shape{},
+		noVictims:  map[preemptMemo]shape{},
+		priorities: map[int]int{},
+		allocs:     map[string]*runAlloc{},
 	}
 	states := make(map[PoolRef]*PoolState, len(snap.Pools))
 	for i := range snap.Pools {
@@ -129,22 +141,54 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 		}
 	}
 	for i := range snap.Running {
-		ra := newRunAlloc(snap.Running[i], now)
-		if pl := r.byRef[ra.a.Pool]; pl != nil {
-			pl.running = append(pl.running, ra)
-		}
-		if r.running == 0 || ra.a.Priority < r.minPriority {
-			r.minPriority = ra.a.Priority
-		}
-		r.running++
-		if ra.a.Borrowed {
-			r.borrowed++
-		}
-		ts := r.team(ra.a.Team)
-		ts.usage[ra.a.GPU] += ra.a.GPUs()
-		ts.total += ra.a.GPUs()
+		r.addRunning(&runAlloc{a: snap.Running[i]})
 	}
 	return r
+}
+
+// addRunning records capacity held by an allocation (its nodes are already
+// counted as used in the pool).
+func (r *round) addRunning(ra *runAlloc) {
+	if pl := r.byRef[ra.a.Pool]; pl != nil {
+		pl.running = append(pl.running, ra)
+		pl.runSorted = false
+	}
+	r.allocs[ra.a.Workload] = ra
+	r.running++
+	r.priorities[ra.a.Priority]++
+	if ra.a.Borrowed {
+		r.borrowed++
+	}
+	ts := r.team(ra.a.Team)
+	ts.usage[ra.a.GPU] += ra.a.GPUs()
+	ts.total += ra.a.GPUs()
+}
+
+// dropRunning forgets an allocation and, unless its capacity was already
+// handed back, returns its GPUs to the pool.
+func (r *round) dropRunning(ra *runAlloc, freeNodes bool) {
+	pl := r.byRef[ra.a.Pool]
+	if pl != nil {
+		if freeNodes {
+			pl.release(ra.a.Nodes, ra.a.GPUsPerNode)
+		}
+		if i := slices.Index(pl.running, ra); i >= 0 {
+			pl.running = slices.Delete(pl.running, i, i+1)
+		}
+	}
+	if r.allocs[ra.a.Workload] == ra {
+		delete(r.allocs, ra.a.Workload)
+	}
+	r.running--
+	if r.priorities[ra.a.Priority]--; r.priorities[ra.a.Priority] == 0 {
+		delete(r.priorities, ra.a.Priority)
+	}
+	if ra.a.Borrowed {
+		r.borrowed--
+	}
+	ts := r.team(ra.a.Team)
+	ts.usage[ra.a.GPU] -= ra.a.GPUs()
+	ts.total -= ra.a.GPUs()
 }
 
 // team returns the state of a team, creating a quota-less one for a team

@@ -21,7 +21,39 @@ import (
 // capacity is what some admissions use), then scale requests, then
 // admissions. Each admission names the exact nodes it takes.
 func Schedule(snap *Snapshot, pending []*model.Workload, pol model.Policy, now time.Time) Decisions {
-	r := newRound(snap, pol, now)
+	return NewScheduler(snap, pol, now).Schedule(pending, now)
+}
+
+// Scheduler keeps a round's state from one round to the next, for a caller
+// that owns the whole fleet's state and reports every change to it: the
+// simulator, which runs hundreds of thousands of rounds. It is as pure as
+// Schedule (no clock, no I/O, no goroutines; not safe for concurrent use),
+// and Schedule is exactly one round of a fresh Scheduler.
+//
+// What the Scheduler decides it also applies to itself: admitted work holds
+// its nodes until Release, preempted work is gone (do not Release it). What
+// it cannot see, the caller tells it: Release when work ends, SetPoolDown
+// for outages, SetUsage for the provider-share, budget and commitment
+// figures, and Reprice when time has moved far enough for contract terms
+// and burn plans to matter (e.g. daily).
+type Scheduler struct {
+	r *round
+}
+
+// NewScheduler starts from a snapshot; the snapshot's node slices are
+// copied before any change, never written.
+func NewScheduler(snap *Snapshot, pol model.Policy, now time.Time) *Scheduler {
+	return &Scheduler{r: newRound(snap, pol, now)}
+}
+
+// Schedule runs one round at now over the pending workloads.
+func (s *Scheduler) Schedule(pending []*model.Workload, now time.Time) Decisions {
+	r := s.r
+	r.now = now
+	r.roundNo++
+	r.dec = Decisions{}
+	clear(r.scale)
+	clear(r.noVictims)
 	waits := make([]indexedWait, 0)
 	r.forEachInOrder(pending, func(i int, w *model.Workload) {
 		if wt, ok := r.scheduleOne(w); !ok {
@@ -38,6 +70,69 @@ func Schedule(snap *Snapshot, pending []*model.Workload, pol model.Policy, now t
 		}
 	}
 	return r.dec
+}
+
+// Release ends a running allocation (the workload finished, failed or was
+// cancelled) and returns its GPUs. It reports false for a workload the
+// Scheduler does not hold, which changes nothing.
+func (s *Scheduler) Release(workload string) bool {
+	ra := s.r.allocs[workload]
+	if ra == nil {
+		return false
+	}
+	s.r.dropRunning(ra, true)
+	return true
+}
+
+// SetPoolDown marks a pool as down (no new work) or up again. Work already
+// running there is the caller's to Release or keep.
+func (s *Scheduler) SetPoolDown(ref PoolRef, down bool) {
+	if pl := s.r.byRef[ref]; pl != nil && pl.down != down {
+		pl.down = down
+		s.r.dropClasses()
+	}
+}
+
+// SetUsage replaces the provider GPU-hours over the share window (as in
+// Snapshot.ProviderGPUHours) and each team's spend this month. Contract
+// spend is taken by Reprice.
+func (s *Scheduler) SetUsage(providerGPUHours map[model.Provider]float64, teamSpendUSD map[string]float64) {
+	r := s.r
+	clear(r.provUsage)
+	r.totalUsage = 0
+	for _, p := range sortedKeys(providerGPUHours) {
+		r.provUsage[p] = providerGPUHours[p]
+		r.totalUsage += providerGPUHours[p]
+	}
+	for _, name := range sortedKeys(r.teams) {
+		r.teams[name].spend = teamSpendUSD[name]
+	}
+}
+
+// Reprice recomputes every pool's cost at now with the contracts' spend so
+// far (contract terms starting or ending, burn plans moving on).
+func (s *Scheduler) Reprice(now time.Time, contractSpentUSD map[string]float64) {
+	r := s.r
+	changed := false
+	for _, pl := range r.pools {
+		c := computePoolCost(r.fleet, pl.cluster, pl.spec, contractSpentUSD, now)
+		if c != pl.cost {
+			pl.cost = c
+			changed = true
+		}
+	}
+	if changed {
+		r.dropClasses()
+	}
+}
+
+// dropClasses forgets every candidate list, to be rebuilt on demand after a
+// change to what the static checks or the cost order see.
+func (r *round) dropClasses() {
+	clear(r.classes)
+	for _, pl := range r.pools {
+		pl.regs = pl.regs[:0]
+	}
 }
 
 type indexedWait struct {
@@ -431,12 +526,15 @@ func (r *round) admit(w *model.Workload, ts *teamState, at *attempt) {
 	if added > 0 {
 		r.scale[at.pl] += added
 	}
-	ts.usage[o.GPU] += need
-	ts.total += need
 	ts.spend += at.cost.BilledPerGPUHour * float64(need) * hours(w)
 	add := r.shareAdd(w, need)
 	r.provUsage[at.pl.cluster.Provider] += add
 	r.totalUsage += add
+	r.addRunning(&runAlloc{round: r.roundNo, a: Allocation{
+		Workload: w.ID, Team: w.Team, Priority: w.Priority, Pool: at.pl.ref, Nodes: nodes,
+		GPUsPerNode: g, GPU: o.GPU, Borrowed: at.borrowed, Started: r.now,
+		CheckpointInterval: w.CheckpointInterval,
+	}})
 	r.dec.Admit = append(r.dec.Admit, Admission{
 		Workload:    w.ID,
 		Option:      at.opt,

@@ -56,9 +56,11 @@ type Allocation struct {
 	// cohort; such work is the first preempted when the lender needs it.
 	Borrowed bool
 	Started  time.Time
-	// LastCheckpoint is when the attempt last saved its state; zero means
-	// never, so preempting it loses everything since Started.
-	LastCheckpoint time.Time
+	// LastCheckpoint is when the attempt last saved its state. When zero,
+	// CheckpointInterval (if set) says it saves every interval since
+	// Started; with neither, preempting it loses everything since Started.
+	LastCheckpoint     time.Time
+	CheckpointInterval time.Duration
 }
 
 // GPUs returns the allocation's GPU count.
