@@ -72,19 +72,19 @@ type round struct {
 	priorities map[int]int // running allocations per priority
 	borrowed   int
 	noVictims  map[preemptMemo]shape
-	scale       map[*pool]int
+	scale      map[*pool]int
 }
 
 func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 	r := &round{
 		snap: snap, fleet: snap.Fleet, pol: pol, now: now,
-		byRef:     map[PoolRef]*pool{},
-		byGPU:     map[model.GPUModel][]*pool{},
-		egress:    map[string]float64{},
-		provUsage: map[model.Provider]float64{},
-		teams:     map[string]*teamState{},
-		classes:   map[classKey]*class{},
-		scale:     map[*pool]int{},
+		byRef:      map[PoolRef]*pool{},
+		byGPU:      map[model.GPUModel][]*pool{},
+		egress:     map[string]float64{},
+		provUsage:  map[model.Provider]float64{},
+		teams:      map[string]*teamState{},
+		classes:    map[classKey]*class{},
+		scale:      map[*pool]int{},
 		noVictims:  map[preemptMemo]shape{},
 		priorities: map[int]int{},
 		allocs:     map[string]*runAlloc{},
