@@ -85,7 +85,7 @@ func gpuTable() []gpuSpec {
 		{K80, 12, []string{"k80-12gb"}},
 		{MI355X, 288, []string{"instinct-mi355x", "mi355x-288gb"}},
 		{MI325X, 256, []string{"instinct-mi325x", "mi325x-256gb"}},
-		{MI300X, 192, []string{"instinct-mi300x", "mi300x-192gb", "mi300x-oam"}},
+		{MI300X, 192, []string{"mi300", "instinct-mi300x", "mi300x-192gb", "mi300x-oam"}},
 		{MI250X, 128, []string{"instinct-mi250x"}},
 	}
 }

@@ -17,7 +17,7 @@ func TestParseGPUAliases(t *testing.T) {
 		// canonical names, any case
 		"H100": H100, "h100": H100, "gb200": GB200, "B200": B200, "h200": H200,
 		"A100-80GB": A100_80GB, "a100": A100, "l40s": L40S, "L4": L4, "a10g": A10G,
-		"A10": A10, "v100": V100, "T4": T4, "k80": K80, "p100": P100, "mi300x": MI300X,
+		"A10": A10, "v100": V100, "T4": T4, "k80": K80, "p100": P100, "mi300x": MI300X, "MI300": MI300X,
 		"gh200": GH200, "RTX-PRO-6000": RTXPro6000, "a6000": A6000,
 		// aliases from the brief and SkyPilot
 		"H100-80GB": H100, "H100-SXM": H100, "nvidia-h100": H100, "H100-MEGA": H100,
