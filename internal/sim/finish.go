@@ -62,6 +62,7 @@ func (s *sim) finish() {
 			}
 			o.Reason = reason
 			r.NeverRunnable = append(r.NeverRunnable, NeverRunnable{Workload: j.w.ID, Reason: reason, Detail: j.detail})
+			s.progress()
 		}
 		if !j.w.Deadline.IsZero() {
 			r.WithDeadline++

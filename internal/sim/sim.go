@@ -35,6 +35,7 @@ type job struct {
 	ckpt     int64 // checkpoint interval, ns (0: none)
 	started  int64 // first start, ns (-1: never)
 	done     int64 // finish, ns
+	listed   bool  // on s.pending
 	reason   engine.Reason
 	detail   string
 	a        *alloc
@@ -332,14 +333,26 @@ func (s *sim) loadOutages() error {
 				out.pools = append(out.pools, k)
 			}
 		}
+		if !inFleet(s.cfg.Fleet, o) {
+			return fmt.Errorf("%w: outages[%d]: the fleet has no provider %q / cluster %q", ErrConfig, i, o.Provider, o.Cluster)
+		}
 		if len(out.pools) == 0 {
-			return fmt.Errorf("%w: outages[%d]: no pool of provider %q / cluster %q in the fleet", ErrConfig, i, o.Provider, o.Cluster)
+			continue // the policy dropped what the outage hits (single:PROVIDER)
 		}
 		s.outages = append(s.outages, out)
-		s.push(max(ns(o.From), s.start), evOutageStart, int32(i), 0)
-		s.push(max(ns(o.To), s.start), evOutageEnd, int32(i), 0)
+		s.push(max(ns(o.From), s.start), evOutageStart, int32(len(s.outages)-1), 0)
+		s.push(max(ns(o.To), s.start), evOutageEnd, int32(len(s.outages)-1), 0)
 	}
 	return nil
+}
+
+func inFleet(f *model.Fleet, o Outage) bool {
+	for _, c := range f.Clusters {
+		if c.Provider == o.Provider || c.Name == o.Cluster {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *sim) push(at int64, k evKind, id, attempt int32) {
@@ -402,7 +415,7 @@ func (s *sim) handle(e event) error {
 	case evArrival:
 		j := s.jobs[e.id]
 		j.state = stPending
-		s.pending = append(s.pending, j)
+		s.enqueue(j)
 		s.changed()
 	case evRound:
 		s.roundPending = false
@@ -455,11 +468,19 @@ func (s *sim) handle(e event) error {
 	return nil
 }
 
+// enqueue puts a pending job on the pending list unless it is there.
+func (s *sim) enqueue(j *job) {
+	if !j.listed {
+		j.listed = true
+		s.pending = append(s.pending, j)
+	}
+}
+
 func (s *sim) unpark() {
 	for _, j := range s.parked {
 		if j.state == stParked {
 			j.state = stPending
-			s.pending = append(s.pending, j)
+			s.enqueue(j)
 		}
 	}
 	s.parked = s.parked[:0]
@@ -481,6 +502,8 @@ func (s *sim) round() error {
 	for _, j := range s.pending {
 		if j.state == stPending {
 			live = append(live, j)
+		} else {
+			j.listed = false
 		}
 	}
 	clear(s.pending[len(live):])
@@ -651,7 +674,7 @@ func (s *sim) stop(j *job, requeue bool) {
 	j.attempt++
 	if requeue {
 		j.state = stPending
-		s.pending = append(s.pending, j)
+		s.enqueue(j)
 	}
 }
 
