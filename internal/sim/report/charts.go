@@ -47,13 +47,14 @@ func timeDomain(r *Report) (time.Time, time.Time) {
 	return lo.UTC(), hi.UTC()
 }
 
-// timeFrame sets a chart's x domain to the report's span and draws the axis.
+// timeX sets a chart's x domain to the report's span.
 func (c *chart) timeX(t0, t1 time.Time) {
 	c.f.x0, c.f.x1 = unix(t0), unix(t1)
 }
 
+// drawTimeAxis draws calendar ticks and the date axis title.
 func (c *chart) drawTimeAxis(t0, t1 time.Time) {
-	c.xAxis(timeTicks(t0, t1, 7), timeAxisTitle(t0, t1), true)
+	c.xAxis(timeTicks(t0, t1, c.f.right-c.f.left), timeAxisTitle(t0, t1), true)
 }
 
 // costOverTime draws, per policy, cumulative spend stacked by provider. All
@@ -63,11 +64,7 @@ func costOverTime(r *Report, prov palette) []template.HTML {
 	hi := 0.0
 	for _, p := range r.Policies {
 		for _, pt := range p.CostOverTime {
-			sum := 0.0
-			for _, v := range pt.ByProvider {
-				sum += math.Max(finite(v), 0)
-			}
-			hi = math.Max(hi, sum)
+			hi = math.Max(hi, positiveSum(pt.ByProvider))
 		}
 	}
 	ticks, top := linearTicks(hi, usd)
@@ -122,10 +119,7 @@ func costOverTime(r *Report, prov palette) []template.HTML {
 		}
 		if len(idx) > 0 {
 			last := p.CostOverTime[idx[len(idx)-1]]
-			sum := 0.0
-			for _, v := range last.ByProvider {
-				sum += math.Max(finite(v), 0)
-			}
+			sum := positiveSum(last.ByProvider)
 			c.s.text(c.f.left+8, c.f.top+14, "start", "note", "total "+usd(sum)+" by "+day(last.Time))
 		}
 		c.drawTimeAxis(t0, t1)
@@ -240,6 +234,11 @@ func providerShare(r *Report, prov palette) []template.HTML {
 		c.timeX(t0, t1)
 		c.f.y1 = 1
 		c.yAxis(ticks, "share of GPU-hours")
+		if cp := p.ProviderShareCap; cp > 0 { // under the lines, so none hides
+			y := c.f.Y(math.Min(cp, 1))
+			c.s.line(c.f.left, y, c.f.right, y, "#d62728", 2, "7 4")
+			c.s.text(c.f.right-4, y-5, "end", "cap", "cap "+pct(cp))
+		}
 		idx := thin(len(p.ProviderShare))
 		for _, n := range names {
 			var pts [][2]float64
@@ -248,11 +247,6 @@ func providerShare(r *Report, prov palette) []template.HTML {
 				pts = append(pts, [2]float64{c.f.X(unix(s.Time)), c.f.Y(math.Min(math.Max(s.Share[n], 0), 1))})
 			}
 			c.s.polyline(pts, prov.color(n), 2, "")
-		}
-		if cp := p.ProviderShareCap; cp > 0 {
-			y := c.f.Y(math.Min(cp, 1))
-			c.s.line(c.f.left, y, c.f.right, y, "#d62728", 2, "7 4")
-			c.s.text(c.f.right-4, y-5, "end", "cap", "cap "+pct(cp))
 		}
 		maxShare, hhi := shareStats(p)
 		if len(p.ProviderShare) > 0 {
@@ -345,14 +339,12 @@ func priceClassBars(r *Report) template.HTML {
 	hi := 0.0
 	longest := 0
 	for _, p := range r.Policies {
-		sum := 0.0
 		for k, v := range p.CostByPriceClass {
 			if finite(v) > 0 {
 				classes[k] = true
-				sum += finite(v)
 			}
 		}
-		hi = math.Max(hi, sum)
+		hi = math.Max(hi, positiveSum(p.CostByPriceClass))
 		longest = max(longest, len([]rune(p.Name)))
 	}
 	pal := newPalette(classes, priceClassColors, priceClassOrder)
@@ -378,7 +370,7 @@ func priceClassBars(r *Report) template.HTML {
 	c.s.line(c.f.left, c.f.top, c.f.left, c.f.bottom, "#888", 1, "")
 	for i, p := range r.Policies {
 		y := c.f.top + gap/2 + float64(i)*(barH+gap)
-		c.s.text(c.f.left-8, y+barH/2+4, "end", "tk", p.Name)
+		c.s.text(c.f.left-8, y+barH/2+4, "end", "tk", fit(p.Name, c.f.left-12, charW))
 		x := 0.0
 		for _, n := range pal.order {
 			v := math.Max(finite(p.CostByPriceClass[n]), 0)
@@ -410,4 +402,14 @@ func priceClassLabel(c string) string {
 
 func fixed2(v float64) string {
 	return strconvF(finite(v), 2)
+}
+
+// positiveSum adds the positive, finite values of m in key order, so the
+// floating-point result never depends on map iteration order.
+func positiveSum(m map[string]float64) float64 {
+	sum := 0.0
+	for _, k := range sortedKeys(m) {
+		sum += math.Max(finite(m[k]), 0)
+	}
+	return sum
 }

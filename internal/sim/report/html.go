@@ -187,7 +187,7 @@ func summaryTable(r *Report, prov palette) table {
 			}},
 	}
 	for _, n := range prov.order {
-		cols = append(cols, column{head: "$ " + n, title: "spend on " + n + ", USD",
+		cols = append(cols, column{head: "$\u00a0" + n, title: "spend on " + n + ", USD",
 			value: func(p PolicyRun) (float64, string, bool) {
 				v := p.CostByProvider[n]
 				return v, usd(v), true

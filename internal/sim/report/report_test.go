@@ -30,10 +30,10 @@ func smallReport() *Report {
 		Policies: []PolicyRun{
 			{
 				Name:             "gpubroker",
-				CostUSD:          1500,
-				CostByProvider:   map[string]float64{"aws": 1000, "gcp": 500},
-				CostByPriceClass: map[string]float64{"committed": 1000, "spot": 500},
-				CostByContract:   map[string]float64{"aws-commit": 1000},
+				CostUSD:          1700,
+				CostByProvider:   map[string]float64{"aws": 1200, "gcp": 500},
+				CostByPriceClass: map[string]float64{"committed": 1200, "spot": 500},
+				CostByContract:   map[string]float64{"aws-commit": 1200},
 				CostByTeam:       map[string]float64{"vision": 900, "nlp": 600},
 				GPUHoursRun:      500, GPUHoursBilled: 520, GPUHoursLost: 20,
 				Commitments: []Commitment{{
@@ -50,8 +50,8 @@ func smallReport() *Report {
 				ProviderShareCap: 0.6,
 				CostOverTime: []CostPoint{
 					{at(0), map[string]float64{"aws": 0, "gcp": 0}},
-					{at(1), map[string]float64{"aws": 500, "gcp": 200}},
-					{at(2), map[string]float64{"aws": 1000, "gcp": 500}},
+					{at(1), map[string]float64{"aws": 600, "gcp": 200}},
+					{at(2), map[string]float64{"aws": 1200, "gcp": 500}},
 				},
 				JCT:            Summarize([]float64{30, 600, 3600, 7200, 86400}),
 				JCTBySize:      map[string]Dist{Size1: Summarize([]float64{30, 600}), Size9to64: Summarize([]float64{3600, 7200, 86400})},
@@ -80,9 +80,9 @@ func smallReport() *Report {
 					{at(2), map[string]float64{"azure": 1}, 1},
 				},
 				CostOverTime: []CostPoint{
-					{at(0), map[string]float64{"azure": 0}},
-					{at(1), map[string]float64{"azure": 700}},
-					{at(2), map[string]float64{"azure": 1400}},
+					{at(0), map[string]float64{"azure": 0, "aws": 0}},
+					{at(1), map[string]float64{"azure": 700, "aws": 600}},
+					{at(2), map[string]float64{"azure": 1400, "aws": 1200}},
 				},
 				JCT:          Summarize([]float64{40, 900, 5400, 9000, 172800}),
 				JCTBySize:    map[string]Dist{Size1: Summarize([]float64{40, 900}), Size9to64: Summarize([]float64{5400, 9000, 172800})},
@@ -372,22 +372,22 @@ func TestTimeTicks(t *testing.T) {
 		span      time.Duration
 		wantFirst string
 	}{
-		{12 * time.Hour, "Mar 1 00:00"},
-		{75 * 24 * time.Hour, "Mar 11"},        // fortnightly, Mondays
-		{365 * 24 * time.Hour, "Mar 2024"},     // months
-		{7 * 365 * 24 * time.Hour, "2026"},     // every two years
-		{60 * 365 * 24 * time.Hour, "2030"},    // decades
-		{0, "Mar 1 00:00"},                     // a single instant
-		{-24 * time.Hour, ""},                  // reversed: nothing
-		{3 * 24 * time.Hour, "Mar 1 00:00"},    // hours or days
-		{20 * 24 * time.Hour, "Mar 4"},         // weekly
-		{10 * 24 * time.Hour, "Mar 1"},         // two days
-		{40 * 24 * time.Hour, "Mar 4"},         // weeks
-		{3 * 365 * 24 * time.Hour, "Jul 2024"}, // half years
+		{12 * time.Hour, "Mar 1"},
+		{75 * 24 * time.Hour, "Mar 11"},     // fortnightly, Mondays
+		{365 * 24 * time.Hour, "Mar 2024"},  // months
+		{7 * 365 * 24 * time.Hour, "2025"},  // years
+		{60 * 365 * 24 * time.Hour, "2030"}, // decades
+		{0, "Mar 1"},                        // a single instant
+		{-24 * time.Hour, ""},               // reversed: nothing
+		{3 * 24 * time.Hour, "Mar 1"},       // half days
+		{20 * 24 * time.Hour, "Mar 4"},      // weekly
+		{10 * 24 * time.Hour, "Mar 1"},      // two days
+		{40 * 24 * time.Hour, "Mar 4"},      // weeks
+		{3 * 365 * 24 * time.Hour, "2025"},  // years
 	} {
-		ts := timeTicks(day0, day0.Add(c.span), 7)
-		if len(ts) > 8 {
-			t.Errorf("span %v: %d ticks, want at most 8", c.span, len(ts))
+		ts := timeTicks(day0, day0.Add(c.span), chartW-marginL-marginR)
+		if len(ts) > 12 {
+			t.Errorf("span %v: %d ticks, want at most 12", c.span, len(ts))
 		}
 		first := ""
 		if len(ts) > 0 {

@@ -8,7 +8,10 @@ import (
 	"time"
 )
 
-var sampleOut = flag.String("sample", "", "write the HTML of a realistic sample report to this path, to look at in a browser")
+var (
+	sampleOut  = flag.String("sample", "", "write the HTML of a realistic sample report to this path, to look at in a browser")
+	sampleDays = flag.Int("sample-days", 75, "simulated days in the -sample report")
+)
 
 // TestWriteSample renders realisticReport to the -sample path, so the page
 // can be checked by eye (and screenshotted) after a change to the renderer.
@@ -39,7 +42,7 @@ func (l *lcg) float() float64 {
 // cap, four policies.
 func realisticReport() *Report {
 	start := time.Date(2017, 10, 3, 0, 0, 0, 0, time.UTC)
-	days := 75
+	days := *sampleDays
 	end := start.AddDate(0, 0, days)
 	rng := lcg(7)
 	type pol struct {
@@ -80,8 +83,8 @@ func realisticReport() *Report {
 			tm := start.AddDate(0, 0, d)
 			if d > 0 {
 				load := 0.7 + 0.6*rng.float() + 0.3*math.Sin(float64(d)/7)
-				for k, m := range p.mix {
-					cum[k] += p.daily * m * load
+				for _, k := range sortedKeys(p.mix) {
+					cum[k] += p.daily * p.mix[k] * load
 				}
 				planned += 250e3
 				actual += p.daily * p.mix["aws"] * load
@@ -94,12 +97,12 @@ func realisticReport() *Report {
 			aws.Series = append(aws.Series, BurnPoint{Time: tm, PlannedUSD: planned, ActualUSD: actual})
 			sp := SharePoint{Time: tm, Share: map[string]float64{}}
 			tot := 0.0
-			for k, m := range p.mix {
-				v := m * (0.85 + 0.3*rng.float())
+			for _, k := range sortedKeys(p.mix) {
+				v := p.mix[k] * (0.85 + 0.3*rng.float())
 				sp.Share[k] = v
 				tot += v
 			}
-			for k := range sp.Share {
+			for _, k := range sortedKeys(sp.Share) {
 				sp.Share[k] /= tot
 				if p.cap > 0 {
 					sp.Share[k] = math.Min(sp.Share[k], p.cap)
@@ -113,11 +116,12 @@ func realisticReport() *Report {
 		aws.ShortfallUSD = math.Max(planned-actual, 0)
 		aws.WastedUSD = aws.ShortfallUSD
 		run.Commitments = []Commitment{aws}
-		for k, v := range cum {
-			run.CostByProvider[k] = v
-			run.CostUSD += v
+		for _, k := range sortedKeys(cum) {
+			run.CostByProvider[k] = cum[k]
+			run.CostUSD += cum[k]
 		}
 		run.CostUSD += aws.WastedUSD
+		run.CostOverTime[len(run.CostOverTime)-1].ByProvider["aws"] += aws.WastedUSD // due at the end
 		run.CostByProvider["aws"] += aws.WastedUSD
 		run.CostByContract["aws-h100-7y"] = aws.UsedUSD + aws.WastedUSD
 		run.CostByPriceClass["committed"] = aws.UsedUSD + aws.WastedUSD
@@ -144,7 +148,7 @@ func realisticReport() *Report {
 			bySizeQ[b] = append(bySizeQ[b], q)
 		}
 		run.JCT, run.Queueing = Summarize(jct), Summarize(queue)
-		for b, xs := range bySizeJ {
+		for b, xs := range bySizeJ { // Summarize draws nothing random: order is free
 			run.JCTBySize[b] = Summarize(xs)
 			run.QueueingBySize[b] = Summarize(bySizeQ[b])
 		}

@@ -135,7 +135,7 @@ func (s *svgDoc) html() template.HTML {
 type legendItem struct {
 	label string
 	color string
-	kind  string // "line", "dash", "box"
+	kind  string // "line", "dash", "box" (solid fill) or "shade" (pale fill)
 }
 
 // legendLayout lays out items left to right, wrapping at the chart width, and
@@ -143,7 +143,7 @@ type legendItem struct {
 func legendLayout(items []legendItem, width float64) (pos [][2]float64, rows int) {
 	x, row := marginL, 0
 	for _, it := range items {
-		w := 22 + float64(len([]rune(it.label)))*charW + 16
+		w := 22 + float64(len([]rune(fit(it.label, width/2, charW))))*charW + 16
 		if x+w > width-marginR && x > marginL {
 			x, row = marginL, row+1
 		}
@@ -166,11 +166,12 @@ func (s *svgDoc) drawLegend(items []legendItem, pos [][2]float64) {
 		case "dash":
 			s.line(x, y-4, x+16, y-4, it.color, 2.5, "5 3")
 		case "shade":
-			s.rect(x, y-9, 16, 11, it.color, "")
+			s.raw(`<rect x="` + num(x) + `" y="` + num(y-9) + `" width="16" height="11" fill="` + esc(it.color) +
+				`" fill-opacity="0.25" stroke="` + esc(it.color) + `" stroke-width="0.8"/>`)
 		default:
 			s.line(x, y-4, x+16, y-4, it.color, 2.5, "")
 		}
-		s.text(x+22, y, "start", "lg", it.label)
+		s.text(x+22, y, "start", "lg", fit(it.label, chartW/2, charW))
 	}
 }
 
@@ -205,7 +206,6 @@ func (f frame) Y(v float64) float64 {
 type chart struct {
 	s *svgDoc
 	f frame
-	h float64
 }
 
 // newChart starts a chart with a title and legend; the plot area takes the
@@ -217,10 +217,10 @@ func newChart(width float64, title string, legend []legendItem, plotH float64) *
 		top = legendY
 	}
 	h := top + plotH + marginB
-	c := &chart{s: newSVG(width, h, title), h: h}
+	c := &chart{s: newSVG(width, h, title)}
 	c.f = frame{left: marginL, right: width - marginR, top: top, bottom: top + plotH}
 	c.s.raw(`<rect x="0" y="0" width="` + num(width) + `" height="` + num(h) + `" fill="#fff"/>`)
-	c.s.text(marginL, titleY, "start", "tt", title)
+	c.s.text(marginL, titleY, "start", "tt", fit(title, width-marginL-8, 8.6))
 	c.s.drawLegend(legend, pos)
 	return c
 }
@@ -295,8 +295,9 @@ func (c *chart) xAxis(ts []tick, title string, grid bool) {
 func unix(t time.Time) float64 { return float64(t.Unix()) }
 
 // timeTicks chooses calendar-aligned ticks (hours, days, weeks, months or
-// years, UTC) that fit about maxN labels between t0 and t1.
-func timeTicks(t0, t1 time.Time, maxN int) []tick {
+// years, UTC) between t0 and t1, the finest step whose labels fit side by
+// side in widthPx pixels.
+func timeTicks(t0, t1 time.Time, widthPx float64) []tick {
 	t0, t1 = t0.UTC(), t1.UTC()
 	span := t1.Sub(t0)
 	type unit struct {
@@ -307,10 +308,10 @@ func timeTicks(t0, t1 time.Time, maxN int) []tick {
 		layout string
 	}
 	units := []unit{
-		{time.Hour, 1, 0, 0, "Jan 2 15:04"},
-		{3 * time.Hour, 3, 0, 0, "Jan 2 15:04"},
-		{6 * time.Hour, 6, 0, 0, "Jan 2 15:04"},
-		{12 * time.Hour, 12, 0, 0, "Jan 2 15:04"},
+		{time.Hour, 1, 0, 0, ""},
+		{3 * time.Hour, 3, 0, 0, ""},
+		{6 * time.Hour, 6, 0, 0, ""},
+		{12 * time.Hour, 12, 0, 0, ""},
 		{24 * time.Hour, 0, 1, 0, "Jan 2"},
 		{48 * time.Hour, 0, 2, 0, "Jan 2"},
 		{7 * 24 * time.Hour, 0, 7, 0, "Jan 2"},
@@ -327,6 +328,11 @@ func timeTicks(t0, t1 time.Time, maxN int) []tick {
 	}
 	u := units[len(units)-1]
 	for _, c := range units {
+		chars := len(c.layout)
+		if chars == 0 {
+			chars = len("Jan 2")
+		}
+		maxN := int(widthPx / (float64(chars)*charW + 22))
 		if span/c.d+1 <= time.Duration(maxN) {
 			u = c
 			break
@@ -366,7 +372,14 @@ func timeTicks(t0, t1 time.Time, maxN int) []tick {
 		if c.Before(t0) {
 			continue
 		}
-		ts = append(ts, tick{unix(c), c.Format(u.layout)})
+		label := c.Format(u.layout)
+		if u.hours > 0 { // the date at midnight, the hour in between
+			label = c.Format("15:04")
+			if c.Hour() == 0 {
+				label = c.Format("Jan 2")
+			}
+		}
+		ts = append(ts, tick{unix(c), label})
 	}
 	return ts
 }
@@ -396,4 +409,15 @@ func thin(n int) []int {
 		idx = append(idx, k*(n-1)/(maxPoints-1))
 	}
 	return idx
+}
+
+// fit shortens s with an ellipsis so that it takes at most px pixels at
+// charPx pixels per character; the full text stays in tables and labels.
+func fit(s string, px, charPx float64) string {
+	r := []rune(s)
+	n := int(px / charPx)
+	if len(r) <= n || n < 2 {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }

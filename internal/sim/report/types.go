@@ -66,7 +66,10 @@ type PolicyRun struct {
 	// fraction in (0, 1]; 0 means no cap.
 	ProviderShareCap float64 `json:"provider_share_cap"`
 
-	// CostOverTime is cumulative spend by provider, sampled daily, in time order.
+	// CostOverTime is cumulative spend by provider, sampled daily, in time
+	// order (a first point at Start holding zeros makes the chart start from
+	// zero). Take-or-pay charges count as they fall due, so the last point
+	// sums to CostUSD and matches CostByProvider.
 	CostOverTime []CostPoint `json:"cost_over_time"`
 
 	// JCT is job completion time (arrival to finish) over completed jobs, seconds.
