@@ -7,6 +7,7 @@ package engine
 type segTree struct {
 	size  int // leaves, rounded up to a power of two
 	n     int // real leaves
+	width int // the largest GPUs-per-node among the leaves
 	val   []capVec
 	pools []*pool
 }
@@ -23,6 +24,7 @@ func newSegTree(pools []*pool) *segTree {
 	}
 	t := &segTree{size: size, n: len(pools), val: make([]capVec, 2*size), pools: pools}
 	for i, p := range pools {
+		t.width = max(t.width, p.gpn)
 		t.val[size+i] = p.cnt
 		p.regs = append(p.regs, treeReg{t: t, leaf: i})
 	}
@@ -35,7 +37,7 @@ func newSegTree(pools []*pool) *segTree {
 func (t *segTree) pull(i int) {
 	l, r := &t.val[2*i], &t.val[2*i+1]
 	v := &t.val[i]
-	for g := 1; g <= maxG; g++ {
+	for g := 1; g <= t.width; g++ {
 		v[g] = max(l[g], r[g])
 	}
 }
@@ -54,7 +56,7 @@ func (t *segTree) update(leaf int, c *capVec) {
 
 // first returns the lowest leaf >= from whose pool fits n x g, or -1.
 func (t *segTree) first(from, n, g int) int {
-	if from >= t.n || int(t.val[1][g]) < n {
+	if from >= t.n || g > t.width || int(t.val[1][g]) < n {
 		return -1
 	}
 	return t.descend(1, 0, t.size, from, n, g)

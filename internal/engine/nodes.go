@@ -40,6 +40,7 @@ type pool struct {
 	// running lists allocations in this pool, for preemption; runSorted
 	// once ordered cheapest victim first.
 	running        []*runAlloc
+	fresh          []*runAlloc // admitted by the Scheduler, not yet in running
 	runSorted      bool
 	sortedRound    int
 	runMinPriority int

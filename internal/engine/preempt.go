@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"fmt"
 	"slices"
+	"strconv"
 	"sort"
 
 	"gpubroker/internal/model"
@@ -75,7 +75,7 @@ func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *a
 		if !ok {
 			continue
 		}
-		c := r.class(w, f.opt, ts)
+		c := f.class
 		memo := preemptMemo{c: c, priority: w.Priority, borrowing: borrowed}
 		if prev, ok := r.noVictims[memo]; ok && prev.n <= n && prev.g <= g {
 			continue // a smaller gang found no victims in this class already
@@ -117,9 +117,11 @@ func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *a
 	for _, v := range best.victims {
 		v.evicted = true
 		r.dropRunning(v, true)
-		why := fmt.Sprintf("priority %d < %d", v.a.Priority, w.Priority)
-		if v.a.Priority >= w.Priority {
-			why = fmt.Sprintf("reclaiming quota %s lent to team %s", w.Team, v.a.Team)
+		var why string
+		if v.a.Priority < w.Priority {
+			why = "priority " + strconv.Itoa(v.a.Priority) + " < " + strconv.Itoa(w.Priority)
+		} else {
+			why = "reclaiming quota " + w.Team + " lent to team " + v.a.Team
 		}
 		r.dec.Preempt = append(r.dec.Preempt, Preemption{
 			Workload: v.a.Workload, Pool: pl.ref, For: w.ID, Reason: why, LostGPUHours: v.lostGPUh,
@@ -132,12 +134,21 @@ func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *a
 // where preemption can make room, so a full queue of high-priority work
 // does not scan the whole fleet per job. Among those, the least lost work
 // wins.
-const maxPreemptPools = 16
+const maxPreemptPools = 8
 
 // victimsIn picks the cheapest set of victims in one pool: the eligible
 // allocations by increasing lost work, added until the gang fits, then
 // pruned of any no longer needed.
 func (r *round) victimsIn(pl *pool, w *model.Workload, n, g int, borrowing bool) *victimPlan {
+	if pl.sortedRound != r.roundNo {
+		for _, v := range pl.fresh {
+			if v.round < r.roundNo {
+				pl.running = append(pl.running, v)
+				pl.runSorted = false
+			}
+		}
+		pl.fresh = slices.DeleteFunc(pl.fresh, func(v *runAlloc) bool { return v.round < r.roundNo })
+	}
 	if len(pl.running) == 0 {
 		return nil
 	}

@@ -64,7 +64,9 @@ type round struct {
 	classes map[classKey]*class
 	dec     Decisions
 	roundNo int
-	allocs  map[string]*runAlloc
+	// allocs indexes running work by workload for Release; built on the
+	// first Release, so a one-shot Schedule never pays for it.
+	allocs map[string]*runAlloc
 
 	// What running work there is to preempt, and which searches for
 	// victims already failed this round.
@@ -87,7 +89,6 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 		scale:      map[*pool]int{},
 		noVictims:  map[preemptMemo]shape{},
 		priorities: map[int]int{},
-		allocs:     map[string]*runAlloc{},
 	}
 	states := make(map[PoolRef]*PoolState, len(snap.Pools))
 	for i := range snap.Pools {
@@ -150,10 +151,18 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 // counted as used in the pool).
 func (r *round) addRunning(ra *runAlloc) {
 	if pl := r.byRef[ra.a.Pool]; pl != nil {
-		pl.running = append(pl.running, ra)
-		pl.runSorted = false
+		if ra.round > 0 {
+			// Admitted this round: not a victim before the next round,
+			// so it joins the sorted victim list only then.
+			pl.fresh = append(pl.fresh, ra)
+		} else {
+			pl.running = append(pl.running, ra)
+			pl.runSorted = false
+		}
 	}
-	r.allocs[ra.a.Workload] = ra
+	if r.allocs != nil {
+		r.allocs[ra.a.Workload] = ra
+	}
 	r.running++
 	r.priorities[ra.a.Priority]++
 	if ra.a.Borrowed {
@@ -162,6 +171,21 @@ func (r *round) addRunning(ra *runAlloc) {
 	ts := r.team(ra.a.Team)
 	ts.usage[ra.a.GPU] += ra.a.GPUs()
 	ts.total += ra.a.GPUs()
+}
+
+// alloc finds a running allocation by workload.
+func (r *round) alloc(workload string) *runAlloc {
+	if r.allocs == nil {
+		r.allocs = map[string]*runAlloc{}
+		for _, pl := range r.pools {
+			for _, list := range [][]*runAlloc{pl.running, pl.fresh} {
+				for _, ra := range list {
+					r.allocs[ra.a.Workload] = ra
+				}
+			}
+		}
+	}
+	return r.allocs[workload]
 }
 
 // dropRunning forgets an allocation and, unless its capacity was already
@@ -174,9 +198,11 @@ func (r *round) dropRunning(ra *runAlloc, freeNodes bool) {
 		}
 		if i := slices.Index(pl.running, ra); i >= 0 {
 			pl.running = slices.Delete(pl.running, i, i+1)
+		} else if i := slices.Index(pl.fresh, ra); i >= 0 {
+			pl.fresh = slices.Delete(pl.fresh, i, i+1)
 		}
 	}
-	if r.allocs[ra.a.Workload] == ra {
+	if r.allocs != nil && r.allocs[ra.a.Workload] == ra {
 		delete(r.allocs, ra.a.Workload)
 	}
 	r.running--
@@ -231,6 +257,7 @@ type class struct {
 	rejects map[Reason]int
 	first   map[Reason]string
 	order   []Reason // reasons in the order first seen, for stable messages
+	noCap   map[shape]string
 }
 
 // subIndex holds the pools of one class that share provider, spot-ness and

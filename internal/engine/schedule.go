@@ -51,7 +51,9 @@ func (s *Scheduler) Schedule(pending []*model.Workload, now time.Time) Decisions
 	r := s.r
 	r.now = now
 	r.roundNo++
-	r.dec = Decisions{}
+	// One allocation up front: growing by doubling copied more than the
+	// round's whole other work.
+	r.dec = Decisions{Admit: make([]Admission, 0, len(pending))}
 	clear(r.scale)
 	clear(r.noVictims)
 	waits := make([]indexedWait, 0)
@@ -76,7 +78,7 @@ func (s *Scheduler) Schedule(pending []*model.Workload, now time.Time) Decisions
 // cancelled) and returns its GPUs. It reports false for a workload the
 // Scheduler does not hold, which changes nothing.
 func (s *Scheduler) Release(workload string) bool {
-	ra := s.r.allocs[workload]
+	ra := s.r.alloc(workload)
 	if ra == nil {
 		return false
 	}
@@ -259,6 +261,8 @@ type attempt struct {
 	// overCapAlt is where the option would run if the provider share cap
 	// were lifted; used only when no option fits within the cap.
 	overCapAlt *attempt
+	// class is the option's candidate list, once looked up.
+	class *class
 }
 
 func (a *attempt) better(b *attempt) bool {
@@ -301,7 +305,8 @@ func (r *round) scheduleOne(w *model.Workload) (Wait, bool) {
 		ts = r.team(w.Team)
 	}
 	var best *attempt
-	fails := make([]attempt, 0, len(w.Options))
+	var failBuf [4]attempt
+	fails := failBuf[:0]
 	for i := range w.Options {
 		at := r.tryOption(w, i, ts)
 		if at.pl == nil {
@@ -427,13 +432,19 @@ func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 	}
 	at.borrowed = borrowed
 	c := r.class(w, i, ts)
+	at.class = c
 	if len(c.pools) == 0 {
 		at.fail, at.detail = c.mainRejection(o.GPU)
 		return at
 	}
 	pr := profileOf(w, i)
-	pos := make([]int, len(c.subs))
-	eff := make([]float64, len(c.subs))
+	var posBuf [32]int
+	var effBuf [32]float64
+	pos, eff := posBuf[:0], effBuf[:0]
+	if len(c.subs) > len(posBuf) {
+		pos, eff = make([]int, 0, len(c.subs)), make([]float64, 0, len(c.subs))
+	}
+	pos, eff = pos[:len(c.subs)], eff[:len(c.subs)]
 	for k, s := range c.subs {
 		pos[k] = s.t.first(0, n, g)
 		if pos[k] >= 0 {
@@ -490,7 +501,7 @@ func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 		at.fail, at.detail = ReasonBudget, budgetDetail
 	default:
 		at.fail = ReasonNoCapacity
-		at.detail = fmt.Sprintf("no pool has %d free node(s) with %d free %s each (%d candidate pool(s))", n, g, o.GPU, len(c.pools))
+		at.detail = c.noCapacityDetail(n, g, o.GPU)
 		largest := 0
 		for _, pl := range c.pools {
 			largest = max(largest, len(pl.free)+pl.grow)
@@ -501,6 +512,21 @@ func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 		}
 	}
 	return at
+}
+
+// noCapacityDetail says a gang found no room; memoised per shape, since a
+// full fleet makes thousands of workloads of a class say the same.
+func (c *class) noCapacityDetail(n, g int, gpu model.GPUModel) string {
+	k := shape{n, g}
+	if d, ok := c.noCap[k]; ok {
+		return d
+	}
+	if c.noCap == nil {
+		c.noCap = map[shape]string{}
+	}
+	d := fmt.Sprintf("no pool has %d free node(s) with %d free %s each (%d candidate pool(s))", n, g, gpu, len(c.pools))
+	c.noCap[k] = d
+	return d
 }
 
 // mainRejection is the reason a class has no candidate pool: the most
