@@ -2,8 +2,8 @@ package engine
 
 import (
 	"slices"
-	"strconv"
 	"sort"
+	"strconv"
 
 	"gpubroker/internal/model"
 )
