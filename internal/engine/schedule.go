@@ -451,13 +451,15 @@ func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 			eff[k] = s.effective(pos[k], &pr)
 		}
 	}
-	excluded := map[model.Provider]bool{}
+	// A pool over the team's budget is skipped; the first pool within
+	// budget whose provider is over the share cap rules that provider out
+	// and is remembered as the over-cap alternative.
 	var capAt *attempt
 	var capDetail, budgetDetail string
 	for {
 		best := -1
 		for k, s := range c.subs {
-			if pos[k] < 0 || excluded[s.prov] {
+			if pos[k] < 0 {
 				continue
 			}
 			if best < 0 || eff[k] < eff[best] || (eff[k] == eff[best] && s.t.pools[pos[k]].seq < c.subs[best].t.pools[pos[best]].seq) {
@@ -470,14 +472,6 @@ func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 		s := c.subs[best]
 		pl := s.t.pools[pos[best]]
 		cost := costFor(pl.cost, pr, pl.cluster.Region, s.egress)
-		if blocked, d := r.capBlocked(s.prov, w, need); blocked {
-			if capAt == nil {
-				capAt = &attempt{opt: i, pl: pl, cost: cost, borrowed: borrowed, overCap: true}
-				capDetail = d
-			}
-			excluded[s.prov] = true
-			continue
-		}
 		if blocked, d := r.budgetBlocked(ts, w, need, cost); blocked {
 			if budgetDetail == "" {
 				budgetDetail = d
@@ -487,15 +481,25 @@ func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 			}
 			continue
 		}
+		if blocked, d := r.capBlocked(s.prov, w, need); blocked {
+			if capAt == nil {
+				capAt = &attempt{opt: i, pl: pl, cost: cost, borrowed: borrowed, overCap: true}
+				capDetail = d
+			}
+			for k := range c.subs {
+				if c.subs[k].prov == s.prov {
+					pos[k] = -1
+				}
+			}
+			continue
+		}
 		at.pl, at.cost = pl, cost
 		return at
 	}
 	at.dynamic = true
 	switch {
 	case capAt != nil:
-		if blocked, _ := r.budgetBlocked(ts, w, need, capAt.cost); !blocked {
-			at.overCapAlt = capAt
-		}
+		at.overCapAlt = capAt
 		at.fail, at.detail = ReasonProviderCap, capDetail
 	case budgetDetail != "":
 		at.fail, at.detail = ReasonBudget, budgetDetail
