@@ -86,3 +86,40 @@ func TestHandComputed(t *testing.T) {
 		}
 	}
 }
+
+// TestHandPreemption checks a preemption and restart from a checkpoint.
+//
+// One on-demand node of 8 H100 at $1/GPU-h. "low" (priority 0, 8 GPUs, 2h
+// of work, checkpoint every 30m) starts at 0:00. "high" (priority 1, 8
+// GPUs, 1h) arrives at 1:10 and preempts it: low saved 1h of work at its
+// 1:00 checkpoint and loses the 10 minutes since (8 x 1/6 = 1.333 GPU-h).
+// high runs 1:10-2:10; low restarts at 2:10 with 1h left and ends at 3:10.
+// GPU-hours run 8x1 + 8x1 + 8x1 = 24, lost 4/3, cost $25.333.
+func TestHandPreemption(t *testing.T) {
+	t.Parallel()
+	f := &model.Fleet{
+		Clusters: []model.Cluster{cluster("a", "aws", pool("p", "H100", 1, model.OnDemand, 1))},
+		Policy:   model.Policy{Preemption: true},
+	}
+	low := wl("low", 0, 8, 2*time.Hour)
+	low.CheckpointInterval = 30 * time.Minute
+	high := wl("high", 70*time.Minute, 8, time.Hour)
+	high.Priority = 1
+	for _, ref := range []bool{false, true} {
+		r := mustRun(t, Config{Seed: 1, Fleet: f, reference: ref}, []*model.Workload{low, high})
+		got := map[string]Outcome{}
+		for _, o := range r.Outcomes {
+			got[o.Workload] = o
+		}
+		if o := got["low"]; !o.Finished.Equal(t0.Add(190*time.Minute)) || o.Attempts != 2 {
+			t.Errorf("ref=%v low: %+v", ref, o)
+		}
+		if o := got["high"]; !o.FirstStart.Equal(t0.Add(70*time.Minute)) || !o.Finished.Equal(t0.Add(130*time.Minute)) {
+			t.Errorf("ref=%v high: %+v", ref, o)
+		}
+		s := r.Summary
+		if r.EnginePreemptions != 1 || !near(s.GPUHoursRun, 24) || !near(s.GPUHoursLost, 8.0/6) || !near(s.TotalUSD, 24+8.0/6) {
+			t.Errorf("ref=%v preemptions %d, run %v, lost %v, cost %v", ref, r.EnginePreemptions, s.GPUHoursRun, s.GPUHoursLost, s.TotalUSD)
+		}
+	}
+}

@@ -14,6 +14,9 @@ import (
 
 const traceDir = "../../../shared/data/traces"
 
+// raceEnabled is set by race_test.go under -race.
+var raceEnabled bool
+
 // loadTrace reads a shared trace, or skips when it is absent.
 func loadTrace(tb testing.TB, kind, dir string) []*model.Workload {
 	tb.Helper()
@@ -64,8 +67,8 @@ func bigFleet(n int, gpu model.GPUModel) *model.Fleet {
 }
 
 func TestRealTraces(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real traces: skipped under -short")
+	if testing.Short() || raceEnabled {
+		t.Skip("real traces: skipped under -short and -race (run go test without them, or the benchmarks)")
 	}
 	for _, c := range []struct{ kind, dir string }{{"philly", "philly"}, {"itp", "microsoft-itp"}} {
 		t.Run(c.kind, func(t *testing.T) {

@@ -21,7 +21,11 @@ func scenario() (*model.Fleet, []*model.Workload, []Outage) {
 	f := randomFleet(24, rng)
 	f.Policy.MaxProviderShare = 0.4
 	f.Policy.CapFallback = true
+	f.Policy.ShareFloorGPUHours = 50 // small, so the cap binds
 	ws := randomJobs(1500, rng, "H100", "A100", "V100")
+	for i := 0; i < len(ws); i += 10 {
+		ws[i].Priority = 1
+	}
 	ws = append(ws, wl("zz-gpu", time.Hour, 8, time.Hour), wl("zz-huge", 2*time.Hour, 8*400, time.Hour))
 	ws[len(ws)-2].Options[0].GPU = "TPUv9"
 	slices.SortStableFunc(ws, func(a, b *model.Workload) int { return a.Submitted.Compare(b.Submitted) })
@@ -72,8 +76,8 @@ func TestConservation(t *testing.T) {
 			if pol != "single:gcp" && r.SpotPreemptions == 0 {
 				t.Error("no spot preemption in a fleet with spot pools")
 			}
-			if pol == "gpubroker" && r.OutageKills == 0 {
-				t.Error("the outage killed nothing")
+			if pol == "gpubroker" && (r.OutageKills == 0 || r.OverCapAdmissions == 0) {
+				t.Errorf("outage kills %d, over-cap admissions %d: want some of each", r.OutageKills, r.OverCapAdmissions)
 			}
 		})
 	}
@@ -261,5 +265,35 @@ func TestProgress(t *testing.T) {
 	}}, ws)
 	if calls == 0 || last != len(ws) {
 		t.Errorf("progress calls %d, last %d, completed %d", calls, last, r.Completed)
+	}
+}
+
+func TestRunPolicies(t *testing.T) {
+	t.Parallel()
+	f, ws, out := scenario()
+	names := []string{"gpubroker", "cheapest"}
+	last := 0
+	rs, err := RunPolicies(Config{Seed: 9, Fleet: f, Outages: out, Progress: func(d, total int) {
+		if total != 2*len(ws) {
+			t.Errorf("total %d", total)
+		}
+		last = max(last, d)
+	}}, ws, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		one := mustRun(t, Config{Seed: 9, Fleet: f, Outages: out, Policy: n}, ws)
+		a, _ := json.Marshal(one)
+		b, _ := json.Marshal(rs[i])
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s: concurrent run differs from a lone one", n)
+		}
+	}
+	if last != 2*len(ws) {
+		t.Errorf("progress reached %d of %d", last, 2*len(ws))
+	}
+	if _, err := RunPolicies(Config{Seed: 9, Fleet: f}, ws, []string{"gpubroker", "nope"}); !errors.Is(err, ErrUnknownPolicy) {
+		t.Errorf("err = %v", err)
 	}
 }
