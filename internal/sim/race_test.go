@@ -2,4 +2,4 @@
 
 package sim
 
-func init() { raceEnabled = true }
+const raceEnabled = true

@@ -14,9 +14,6 @@ import (
 
 const traceDir = "../../../shared/data/traces"
 
-// raceEnabled is set by race_test.go under -race.
-var raceEnabled bool
-
 // loadTrace reads a shared trace, or skips when it is absent.
 func loadTrace(tb testing.TB, kind, dir string) []*model.Workload {
 	tb.Helper()
