@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 )
@@ -129,55 +130,72 @@ type column struct {
 }
 
 // policyTable lays out one row per policy and highlights, in each column
-// marked lowIsBest, the lowest value when the policies differ.
+// marked lowIsBest, the lowest value when the policies differ. Values are
+// compared as shown: cells that read the same as the best are highlighted
+// too, and a column whose cells all read the same gets no highlight.
 func policyTable(r *Report, cols []column) table {
 	t := table{Head: []cell{{Text: "policy"}}}
 	for _, c := range cols {
 		t.Head = append(t.Head, cell{Text: c.head, Title: c.title})
 	}
-	best := make([]float64, len(cols))
-	differ := make([]bool, len(cols))
-	for j, c := range cols {
-		best[j] = math.Inf(1)
-		first, have := 0.0, false
-		for _, p := range r.Policies {
-			v, _, ok := c.value(p)
-			if !ok {
-				continue
-			}
-			if have && v != first {
-				differ[j] = true
-			}
-			if !have {
-				first, have = v, true
-			}
-			best[j] = math.Min(best[j], v)
-		}
-	}
 	for _, p := range r.Policies {
 		row := []cell{{Text: p.Name, Class: "name"}}
-		for j, c := range cols {
-			v, text, ok := c.value(p)
+		for _, c := range cols {
 			cl := cell{Text: "–", Class: "num"}
-			if ok {
+			if _, text, ok := c.value(p); ok {
 				cl.Text = text
-				if c.lowIsBest && differ[j] && v == best[j] {
-					cl.Class = "num best"
-					cl.Title = "best in column"
-				}
 			}
 			row = append(row, cl)
 		}
 		t.Rows = append(t.Rows, row)
 	}
+	for j, c := range cols {
+		if !c.lowIsBest {
+			continue
+		}
+		vals := make([]float64, len(r.Policies))
+		oks := make([]bool, len(r.Policies))
+		for i, p := range r.Policies {
+			vals[i], _, oks[i] = c.value(p)
+		}
+		for _, i := range bestOf(vals, oks, func(i int) string { return t.Rows[i][j+1].Text }) {
+			t.Rows[i][j+1].Class = "num best"
+			t.Rows[i][j+1].Title = "best in column"
+		}
+	}
 	return t
+}
+
+// bestOf returns the indexes whose shown text equals that of the lowest
+// valid value, or none when every valid value shows the same text.
+func bestOf(vals []float64, ok []bool, text func(int) string) []int {
+	best, distinct := -1, map[string]bool{}
+	for i, v := range vals {
+		if !ok[i] {
+			continue
+		}
+		distinct[text(i)] = true
+		if best < 0 || v < vals[best] {
+			best = i
+		}
+	}
+	if len(distinct) < 2 {
+		return nil
+	}
+	var out []int
+	for i := range vals {
+		if ok[i] && text(i) == text(best) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 func summaryTable(r *Report, prov palette) table {
 	cols := []column{
 		{head: "total cost", title: "all spend over the run, incl. unused take-or-pay, USD", lowIsBest: true,
 			value: func(p PolicyRun) (float64, string, bool) { return p.CostUSD, usd(p.CostUSD), true }},
-		{head: "$ / useful GPU-h", title: "total cost divided by GPU-hours of work that counted", lowIsBest: true,
+		{head: "$ per GPU-h", title: "total cost divided by GPU-hours of useful work (work lost to preemption not counted)", lowIsBest: true,
 			value: func(p PolicyRun) (float64, string, bool) {
 				if !(p.GPUHoursRun > 0) {
 					return 0, "", false
@@ -213,7 +231,7 @@ func summaryTable(r *Report, prov palette) table {
 		dist("queue p99", "99th percentile wait from arrival to first start",
 			func(p PolicyRun) float64 { return p.Queueing.P99 }, func(p PolicyRun) Dist { return p.Queueing }),
 		column{head: "GPU-h lost", title: "GPU-hours of work thrown away by preemptions and outages", lowIsBest: true,
-			value: func(p PolicyRun) (float64, string, bool) { return p.GPUHoursLost, gpuHours(p.GPUHoursLost), true }},
+			value: func(p PolicyRun) (float64, string, bool) { return p.GPUHoursLost, si(p.GPUHoursLost), true }},
 		column{head: "deadlines missed", title: "jobs that missed their deadline / jobs with a deadline", lowIsBest: true,
 			value: func(p PolicyRun) (float64, string, bool) {
 				if p.WithDeadline == 0 {
@@ -309,49 +327,33 @@ func sizeTable(r *Report, pick func(PolicyRun) map[string]Dist) table {
 	buckets := append([]string{}, SizeBuckets...)
 	for _, p := range r.Policies {
 		for _, k := range sortedKeys(pick(p)) {
-			if !contains(buckets, k) {
+			if !slices.Contains(buckets, k) {
 				buckets = append(buckets, k)
 			}
 		}
 	}
 	for _, b := range buckets {
 		row := []cell{{Text: b, Class: "name"}}
-		best, first, differ, filled := math.Inf(1), 0.0, false, false
-		for _, p := range r.Policies {
+		vals := make([]float64, len(r.Policies))
+		oks := make([]bool, len(r.Policies))
+		for i, p := range r.Policies {
 			d := pick(p)[b]
 			if d.Count == 0 {
 				row = append(row, cell{Text: "–", Class: "num", Title: "no jobs"})
 				continue
 			}
-			if filled && d.P99 != first {
-				differ = true
-			}
-			if !filled {
-				first, filled = d.P99, true
-			}
-			best = math.Min(best, d.P99)
+			vals[i], oks[i] = d.P99, true
 			row = append(row, cell{Text: duration(d.P50) + " / " + duration(d.P99), Class: "num", Title: count(d.Count) + " jobs"})
 		}
-		if !filled {
+		if !slices.Contains(oks, true) {
 			continue
 		}
-		for i, p := range r.Policies {
-			if d := pick(p)[b]; differ && d.Count > 0 && d.P99 == best {
-				row[i+1].Class = "num best"
-			}
+		for _, i := range bestOf(vals, oks, func(i int) string { return duration(vals[i]) }) {
+			row[i+1].Class = "num best"
 		}
 		t.Rows = append(t.Rows, row)
 	}
 	return t
-}
-
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // maxClusterRows bounds the utilisation table; larger fleets are summarised.
@@ -392,19 +394,54 @@ func utilTable(r *Report) (table, string) {
 		name string
 		q    float64
 	}{{"lowest", 0}, {"p10", 0.1}, {"median", 0.5}, {"p90", 0.9}, {"highest", 1}}
+	per := make([][]float64, len(r.Policies)) // each policy's clusters, sorted
+	for i, p := range r.Policies {
+		for _, n := range sortedKeys(p.Utilisation) {
+			per[i] = append(per[i], finite(p.Utilisation[n]))
+		}
+		sort.Float64s(per[i])
+	}
+	row := []cell{{Text: "clusters", Class: "name", Title: "clusters in this policy's fleet"}}
+	for i := range r.Policies {
+		row = append(row, cell{Text: count(len(per[i])), Class: "num"})
+	}
+	t.Rows = append(t.Rows, row)
+	row = []cell{{Text: "clusters used", Class: "name", Title: "clusters that ran any work"}}
+	for i := range r.Policies {
+		n := 0
+		for _, u := range per[i] {
+			if u > 0 {
+				n++
+			}
+		}
+		row = append(row, cell{Text: count(n), Class: "num"})
+	}
+	t.Rows = append(t.Rows, row)
+	row = []cell{{Text: "mean", Class: "name", Title: "unweighted mean over clusters"}}
+	for i := range r.Policies {
+		sum := 0.0
+		for _, u := range per[i] {
+			sum += u
+		}
+		c := cell{Text: "–", Class: "num"}
+		if len(per[i]) > 0 {
+			c = utilCell(sum / float64(len(per[i])))
+		}
+		row = append(row, c)
+	}
+	t.Rows = append(t.Rows, row)
 	for _, s := range stats {
 		row := []cell{{Text: s.name, Class: "name"}}
-		for _, p := range r.Policies {
-			var us []float64
-			for _, n := range names {
-				us = append(us, finite(p.Utilisation[n]))
+		for i := range r.Policies {
+			c := cell{Text: "–", Class: "num"}
+			if len(per[i]) > 0 {
+				c = utilCell(nearestRank(per[i], math.Max(s.q, 1e-9)))
 			}
-			sort.Float64s(us)
-			row = append(row, utilCell(nearestRank(us, math.Max(s.q, 1e-9))))
+			row = append(row, c)
 		}
 		t.Rows = append(t.Rows, row)
 	}
-	return t, strconv.Itoa(len(names)) + " clusters: too many to list, so the table shows the spread of their utilisation."
+	return t, strconv.Itoa(len(names)) + " clusters: too many to list, so the table shows the spread of their utilisation (each policy over the clusters it could use)."
 }
 
 func utilCell(u float64) cell {

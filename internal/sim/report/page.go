@@ -22,7 +22,7 @@ p.caption{color:#444;font-size:14px;margin:6px 2px 0;font-style:italic}
 p.note{color:#555;font-size:13.5px;margin:6px 0}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;background:#fff;font-size:14px;margin:6px 0}
-th,td{padding:5px 9px;border-bottom:1px solid #e4e7eb;text-align:left;white-space:nowrap}
+th,td{padding:5px 8px;border-bottom:1px solid #e4e7eb;text-align:left;white-space:nowrap}
 th{background:#eef1f5;font-weight:600;white-space:normal;vertical-align:bottom;max-width:110px}
 th[title]{text-decoration:underline dotted #999;cursor:help}
 td.num{text-align:right;font-variant-numeric:tabular-nums}

@@ -398,3 +398,23 @@ func TestTimeTicks(t *testing.T) {
 		}
 	}
 }
+
+func TestBestOfComparesShownText(t *testing.T) {
+	t.Parallel()
+	show := func(vals []float64) func(int) string { return func(i int) string { return duration(vals[i]) } }
+	for name, c := range map[string]struct {
+		vals []float64
+		ok   []bool
+		want []int
+	}{
+		"lowest wins":              {[]float64{30, 20, 40}, []bool{true, true, true}, []int{1}},
+		"ties as shown":            {[]float64{1146, 1149, 3000}, []bool{true, true, true}, []int{0, 1}}, // both read 19.1m
+		"all read the same":        {[]float64{1146, 1147}, []bool{true, true}, nil},
+		"invalid ones ignored":     {[]float64{0, 50, 60}, []bool{false, true, true}, []int{1}},
+		"one valid value: nothing": {[]float64{0, 50}, []bool{false, true}, nil},
+	} {
+		if got := bestOf(c.vals, c.ok, show(c.vals)); !cmp.Equal(got, c.want) {
+			t.Errorf("%s: bestOf = %v, want %v", name, got, c.want)
+		}
+	}
+}
