@@ -13,6 +13,17 @@ type checkCtx struct {
 	opt  *model.Resources
 	team *model.Team // nil when the fleet has no teams
 	pol  *model.Policy
+	// explain asks checkers for their detail text; building a class checks
+	// thousands of pools and needs it only once per reason.
+	explain bool
+}
+
+// why formats a rejection's detail when asked to explain.
+func (c *checkCtx) why(format string, args ...any) string {
+	if !c.explain {
+		return ""
+	}
+	return fmt.Sprintf(format, args...)
 }
 
 // checker is one constraint. It returns "" when the pool passes, else the
@@ -43,23 +54,23 @@ var staticCheckers = []checker{
 
 func checkGPU(c *checkCtx, pl *pool) (Reason, string) {
 	if pl.spec.GPU != c.opt.GPU {
-		return ReasonGPUModel, fmt.Sprintf("pool has %s, workload asks for %s", pl.spec.GPU, c.opt.GPU)
+		return ReasonGPUModel, c.why("pool has %s, workload asks for %s", pl.spec.GPU, c.opt.GPU)
 	}
 	return "", ""
 }
 
 func checkShape(c *checkCtx, pl *pool) (Reason, string) {
 	if c.opt.GPUsPerNode > pl.gpn {
-		return ReasonShape, fmt.Sprintf("nodes have %d GPUs, workload asks for %d per node", pl.gpn, c.opt.GPUsPerNode)
+		return ReasonShape, c.why("nodes have %d GPUs, workload asks for %d per node", pl.gpn, c.opt.GPUsPerNode)
 	}
 	if cpus := pl.spec.CPUsPerNode; cpus > 0 && c.opt.CPUs > 0 {
 		if (c.opt.CPUsAtLeast && cpus < c.opt.CPUs) || (!c.opt.CPUsAtLeast && cpus != c.opt.CPUs) {
-			return ReasonShape, fmt.Sprintf("nodes have %g vCPUs, workload asks for %s", cpus, amount(c.opt.CPUs, c.opt.CPUsAtLeast))
+			return ReasonShape, c.why("nodes have %g vCPUs, workload asks for %s", cpus, amount(c.opt.CPUs, c.opt.CPUsAtLeast))
 		}
 	}
 	if mem := pl.spec.MemoryGiBPerNode; mem > 0 && c.opt.MemoryGiB > 0 {
 		if (c.opt.MemoryAtLeast && mem < c.opt.MemoryGiB) || (!c.opt.MemoryAtLeast && mem != c.opt.MemoryGiB) {
-			return ReasonShape, fmt.Sprintf("nodes have %g GiB memory, workload asks for %s", mem, amount(c.opt.MemoryGiB, c.opt.MemoryAtLeast))
+			return ReasonShape, c.why("nodes have %g GiB memory, workload asks for %s", mem, amount(c.opt.MemoryGiB, c.opt.MemoryAtLeast))
 		}
 	}
 	return "", ""
@@ -74,34 +85,34 @@ func amount(v float64, atLeast bool) string {
 
 func checkInstanceType(c *checkCtx, pl *pool) (Reason, string) {
 	if c.opt.InstanceType != "" && c.opt.InstanceType != pl.spec.InstanceType {
-		return ReasonInstanceType, fmt.Sprintf("pool is %q, workload asks for %q", pl.spec.InstanceType, c.opt.InstanceType)
+		return ReasonInstanceType, c.why("pool is %q, workload asks for %q", pl.spec.InstanceType, c.opt.InstanceType)
 	}
 	return "", ""
 }
 
 func checkProvider(c *checkCtx, pl *pool) (Reason, string) {
 	if c.opt.Provider != "" && c.opt.Provider != pl.cluster.Provider {
-		return ReasonProvider, fmt.Sprintf("pool is on %s, workload asks for %s", pl.cluster.Provider, c.opt.Provider)
+		return ReasonProvider, c.why("pool is on %s, workload asks for %s", pl.cluster.Provider, c.opt.Provider)
 	}
 	return "", ""
 }
 
 func checkRegion(c *checkCtx, pl *pool) (Reason, string) {
 	if c.opt.Region != "" && c.opt.Region != pl.cluster.Region {
-		return ReasonRegion, fmt.Sprintf("pool is in %s, workload asks for %s", pl.cluster.Region, c.opt.Region)
+		return ReasonRegion, c.why("pool is in %s, workload asks for %s", pl.cluster.Region, c.opt.Region)
 	}
 	if c.opt.Zone != "" && pl.cluster.Zone != "" && c.opt.Zone != pl.cluster.Zone {
-		return ReasonRegion, fmt.Sprintf("pool is in zone %s, workload asks for %s", pl.cluster.Zone, c.opt.Zone)
+		return ReasonRegion, c.why("pool is in zone %s, workload asks for %s", pl.cluster.Zone, c.opt.Zone)
 	}
 	return "", ""
 }
 
 func checkResidency(c *checkCtx, pl *pool) (Reason, string) {
 	if len(c.pol.Regions) > 0 && !contains(c.pol.Regions, pl.cluster.Region) {
-		return ReasonResidency, fmt.Sprintf("policy allows only regions %v; pool is in %s", c.pol.Regions, pl.cluster.Region)
+		return ReasonResidency, c.why("policy allows only regions %v; pool is in %s", c.pol.Regions, pl.cluster.Region)
 	}
 	if c.team != nil && len(c.team.Regions) > 0 && !contains(c.team.Regions, pl.cluster.Region) {
-		return ReasonResidency, fmt.Sprintf("team %s may run only in %v; pool is in %s", c.team.Name, c.team.Regions, pl.cluster.Region)
+		return ReasonResidency, c.why("team %s may run only in %v; pool is in %s", c.team.Name, c.team.Regions, pl.cluster.Region)
 	}
 	return "", ""
 }
@@ -130,7 +141,7 @@ func checkPriceCeiling(c *checkCtx, pl *pool) (Reason, string) {
 		ceil, ok = c.pol.MaxPricePerGPUHour["*"]
 	}
 	if ok && pl.cost.list > ceil {
-		return ReasonPriceCeiling, fmt.Sprintf("list $%.2f/GPU-h is above the policy ceiling $%.2f for %s", pl.cost.list, ceil, pl.spec.GPU)
+		return ReasonPriceCeiling, c.why("list $%.2f/GPU-h is above the policy ceiling $%.2f for %s", pl.cost.list, ceil, pl.spec.GPU)
 	}
 	return "", ""
 }
@@ -141,14 +152,14 @@ func checkMaxHourlyCost(c *checkCtx, pl *pool) (Reason, string) {
 	}
 	perHour := pl.cost.list * float64(c.w.NumNodes*c.opt.GPUsPerNode)
 	if perHour > c.opt.MaxHourlyCost {
-		return ReasonMaxHourlyCost, fmt.Sprintf("$%.2f/h is above max_hourly_cost $%.2f", perHour, c.opt.MaxHourlyCost)
+		return ReasonMaxHourlyCost, c.why("$%.2f/h is above max_hourly_cost $%.2f", perHour, c.opt.MaxHourlyCost)
 	}
 	return "", ""
 }
 
 func checkHealth(c *checkCtx, pl *pool) (Reason, string) {
 	if pl.down {
-		return ReasonUnhealthy, fmt.Sprintf("cluster %s pool %s is down", pl.cluster.Name, pl.spec.Name)
+		return ReasonUnhealthy, c.why("cluster %s pool %s is down", pl.cluster.Name, pl.spec.Name)
 	}
 	return "", ""
 }
@@ -156,7 +167,7 @@ func checkHealth(c *checkCtx, pl *pool) (Reason, string) {
 func checkGangSize(c *checkCtx, pl *pool) (Reason, string) {
 	most := len(pl.free) + pl.grow
 	if c.w.NumNodes > most {
-		return ReasonNeverFits, fmt.Sprintf("gang of %d nodes; pool has at most %d", c.w.NumNodes, most)
+		return ReasonNeverFits, c.why("gang of %d nodes; pool has at most %d", c.w.NumNodes, most)
 	}
 	return "", ""
 }

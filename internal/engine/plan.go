@@ -33,6 +33,7 @@ func Plan(snap *Snapshot, pol model.Policy, w *model.Workload, now time.Time) []
 		n, g := w.NumNodes, o.GPUsPerNode
 		need := n * g
 		ctx := r.checkCtx(w, i)
+		ctx.explain = true
 		prof := profileOf(w, i)
 		var qok = true
 		var qdetail string

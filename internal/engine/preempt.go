@@ -64,6 +64,7 @@ func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *a
 		return nil
 	}
 	var best *victimPlan
+	var bestVictims []*runAlloc
 	for _, f := range fails {
 		if f.fail != ReasonNoCapacity {
 			continue
@@ -100,6 +101,8 @@ func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *a
 			}
 			vp.at = attempt{opt: f.opt, pl: pl, cost: cost, borrowed: borrowed}
 			if best == nil || vp.lost < best.lost || (vp.lost == best.lost && vp.at.better(&best.at)) {
+				vp.victims = append(bestVictims[:0], vp.victims...)
+				bestVictims = vp.victims
 				best = vp
 			}
 		}
@@ -180,8 +183,10 @@ func (r *round) victimsIn(pl *pool, w *model.Workload, n, g int, borrowing bool)
 		return nil
 	}
 	have := int(pl.cnt[g])
-	var chosen []*runAlloc
-	var extra []nodeGPUs // GPUs freed per node by the chosen victims
+	// Scratch space reused across searches; a plan that wins is copied.
+	chosen := r.scratchVictims[:0]
+	extra := r.scratchNodes[:0] // GPUs freed per node by the chosen victims
+	defer func() { r.scratchVictims, r.scratchNodes = chosen[:0], extra[:0] }()
 	for _, v := range pl.running {
 		if have >= n {
 			break

@@ -74,7 +74,10 @@ type round struct {
 	priorities map[int]int // running allocations per priority
 	borrowed   int
 	noVictims  map[preemptMemo]shape
-	scale      map[*pool]int
+	// scratch space for the victim search
+	scratchVictims []*runAlloc
+	scratchNodes   []nodeGPUs
+	scale          map[*pool]int
 }
 
 func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
@@ -303,9 +306,11 @@ func (r *round) class(w *model.Workload, opt int, ts *teamState) *class {
 	c := &class{rejects: map[Reason]int{}, first: map[Reason]string{}}
 	ctx := r.checkCtx(w, opt)
 	for _, pl := range r.byGPU[key.opt.GPU] {
-		if reason, detail := firstRejection(ctx, pl); reason != "" {
+		if reason, _ := firstRejection(ctx, pl); reason != "" {
 			if c.rejects[reason] == 0 {
-				c.first[reason] = detail
+				ctx.explain = true
+				_, c.first[reason] = firstRejection(ctx, pl)
+				ctx.explain = false
 				c.order = append(c.order, reason)
 			}
 			c.rejects[reason]++

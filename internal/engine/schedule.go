@@ -305,6 +305,7 @@ func (r *round) scheduleOne(w *model.Workload) (Wait, bool) {
 		ts = r.team(w.Team)
 	}
 	var best *attempt
+	var found attempt // the best placed option, kept off the heap
 	var failBuf [4]attempt
 	fails := failBuf[:0]
 	for i := range w.Options {
@@ -314,7 +315,8 @@ func (r *round) scheduleOne(w *model.Workload) (Wait, bool) {
 			continue
 		}
 		if best == nil || at.better(best) {
-			best = &at
+			found = at
+			best = &found
 		}
 		if w.Order == model.Ordered {
 			break
