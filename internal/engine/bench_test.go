@@ -160,3 +160,34 @@ func cpuSeconds() float64 {
 	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 	return tv(ru.Utime) + tv(ru.Stime)
 }
+
+// BenchmarkPlacementScaling grows the fleet tenfold twice and times the
+// placements alone: a Scheduler reads the snapshot and builds its class
+// lists on an untimed first round over copies of the 2,000 jobs, then the
+// timed round places the jobs themselves with those indexes; even the
+// smallest fleet has room for both, so every size does the same work. The segment trees make each
+// decision O(log pools); compare ns/decision across the sub-benchmarks of
+// one run. (A whole round also pays O(pools + nodes) to read the snapshot;
+// see BenchmarkScheduleRound.)
+func BenchmarkPlacementScaling(b *testing.B) {
+	for _, clusters := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("clusters=%d", clusters), func(b *testing.B) {
+			snap, timed, pol, now := benchWorld(clusters, 2000)
+			warm := make([]*model.Workload, len(timed))
+			for i, w := range timed {
+				c := *w
+				c.ID = "warm-" + w.ID
+				warm[i] = &c
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				s := NewScheduler(snap, pol, now)
+				s.Schedule(warm, now)
+				b.StartTimer()
+				s.Schedule(timed, now)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(timed)), "ns/decision")
+		})
+	}
+}
