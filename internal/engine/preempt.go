@@ -137,7 +137,7 @@ func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *a
 // where preemption can make room, so a full queue of high-priority work
 // does not scan the whole fleet per job. Among those, the least lost work
 // wins.
-const maxPreemptPools = 8
+const maxPreemptPools = 4
 
 // victimsIn picks the cheapest set of victims in one pool: the eligible
 // allocations by increasing lost work, added until the gang fits, then

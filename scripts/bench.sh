@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The project's bench command: the figures in docs/benchmarks.md come from
+# here. Runs each goal benchmark several times on one core and prints the
+# lines go test prints (take the median; the machines are shared and noisy,
+# so compare ratios measured in one run).
+#
+#   scripts/bench.sh            # all
+#   scripts/bench.sh engine     # one area: engine, sim, trace, cli
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${COUNT:-5}
+area=${1:-all}
+
+run() { echo "== $*"; GOMAXPROCS=1 go test -run '^$' "$@" | grep -E '^(Benchmark|cpu:|ok|FAIL)'; }
+
+case "$area" in all | engine)
+  run -bench 'ScheduleRound' -benchtime=3x -count="$count" ./internal/engine/
+  run -bench 'PlacementScaling' -benchtime=20x -count="$count" ./internal/engine/
+esac
+case "$area" in all | sim)
+  # The simulator runs one policy per core when given several; one policy
+  # here, so GOMAXPROCS=1 is fair.
+  run -bench 'Simulate' -benchtime=1x -count="$count" ./internal/sim/
+esac
+case "$area" in all | trace)
+  run -bench 'Read' -benchtime=3x -count="$count" ./internal/trace/
+esac
+case "$area" in all | cli)
+  run -bench 'Plan' -benchtime=20x -count="$count" ./internal/cli/
+esac
