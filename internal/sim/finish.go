@@ -215,6 +215,7 @@ func (r *Result) PolicyRun() report.PolicyRun {
 		GPUHoursBilled:   r.Summary.GPUHoursBilled,
 		GPUHoursLost:     r.Summary.GPUHoursLost,
 		ProviderShareCap: r.ShareCap,
+		PeakCapShare:     r.MaxShare,
 		JCT:              r.JCT,
 		JCTBySize:        r.JCTBySize,
 		Queueing:         r.Queueing,

@@ -239,12 +239,12 @@ func summaryTable(r *Report, prov palette) table {
 				}
 				return float64(p.DeadlinesMissed), count(p.DeadlinesMissed) + " / " + count(p.WithDeadline), true
 			}},
-		column{head: "max provider share", title: "highest share of GPU-hours any provider reached", lowIsBest: true,
+		column{head: "max provider share", title: "highest share of GPU-hours any provider reached, as the cap measures it (over at least the policy's share floor)", lowIsBest: true,
 			value: func(p PolicyRun) (float64, string, bool) {
-				if len(p.ProviderShare) == 0 {
+				if len(p.ProviderShare) == 0 && p.PeakCapShare == 0 {
 					return 0, "", false
 				}
-				m, _ := shareStats(p)
+				m := peakShare(p)
 				return m, pct(m), true
 			}},
 		column{head: "HHI (mean)", title: "Herfindahl-Hirschman index of provider shares, 0 to 1 (1 = one provider), averaged over time", lowIsBest: true,
@@ -260,8 +260,8 @@ func summaryTable(r *Report, prov palette) table {
 	// Flag a provider share above the cap.
 	shareCol := len(cols) - 1
 	for i, p := range r.Policies {
-		m, _ := shareStats(p)
-		if p.ProviderShareCap > 0 && len(p.ProviderShare) > 0 && m > p.ProviderShareCap+1e-9 {
+		m := peakShare(p)
+		if p.ProviderShareCap > 0 && m > p.ProviderShareCap+1e-9 {
 			c := &t.Rows[i][shareCol]
 			c.Class = "num warn"
 			c.Title = "above the cap of " + pct(p.ProviderShareCap)
@@ -269,6 +269,16 @@ func summaryTable(r *Report, prov palette) table {
 		}
 	}
 	return t
+}
+
+// peakShare is the share the cap is judged by: PeakCapShare when the
+// simulator gives it, else the highest point of the plain share series.
+func peakShare(p PolicyRun) float64 {
+	if p.PeakCapShare > 0 {
+		return p.PeakCapShare
+	}
+	m, _ := shareStats(p)
+	return m
 }
 
 func burnTable(r *Report) table {

@@ -65,6 +65,11 @@ type PolicyRun struct {
 	// ProviderShareCap is the configured maximum share per provider, a
 	// fraction in (0, 1]; 0 means no cap.
 	ProviderShareCap float64 `json:"provider_share_cap"`
+	// PeakCapShare is the largest share any provider reached as the cap
+	// measures it: GPU-hours in the window over the window's total, but
+	// never over less than the policy's share floor (so the first jobs of
+	// an idle fleet do not count as 100%). A fraction; 0 when unknown.
+	PeakCapShare float64 `json:"peak_cap_share"`
 
 	// CostOverTime is cumulative spend by provider, sampled daily, in time
 	// order (a first point at Start holding zeros makes the chart start from
