@@ -106,7 +106,8 @@ func computePoolCost(f *model.Fleet, cl *model.Cluster, p *model.Pool, spent map
 			pc.discount = pc.list * spend.Discount
 		}
 	}
-	if p.PriceClass == model.Committed {
+	if p.PriceClass == model.Committed || p.PriceClass == model.Reserved {
+		// Paid for whether used or not: using it costs nothing more.
 		pc.credit = pc.list - pc.discount
 	}
 	pc.billed = pc.list - pc.discount - pc.credit

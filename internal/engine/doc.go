@@ -31,7 +31,7 @@
 //     round see the capacity as taken.
 //
 // Effective cost (see cost.go): list price, less contract discount, less the
-// list price of committed take-or-pay capacity (already paid for), less a
+// list price of committed or reserved capacity (already paid for), less a
 // shadow discount where a take-or-pay spend commitment is behind its burn
 // plan, plus the expected cost of work lost to spot preemption, plus data
 // egress spread over the job's GPU-hours.
