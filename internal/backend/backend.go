@@ -1,0 +1,109 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Error kinds; drivers wrap them with %w.
+var (
+	// ErrNotFound: the backend has no object of that name.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: the backend cannot be reached right now; retry.
+	ErrUnavailable = errors.New("backend unavailable")
+)
+
+// Name is the name of what a backend creates for one attempt of one job.
+// It is built from the job ID and attempt only, so a broker that dies
+// between "submit" and "record" finds the object again instead of
+// launching twice.
+func Name(jobID int64, attempt int) string {
+	return fmt.Sprintf("gpub-%d-%d", jobID, attempt)
+}
+
+// Node is one node of an attempt's gang as the backend must start it.
+type Node struct {
+	// Index is the node's index within the placement's pool.
+	Index int
+	// GPUs are the GPU slots on that node given to the job (e.g. [0 1 2 3]).
+	GPUs []int
+}
+
+// Spec is one attempt to start.
+type Spec struct {
+	Name    string // Name(JobID, Attempt)
+	JobID   int64
+	Attempt int
+	Team    string
+	Cluster string
+	Pool    string
+	Nodes   []Node
+	// Setup runs once per node before Run; Run is the job itself. Both
+	// are bash scripts.
+	Setup   string
+	Run     string
+	Workdir string
+	Envs    map[string]string
+	// CheckpointDir is where the job saves and resumes from; exported as
+	// GPUBROKER_CHECKPOINT_DIR.
+	CheckpointDir string
+}
+
+// Phase is what a backend observes of one attempt.
+type Phase string
+
+const (
+	PhasePending   Phase = "Pending" // accepted, not started
+	PhaseRunning   Phase = "Running"
+	PhaseSucceeded Phase = "Succeeded"
+	PhaseFailed    Phase = "Failed"
+	// PhaseLost: the backend lost it (node gone, process vanished across
+	// a restart, spot reclaimed): the attempt must be retried elsewhere.
+	PhaseLost Phase = "Lost"
+)
+
+// Status is the observed state of one attempt.
+type Status struct {
+	Name     string
+	Phase    Phase
+	ExitCode *int
+	Message  string
+	Started  time.Time
+	Ended    time.Time
+}
+
+// Backend runs attempts on one cluster.
+type Backend interface {
+	// Submit starts an attempt. It is idempotent by spec.Name: when an
+	// object of that name exists already, Submit returns nil and starts
+	// nothing.
+	Submit(ctx context.Context, spec Spec) error
+	// Observe returns the status of every attempt this backend holds
+	// (running or ended and not yet forgotten), in one call: callers
+	// observe a whole cluster per round, never one job at a time.
+	Observe(ctx context.Context) ([]Status, error)
+	// Cancel stops an attempt (all its processes/nodes). Cancelling what
+	// is already gone returns nil.
+	Cancel(ctx context.Context, name string) error
+	// Logs streams an attempt's output (all nodes, prefixed by node rank
+	// when more than one). With follow, it keeps streaming until the
+	// attempt ends or ctx is done. ErrNotFound for unknown names.
+	Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error)
+	// Forget drops an ended attempt's record (its logs may stay).
+	Forget(ctx context.Context, name string) error
+}
+
+// Health is an optional capability: whether the cluster can take work.
+type Health interface {
+	Health(ctx context.Context) error
+}
+
+// GPUDiscoverer is an optional capability: the GPUs a cluster really has,
+// e.g. from nvidia-smi, sinfo or node labels.
+type GPUDiscoverer interface {
+	// GPUs returns how many GPUs each node has (index -> count).
+	GPUs(ctx context.Context) ([]int, error)
+}

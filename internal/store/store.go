@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gpubroker/internal/model"
+)
+
+// Error kinds. Drivers wrap them with %w; callers use errors.Is.
+var (
+	// ErrNotFound: no such job, token or fleet.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a compare-and-set saw a different state or attempt
+	// than the caller expected (someone else moved the job first), or a
+	// unique key (token hash, idempotency key) already exists.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the request itself is malformed (empty team, unknown
+	// state, a transition the state machine forbids).
+	ErrInvalid = errors.New("invalid")
+)
+
+// State is where a job is in its life.
+type State string
+
+const (
+	Pending    State = "PENDING"
+	Admitted   State = "ADMITTED"   // the engine chose a place; not yet sent
+	Dispatched State = "DISPATCHED" // the backend accepted it
+	Running    State = "RUNNING"
+	Succeeded  State = "SUCCEEDED"
+	Failed     State = "FAILED"
+	Cancelled  State = "CANCELLED"
+)
+
+// Terminal reports whether nothing more happens to a job in state s.
+func (s State) Terminal() bool { return s == Succeeded || s == Failed || s == Cancelled }
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool {
+	switch s {
+	case Pending, Admitted, Dispatched, Running, Succeeded, Failed, Cancelled:
+		return true
+	}
+	return false
+}
+
+// Allowed is the state machine: which state may follow which. A lost or
+// preempted attempt goes back to Pending with Attempt+1 (the transition
+// says so); any non-terminal state may go to Cancelled or Failed.
+var Allowed = map[State][]State{
+	Pending:    {Admitted, Cancelled, Failed},
+	Admitted:   {Dispatched, Pending, Cancelled, Failed},
+	Dispatched: {Running, Succeeded, Failed, Pending, Cancelled},
+	Running:    {Succeeded, Failed, Pending, Cancelled},
+}
+
+// CanMove reports whether the state machine allows from -> to.
+func CanMove(from, to State) bool {
+	for _, s := range Allowed[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Placement is where the current attempt runs.
+type Placement struct {
+	Cluster     string           `json:"cluster"`
+	Pool        string           `json:"pool"`
+	Provider    model.Provider   `json:"provider"`
+	Region      string           `json:"region"`
+	GPU         model.GPUModel   `json:"gpu"`
+	GPUsPerNode int              `json:"gpus_per_node"`
+	Nodes       []int            `json:"nodes"`
+	PriceClass  model.PriceClass `json:"price_class"`
+	// BilledPerGPUHour is what the attempt is expected to cost.
+	BilledPerGPUHour float64 `json:"billed_per_gpu_hour"`
+	Contract         string  `json:"contract,omitempty"`
+	Borrowed         bool    `json:"borrowed,omitempty"`
+}
+
+// Job is one submitted workload and where it stands.
+type Job struct {
+	// ID is assigned by the store on create: 1, 2, 3, ... in commit order.
+	ID int64 `json:"id"`
+	// Key, when set, makes CreateJob idempotent: a second create with the
+	// same Key returns the first job and ErrConflict.
+	Key      string          `json:"key,omitempty"`
+	Team     string          `json:"team"`
+	User     string          `json:"user"`
+	Workload *model.Workload `json:"workload"`
+	// Spec is the task file as submitted, kept for show and resubmit.
+	Spec    string `json:"spec,omitempty"`
+	State   State  `json:"state"`
+	Attempt int    `json:"attempt"`
+	// Reason says why the job waits (the engine's reason) or why it ended.
+	Reason    string     `json:"reason,omitempty"`
+	Placement *Placement `json:"placement,omitempty"`
+	// Restarts counts error restarts used against the recovery policy.
+	Restarts  int       `json:"restarts"`
+	ExitCode  *int      `json:"exit_code,omitempty"`
+	Created   time.Time `json:"created"`
+	Updated   time.Time `json:"updated"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+}
+
+// Event is one entry of a job's history.
+type Event struct {
+	JobID   int64     `json:"job_id"`
+	Seq     int64     `json:"seq"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"` // "api:TOKEN-ID", "reconciler", ...
+	From    State     `json:"from,omitempty"`
+	To      State     `json:"to"`
+	Attempt int       `json:"attempt"`
+	Message string    `json:"message,omitempty"`
+}
+
+// Move is a compare-and-set state change of one job. The store applies it
+// only if the job is in From at attempt Attempt; it then sets To and every
+// non-zero field below, and appends an Event, in one transaction.
+type Move struct {
+	From    State
+	Attempt int
+	To      State
+	// NextAttempt, for a move back to Pending, starts a new attempt
+	// (Attempt+1) and clears the placement.
+	NextAttempt bool
+	Reason      string
+	Placement   *Placement
+	// CountRestart adds one to Restarts (an error restart).
+	CountRestart bool
+	ExitCode     *int
+	Actor        string
+	Message      string
+	At           time.Time
+}
+
+// Filter selects jobs to list. Zero fields select everything.
+type Filter struct {
+	Team   string
+	States []State
+	// AfterID pages: only jobs with ID > AfterID, in ID order.
+	AfterID int64
+	Limit   int
+}
+
+// Token is an API credential. The store keeps only the hash.
+type Token struct {
+	ID      string    `json:"id"`
+	Hash    string    `json:"-"`
+	Team    string    `json:"team"`
+	Role    string    `json:"role"` // admin | member | viewer
+	Name    string    `json:"name,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// Usage is one accounting record: GPU-hours and money of one attempt over
+// an interval (written when an attempt ends or at checkpoints of billing).
+type Usage struct {
+	JobID      int64            `json:"job_id"`
+	Attempt    int              `json:"attempt"`
+	Team       string           `json:"team"`
+	Provider   model.Provider   `json:"provider"`
+	Cluster    string           `json:"cluster"`
+	Pool       string           `json:"pool"`
+	PriceClass model.PriceClass `json:"price_class"`
+	Contract   string           `json:"contract,omitempty"`
+	GPUs       int              `json:"gpus"`
+	Start      time.Time        `json:"start"`
+	End        time.Time        `json:"end"`
+	CostUSD    float64          `json:"cost_usd"`
+}
+
+// Store is the contract. Implementations are safe for concurrent use by
+// many goroutines and, for drivers that allow it, many processes.
+type Store interface {
+	// CreateJob inserts j in state Pending at attempt 1 and returns it
+	// with ID, timestamps and the creation event. With j.Key set and
+	// already used, it returns the existing job and ErrConflict.
+	CreateJob(ctx context.Context, j *Job, at time.Time) (*Job, error)
+	// GetJob returns one job or ErrNotFound.
+	GetJob(ctx context.Context, id int64) (*Job, error)
+	// ListJobs returns matching jobs in ID order.
+	ListJobs(ctx context.Context, f Filter) ([]*Job, error)
+	// MoveJob applies a compare-and-set Move and returns the job after it.
+	// ErrConflict when the job is not in m.From at m.Attempt; ErrInvalid
+	// when the state machine forbids m.From -> m.To.
+	MoveJob(ctx context.Context, id int64, m Move) (*Job, error)
+	// Events returns a job's history in order.
+	Events(ctx context.Context, id int64) ([]Event, error)
+	// CountByState returns how many jobs are in each state.
+	CountByState(ctx context.Context) (map[State]int, error)
+
+	// PutFleet stores a new fleet document (the YAML as applied) and
+	// returns its version (1, 2, ...). GetFleet returns the newest, or
+	// ErrNotFound when none was ever applied.
+	PutFleet(ctx context.Context, doc string, actor string, at time.Time) (int64, error)
+	GetFleet(ctx context.Context) (doc string, version int64, err error)
+
+	// CreateToken stores a token (ErrConflict on a duplicate hash or ID);
+	// TokenByHash finds one (ErrNotFound); ListTokens lists them.
+	CreateToken(ctx context.Context, t Token) error
+	TokenByHash(ctx context.Context, hash string) (Token, error)
+	ListTokens(ctx context.Context) ([]Token, error)
+
+	// AddUsage appends accounting records; ListUsage returns those that
+	// overlap [from, to), in (Start, JobID, Attempt) order.
+	AddUsage(ctx context.Context, u []Usage) error
+	ListUsage(ctx context.Context, from, to time.Time) ([]Usage, error)
+
+	// Close releases the store.
+	Close() error
+}
+
+// Leader is an optional capability: a store shared by several broker
+// replicas elects one leader to run the reconciler. TryLead returns true
+// while this holder (id) holds the lease until `until`; others get false.
+type Leader interface {
+	TryLead(ctx context.Context, id string, now, until time.Time) (bool, error)
+}
