@@ -1,0 +1,20 @@
+// Package sqlite is the embedded store.Store: one SQLite file in WAL mode,
+// through modernc.org/sqlite (pure Go, no cgo), so the broker stays one
+// static binary. It is the default of `gpubroker server`.
+//
+// Writes go through one connection (every write transaction is BEGIN
+// IMMEDIATE on it), so concurrent writers in this process queue up instead
+// of failing with SQLITE_BUSY, and job IDs are handed out in commit order.
+// Reads use a separate pool of read-only connections that WAL lets run
+// beside the writer. Other processes opening the same file wait on
+// busy_timeout. synchronous=NORMAL: a committed transaction survives a
+// crash of the process (SIGKILL), not necessarily a power cut.
+//
+// Schema: versioned migrations (the migrations slice, recorded in
+// schema_migrations) run in one transaction at Open. Workload and
+// Placement are JSON columns (Go field names as keys; model types carry no
+// JSON tags, so renaming a model field needs a migration). Times are int64
+// Unix nanoseconds, UTC, so they round-trip exactly.
+//
+// This package must never import engine, server or another driver.
+package sqlite

@@ -1,0 +1,720 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"gpubroker/internal/model"
+	"gpubroker/internal/store"
+)
+
+// migrations is the schema history: entry i is version i+1. Append only;
+// never edit an entry that has shipped.
+var migrations = []string{
+	// 1: jobs, their events, fleet versions, tokens, usage.
+	`CREATE TABLE jobs (
+		id        INTEGER PRIMARY KEY,
+		key       TEXT UNIQUE,
+		team      TEXT NOT NULL,
+		username  TEXT NOT NULL,
+		workload  TEXT NOT NULL,
+		spec      TEXT NOT NULL,
+		state     TEXT NOT NULL,
+		attempt   INTEGER NOT NULL,
+		reason    TEXT NOT NULL,
+		placement TEXT,
+		restarts  INTEGER NOT NULL,
+		exit_code INTEGER,
+		created   INTEGER NOT NULL,
+		updated   INTEGER NOT NULL,
+		started   INTEGER,
+		ended     INTEGER,
+		seq       INTEGER NOT NULL
+	);
+	CREATE INDEX jobs_state ON jobs (state, id);
+	CREATE INDEX jobs_team ON jobs (team, id);
+	CREATE TABLE events (
+		job_id     INTEGER NOT NULL REFERENCES jobs (id),
+		seq        INTEGER NOT NULL,
+		at         INTEGER NOT NULL,
+		actor      TEXT NOT NULL,
+		from_state TEXT NOT NULL,
+		to_state   TEXT NOT NULL,
+		attempt    INTEGER NOT NULL,
+		message    TEXT NOT NULL,
+		PRIMARY KEY (job_id, seq)
+	) WITHOUT ROWID;
+	CREATE TABLE fleets (
+		version INTEGER PRIMARY KEY,
+		doc     TEXT NOT NULL,
+		actor   TEXT NOT NULL,
+		at      INTEGER NOT NULL
+	);
+	CREATE TABLE tokens (
+		id      TEXT PRIMARY KEY,
+		hash    TEXT NOT NULL UNIQUE,
+		team    TEXT NOT NULL,
+		role    TEXT NOT NULL,
+		name    TEXT NOT NULL,
+		created INTEGER NOT NULL
+	);
+	CREATE TABLE usage (
+		id          INTEGER PRIMARY KEY,
+		job_id      INTEGER NOT NULL,
+		attempt     INTEGER NOT NULL,
+		team        TEXT NOT NULL,
+		provider    TEXT NOT NULL,
+		cluster     TEXT NOT NULL,
+		pool        TEXT NOT NULL,
+		price_class TEXT NOT NULL,
+		contract    TEXT NOT NULL,
+		gpus        INTEGER NOT NULL,
+		start       INTEGER NOT NULL,
+		end         INTEGER NOT NULL,
+		cost_usd    REAL NOT NULL
+	);
+	CREATE INDEX usage_start ON usage (start, job_id, attempt);`,
+	// 2: the leader lease (store.Leader), for replicas sharing one file.
+	`CREATE TABLE leader (
+		name   TEXT PRIMARY KEY,
+		holder TEXT NOT NULL,
+		until  INTEGER NOT NULL
+	);`,
+}
+
+const jobCols = `id, key, team, username, workload, spec, state, attempt, reason,
+	placement, restarts, exit_code, created, updated, started, ended`
+
+// Store is a store.Store (and store.Leader) over one SQLite file.
+type Store struct {
+	w *sql.DB // one connection: all writes
+	r *sql.DB // read-only connections
+
+	insertJob   *sql.Stmt
+	insertEvent *sql.Stmt
+	moveJob     *sql.Stmt
+	getJob      *sql.Stmt
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*Store)(nil)
+var _ store.Leader = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path and brings its
+// schema up to date. The caller must Close the store.
+func Open(path string) (*Store, error) {
+	if path == "" || strings.ContainsAny(path, "?") {
+		return nil, fmt.Errorf("sqlite: open %q: %w: give a file path without '?'", path, store.ErrInvalid)
+	}
+	const common = "_busy_timeout=10000&_foreign_keys=1&_synchronous=NORMAL"
+	w, err := sql.Open("sqlite", path+"?_journal_mode=WAL&_txlock=immediate&"+common)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w}
+	if err := s.migrate(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", path+"?_query_only=1&"+common)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s.r = r
+	if err := s.prepare(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) migrate() error {
+	tx, err := s.w.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	var have int
+	if err := tx.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return err
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this binary knows (%d)", have, len(migrations))
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		if _, err := tx.Exec(migrations[v-1]); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		if _, err := tx.Exec(`INSERT INTO schema_migrations (version, applied) VALUES (?, ?)`,
+			v, time.Now().UnixNano()); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (s *Store) prepare() error {
+	for _, p := range []struct {
+		st  **sql.Stmt
+		db  *sql.DB
+		sql string
+	}{
+		{&s.insertJob, s.w, `INSERT INTO jobs (key, team, username, workload, spec, state, attempt,
+			reason, placement, restarts, exit_code, created, updated, started, ended, seq)
+			VALUES (?, ?, ?, ?, ?, 'PENDING', 1, '', NULL, 0, NULL, ?, ?, NULL, NULL, 1)
+			ON CONFLICT (key) DO NOTHING RETURNING id`},
+		{&s.insertEvent, s.w, `INSERT INTO events (job_id, seq, at, actor, from_state, to_state, attempt, message)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.moveJob, s.w, `UPDATE jobs SET
+			state = ?3,
+			attempt = attempt + ?4,
+			restarts = restarts + ?5,
+			reason = COALESCE(?6, reason),
+			placement = COALESCE(?7, CASE WHEN ?4 > 0 THEN NULL ELSE placement END),
+			exit_code = COALESCE(?8, exit_code),
+			updated = ?9,
+			started = COALESCE(?10, started),
+			ended = COALESCE(?11, ended),
+			seq = seq + 1
+			WHERE id = ?1 AND state = ?2 AND attempt = ?12
+			RETURNING ` + jobCols + `, seq`},
+		{&s.getJob, s.r, `SELECT ` + jobCols + ` FROM jobs WHERE id = ?`},
+	} {
+		st, err := p.db.Prepare(p.sql)
+		if err != nil {
+			return err
+		}
+		*p.st = st
+	}
+	return nil
+}
+
+// Close releases the database. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		for _, st := range []*sql.Stmt{s.insertJob, s.insertEvent, s.moveJob, s.getJob} {
+			if st != nil {
+				st.Close()
+			}
+		}
+		var errs []error
+		if s.r != nil {
+			errs = append(errs, s.r.Close())
+		}
+		errs = append(errs, s.w.Close())
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// CreateJob implements store.Store.
+func (s *Store) CreateJob(ctx context.Context, j *store.Job, at time.Time) (*store.Job, error) {
+	if j == nil || j.Team == "" || j.Workload == nil {
+		return nil, fmt.Errorf("sqlite: create job: %w: team and workload are required", store.ErrInvalid)
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	at = at.UTC()
+	wl, err := json.Marshal(j.Workload)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: create job: %w: workload: %v", store.ErrInvalid, err)
+	}
+	var key any
+	if j.Key != "" {
+		key = j.Key
+	}
+	ns := at.UnixNano()
+
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: create job: %w", err)
+	}
+	defer tx.Rollback()
+	var id int64
+	err = tx.StmtContext(ctx, s.insertJob).QueryRowContext(ctx, key, j.Team, j.User, string(wl), j.Spec, ns, ns).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The key is taken: hand back the job that holds it.
+		old, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE key = ?`, j.Key))
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: create job: key %q: %w", j.Key, err)
+		}
+		return old, fmt.Errorf("sqlite: create job: key %q is job %d: %w", j.Key, old.ID, store.ErrConflict)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: create job: %w", err)
+	}
+	if _, err := tx.StmtContext(ctx, s.insertEvent).ExecContext(ctx,
+		id, 1, ns, j.User, "", string(store.Pending), 1, "submitted"); err != nil {
+		return nil, fmt.Errorf("sqlite: create job: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: create job: %w", err)
+	}
+	out := &store.Job{
+		ID: id, Key: j.Key, Team: j.Team, User: j.User, Workload: j.Workload, Spec: j.Spec,
+		State: store.Pending, Attempt: 1, Created: at, Updated: at,
+	}
+	return out, nil
+}
+
+// GetJob implements store.Store.
+func (s *Store) GetJob(ctx context.Context, id int64) (*store.Job, error) {
+	j, err := scanJob(s.getJob.QueryRowContext(ctx, id))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+// ListJobs implements store.Store.
+func (s *Store) ListJobs(ctx context.Context, f store.Filter) ([]*store.Job, error) {
+	var q strings.Builder
+	args := []any{f.AfterID}
+	q.WriteString(`SELECT ` + jobCols + ` FROM jobs WHERE id > ?`)
+	if f.Team != "" {
+		q.WriteString(` AND team = ?`)
+		args = append(args, f.Team)
+	}
+	if len(f.States) > 0 {
+		q.WriteString(` AND state IN (`)
+		for i, st := range f.States {
+			if !st.Valid() {
+				return nil, fmt.Errorf("sqlite: list jobs: %w: unknown state %q", store.ErrInvalid, st)
+			}
+			if i > 0 {
+				q.WriteString(`, `)
+			}
+			q.WriteString(`?`)
+			args = append(args, string(st))
+		}
+		q.WriteString(`)`)
+	}
+	q.WriteString(` ORDER BY id`)
+	if f.Limit > 0 {
+		q.WriteString(` LIMIT ?`)
+		args = append(args, f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list jobs: %w", err)
+	}
+	return out, nil
+}
+
+// MoveJob implements store.Store.
+func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job, error) {
+	if err := checkMove(m); err != nil {
+		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
+	}
+	at := m.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	ns := at.UTC().UnixNano()
+	var (
+		attemptInc, restartInc int
+		reason, placement      any
+		exitCode               any
+		started, ended         any
+	)
+	if m.NextAttempt {
+		attemptInc = 1
+	}
+	if m.CountRestart {
+		restartInc = 1
+	}
+	if m.Reason != "" {
+		reason = m.Reason
+	}
+	if m.Placement != nil {
+		b, err := json.Marshal(m.Placement)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: move job %d: %w: placement: %v", id, store.ErrInvalid, err)
+		}
+		placement = string(b)
+	}
+	if m.ExitCode != nil {
+		exitCode = *m.ExitCode
+	}
+	if m.To == store.Running {
+		started = ns
+	}
+	if m.To.Terminal() {
+		ended = ns
+	}
+
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	var seq int64
+	j, err := scanJob(tx.StmtContext(ctx, s.moveJob).QueryRowContext(ctx,
+		id, string(m.From), string(m.To), attemptInc, restartInc, reason, placement,
+		exitCode, ns, started, ended, m.Attempt), &seq)
+	if errors.Is(err, store.ErrNotFound) {
+		var st string
+		var att int
+		err := tx.QueryRowContext(ctx, `SELECT state, attempt FROM jobs WHERE id = ?`, id).Scan(&st, &att)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("sqlite: move job %d: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
+		}
+		return nil, fmt.Errorf("sqlite: move job %d: %w: it is %s at attempt %d, not %s at attempt %d",
+			id, store.ErrConflict, st, att, m.From, m.Attempt)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
+	}
+	if _, err := tx.StmtContext(ctx, s.insertEvent).ExecContext(ctx,
+		id, seq, ns, m.Actor, string(m.From), string(m.To), j.Attempt, m.Message); err != nil {
+		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+// checkMove rejects moves the state machine forbids, before any I/O.
+func checkMove(m store.Move) error {
+	switch {
+	case !m.From.Valid() || !m.To.Valid():
+		return fmt.Errorf("%w: unknown state in move %q -> %q", store.ErrInvalid, m.From, m.To)
+	case !store.CanMove(m.From, m.To):
+		return fmt.Errorf("%w: %s -> %s is not allowed", store.ErrInvalid, m.From, m.To)
+	case m.NextAttempt && m.To != store.Pending:
+		return fmt.Errorf("%w: a new attempt starts only on a move to %s, not %s", store.ErrInvalid, store.Pending, m.To)
+	}
+	return nil
+}
+
+// Events implements store.Store.
+func (s *Store) Events(ctx context.Context, id int64) ([]store.Event, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, at, actor, from_state, to_state, attempt, message
+		FROM events WHERE job_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: events of job %d: %w", id, err)
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		e := store.Event{JobID: id}
+		var at int64
+		var from, to string
+		if err := rows.Scan(&e.Seq, &at, &e.Actor, &from, &to, &e.Attempt, &e.Message); err != nil {
+			return nil, fmt.Errorf("sqlite: events of job %d: %w", id, err)
+		}
+		e.At, e.From, e.To = fromNanos(at), store.State(from), store.State(to)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: events of job %d: %w", id, err)
+	}
+	if len(out) == 0 {
+		// Every job has its creation event, so none means no such job.
+		return nil, fmt.Errorf("sqlite: events of job %d: %w", id, store.ErrNotFound)
+	}
+	return out, nil
+}
+
+// CountByState implements store.Store. Every known state is in the map,
+// with 0 when no job is in it.
+func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT state, COUNT(*) FROM jobs GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: count jobs: %w", err)
+	}
+	defer rows.Close()
+	out := zeroCounts()
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("sqlite: count jobs: %w", err)
+		}
+		out[store.State(st)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: count jobs: %w", err)
+	}
+	return out, nil
+}
+
+func zeroCounts() map[store.State]int {
+	m := make(map[store.State]int, 7)
+	for _, st := range []store.State{store.Pending, store.Admitted, store.Dispatched, store.Running,
+		store.Succeeded, store.Failed, store.Cancelled} {
+		m[st] = 0
+	}
+	return m
+}
+
+// PutFleet implements store.Store.
+func (s *Store) PutFleet(ctx context.Context, doc string, actor string, at time.Time) (int64, error) {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	var v int64
+	err := s.w.QueryRowContext(ctx, `INSERT INTO fleets (doc, actor, at) VALUES (?, ?, ?) RETURNING version`,
+		doc, actor, at.UTC().UnixNano()).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: put fleet: %w", err)
+	}
+	return v, nil
+}
+
+// GetFleet implements store.Store.
+func (s *Store) GetFleet(ctx context.Context) (string, int64, error) {
+	var doc string
+	var v int64
+	err := s.r.QueryRowContext(ctx, `SELECT doc, version FROM fleets ORDER BY version DESC LIMIT 1`).Scan(&doc, &v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, fmt.Errorf("sqlite: fleet: %w: none applied yet", store.ErrNotFound)
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("sqlite: fleet: %w", err)
+	}
+	return doc, v, nil
+}
+
+// CreateToken implements store.Store.
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	if err := checkToken(t); err != nil {
+		return fmt.Errorf("sqlite: create token: %w", err)
+	}
+	if t.Created.IsZero() {
+		t.Created = time.Now()
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO tokens (id, hash, team, role, name, created)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		t.ID, t.Hash, t.Team, t.Role, t.Name, t.Created.UTC().UnixNano())
+	if err != nil {
+		return fmt.Errorf("sqlite: create token %s: %w", t.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("sqlite: create token %s: %w: the id or hash exists", t.ID, store.ErrConflict)
+	}
+	return nil
+}
+
+func checkToken(t store.Token) error {
+	if t.ID == "" || t.Hash == "" {
+		return fmt.Errorf("%w: token id and hash are required", store.ErrInvalid)
+	}
+	switch t.Role {
+	case "admin", "member", "viewer":
+		return nil
+	}
+	return fmt.Errorf("%w: token role %q; use admin, member or viewer", store.ErrInvalid, t.Role)
+}
+
+// TokenByHash implements store.Store.
+func (s *Store) TokenByHash(ctx context.Context, hash string) (store.Token, error) {
+	var t store.Token
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, hash, team, role, name, created FROM tokens WHERE hash = ?`, hash).
+		Scan(&t.ID, &t.Hash, &t.Team, &t.Role, &t.Name, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Token{}, fmt.Errorf("sqlite: token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Token{}, fmt.Errorf("sqlite: token: %w", err)
+	}
+	t.Created = fromNanos(created)
+	return t, nil
+}
+
+// ListTokens implements store.Store, in ID order.
+func (s *Store) ListTokens(ctx context.Context) ([]store.Token, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, hash, team, role, name, created FROM tokens ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Token
+	for rows.Next() {
+		var t store.Token
+		var created int64
+		if err := rows.Scan(&t.ID, &t.Hash, &t.Team, &t.Role, &t.Name, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+		}
+		t.Created = fromNanos(created)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// AddUsage implements store.Store: all records or none.
+func (s *Store) AddUsage(ctx context.Context, us []store.Usage) error {
+	for i, u := range us {
+		if u.End.Before(u.Start) || u.Start.IsZero() {
+			return fmt.Errorf("sqlite: add usage: %w: record %d (job %d) ends before it starts or has no start",
+				store.ErrInvalid, i, u.JobID)
+		}
+	}
+	if len(us) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: add usage: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO usage (job_id, attempt, team, provider, cluster, pool,
+		price_class, contract, gpus, start, end, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("sqlite: add usage: %w", err)
+	}
+	defer st.Close()
+	for _, u := range us {
+		if _, err := st.ExecContext(ctx, u.JobID, u.Attempt, u.Team, string(u.Provider), u.Cluster, u.Pool,
+			string(u.PriceClass), u.Contract, u.GPUs, u.Start.UTC().UnixNano(), u.End.UTC().UnixNano(),
+			u.CostUSD); err != nil {
+			return fmt.Errorf("sqlite: add usage: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: add usage: %w", err)
+	}
+	return nil
+}
+
+// ListUsage implements store.Store.
+func (s *Store) ListUsage(ctx context.Context, from, to time.Time) ([]store.Usage, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT job_id, attempt, team, provider, cluster, pool, price_class,
+		contract, gpus, start, end, cost_usd FROM usage WHERE start < ? AND end > ?
+		ORDER BY start, job_id, attempt, id`, to.UTC().UnixNano(), from.UTC().UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list usage: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Usage
+	for rows.Next() {
+		var u store.Usage
+		var provider, class string
+		var start, end int64
+		if err := rows.Scan(&u.JobID, &u.Attempt, &u.Team, &provider, &u.Cluster, &u.Pool, &class,
+			&u.Contract, &u.GPUs, &start, &end, &u.CostUSD); err != nil {
+			return nil, fmt.Errorf("sqlite: list usage: %w", err)
+		}
+		u.Provider, u.PriceClass = model.Provider(provider), model.PriceClass(class)
+		u.Start, u.End = fromNanos(start), fromNanos(end)
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list usage: %w", err)
+	}
+	return out, nil
+}
+
+// TryLead implements store.Leader for brokers sharing one database file.
+func (s *Store) TryLead(ctx context.Context, id string, now, until time.Time) (bool, error) {
+	if id == "" {
+		return false, fmt.Errorf("sqlite: lead: %w: empty holder id", store.ErrInvalid)
+	}
+	rows, err := s.w.QueryContext(ctx, `INSERT INTO leader (name, holder, until) VALUES ('reconciler', ?1, ?3)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+		WHERE leader.holder = ?1 OR leader.until < ?2
+		RETURNING holder`, id, now.UTC().UnixNano(), until.UTC().UnixNano())
+	if err != nil {
+		return false, fmt.Errorf("sqlite: lead: %w", err)
+	}
+	defer rows.Close()
+	won := rows.Next()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("sqlite: lead: %w", err)
+	}
+	return won, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanJob reads one row of jobCols (plus extra destinations) into a Job;
+// no row is ErrNotFound.
+func scanJob(r scanner, extra ...any) (*store.Job, error) {
+	var (
+		j                store.Job
+		key              sql.NullString
+		wl               []byte
+		placement        []byte
+		state            string
+		exitCode         sql.NullInt64
+		created, updated int64
+		started, ended   sql.NullInt64
+	)
+	dest := append([]any{&j.ID, &key, &j.Team, &j.User, &wl, &j.Spec, &state, &j.Attempt, &j.Reason,
+		&placement, &j.Restarts, &exitCode, &created, &updated, &started, &ended}, extra...)
+	if err := r.Scan(dest...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, store.ErrNotFound
+		}
+		return nil, err
+	}
+	j.Key, j.State = key.String, store.State(state)
+	j.Workload = new(model.Workload)
+	if err := json.Unmarshal(wl, j.Workload); err != nil {
+		return nil, fmt.Errorf("job %d: workload: %w", j.ID, err)
+	}
+	if placement != nil {
+		j.Placement = new(store.Placement)
+		if err := json.Unmarshal(placement, j.Placement); err != nil {
+			return nil, fmt.Errorf("job %d: placement: %w", j.ID, err)
+		}
+	}
+	if exitCode.Valid {
+		c := int(exitCode.Int64)
+		j.ExitCode = &c
+	}
+	j.Created, j.Updated = fromNanos(created), fromNanos(updated)
+	if started.Valid {
+		j.StartedAt = fromNanos(started.Int64)
+	}
+	if ended.Valid {
+		j.EndedAt = fromNanos(ended.Int64)
+	}
+	return &j, nil
+}
+
+func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
