@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/model"
+	"gpubroker/internal/spec"
+	"gpubroker/internal/store"
+)
+
+// contextTimeout bounds store and backend calls made outside a request.
+const contextTimeout = 30 * time.Second
+
+// fleetState is one parsed fleet, shared read-only.
+type fleetState struct {
+	fleet *model.Fleet
+	// version is the store's fleet version; 0 for the built-in local fleet.
+	version int64
+	// name says which fleet this is in messages and plan output.
+	name      string
+	teams     map[string]bool
+	teamNames []string
+}
+
+func newFleetState(f *model.Fleet, version int64, name string) *fleetState {
+	fs := &fleetState{fleet: f, version: version, name: name, teams: map[string]bool{}}
+	for _, t := range f.Teams {
+		fs.teams[t.Name] = true
+		fs.teamNames = append(fs.teamNames, t.Name)
+	}
+	sort.Strings(fs.teamNames)
+	return fs
+}
+
+// Names of the built-in local fleet.
+const (
+	LocalCluster = "local"
+	LocalPool    = "local"
+)
+
+// LocalFleet is the fleet a server runs while none was applied: this
+// machine as one committed (free) pool of one node.
+func LocalFleet(gpu model.GPUModel, gpus int) *model.Fleet {
+	return &model.Fleet{
+		Clusters: []model.Cluster{{
+			Name: LocalCluster, Provider: "onprem", Region: "local", Backend: model.BackendLocal,
+			Pools: []model.Pool{{Name: LocalPool, GPU: gpu, GPUsPerNode: gpus, Nodes: 1, PriceClass: model.Committed}},
+		}},
+		Policy: model.DefaultPolicy(),
+	}
+}
+
+func (s *Server) localFleetState() *fleetState {
+	return newFleetState(LocalFleet(s.cfg.LocalGPU, s.cfg.LocalGPUs), 0, "built-in local fleet")
+}
+
+// refreshFleet reads the store's newest fleet and parses it only when its
+// version changed. A stored fleet this server cannot parse (written by a
+// newer version) is logged and the previous one kept.
+func (s *Server) refreshFleet(ctx context.Context) (*fleetState, error) {
+	cur := s.fleet.Load()
+	doc, version, err := s.store.GetFleet(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if cur.version != 0 {
+			cur = s.localFleetState()
+			s.fleet.Store(cur)
+		}
+		return cur, nil
+	case err != nil:
+		return cur, err
+	case version == cur.version:
+		return cur, nil
+	case version < cur.version:
+		// PUT /v1/fleet stored a newer one since this read began.
+		return cur, nil
+	}
+	f, _, err := spec.ParseFleet([]byte(doc), fmt.Sprintf("fleet v%d", version), nil)
+	if err != nil {
+		s.log.Error("the stored fleet does not parse; keeping the previous one", "version", version, "err", err)
+		return cur, nil
+	}
+	next := newFleetState(f, version, fmt.Sprintf("fleet v%d", version))
+	s.setFleet(next)
+	return next, nil
+}
+
+// setFleet installs fs unless a newer version is installed already.
+func (s *Server) setFleet(fs *fleetState) {
+	for {
+		cur := s.fleet.Load()
+		if cur.version > fs.version {
+			return
+		}
+		if s.fleet.CompareAndSwap(cur, fs) {
+			return
+		}
+	}
+}
+
+type fleetRequest struct {
+	Fleet string `json:"fleet"`
+}
+
+func (s *Server) handleGetFleet(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	doc, version, err := s.store.GetFleet(r.Context())
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("no fleet was applied; the server runs its built-in local fleet (cluster %q: %d x %s on this machine)",
+			LocalCluster, s.cfg.LocalGPUs, s.cfg.LocalGPU)
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Version int64  `json:"version"`
+		Fleet   string `json:"fleet"`
+	}{version, doc})
+	return nil
+}
+
+func (s *Server) handlePutFleet(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	if !p.admin() {
+		return forbidden("applying a fleet needs an admin token")
+	}
+	var req fleetRequest
+	if e := decodeBody(w, r, maxFleetBody, &req); e != nil {
+		return e
+	}
+	f, warns, err := spec.ParseFleet([]byte(req.Fleet), "fleet.yaml", nil)
+	if err != nil {
+		return specError(err)
+	}
+	version, err := s.store.PutFleet(r.Context(), req.Fleet, p.actor(), s.now().UTC())
+	if err != nil {
+		return internalError(err)
+	}
+	s.setFleet(newFleetState(f, version, fmt.Sprintf("fleet v%d", version)))
+	ws := make([]string, 0, len(warns))
+	for _, wn := range warns {
+		ws = append(ws, wn.String())
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Version  int64    `json:"version"`
+		Warnings []string `json:"warnings"`
+	}{version, ws})
+	return nil
+}
+
+// clusterBackend is the backend of one cluster, or why there is none.
+type clusterBackend struct {
+	def model.Cluster
+	b   backend.Backend
+	err error
+}
+
+// sameBackendDef reports whether two definitions of a cluster need the
+// same backend (pools may change without a new backend).
+func sameBackendDef(a, b model.Cluster) bool {
+	return a.Name == b.Name && a.Backend == b.Backend && a.Endpoint == b.Endpoint &&
+		a.Provider == b.Provider && a.Region == b.Region && a.Zone == b.Zone
+}
+
+// backendOf returns the cached backend of c, making it on first use, when
+// c's definition changed, or again while making it fails.
+func (s *Server) backendOf(c model.Cluster) (backend.Backend, error) {
+	s.backendMu.Lock()
+	defer s.backendMu.Unlock()
+	if cb, ok := s.backends[c.Name]; ok && cb.err == nil && sameBackendDef(cb.def, c) {
+		return cb.b, nil
+	}
+	b, err := s.cfg.Backends(c)
+	if err == nil && b == nil {
+		err = fmt.Errorf("no backend for cluster %q (backend %s)", c.Name, c.Backend)
+	}
+	s.backends[c.Name] = &clusterBackend{def: c, b: b, err: err}
+	return b, err
+}
+
+// backendFor finds the backend of a cluster by name: the current fleet's
+// definition, else the one cached from an earlier fleet (work may still
+// run on a cluster that a new fleet dropped).
+func (s *Server) backendFor(ctx context.Context, cluster string) (backend.Backend, error) {
+	for _, c := range s.fleet.Load().fleet.Clusters {
+		if c.Name == cluster {
+			return s.backendOf(c)
+		}
+	}
+	s.backendMu.Lock()
+	defer s.backendMu.Unlock()
+	if cb, ok := s.backends[cluster]; ok && cb.err == nil {
+		return cb.b, nil
+	}
+	return nil, fmt.Errorf("cluster %q is not in the fleet: %w", cluster, backend.ErrUnavailable)
+}
+
+// knownBackends lists every backend made so far, by cluster name.
+func (s *Server) knownBackends() []backend.Backend {
+	s.backendMu.Lock()
+	defer s.backendMu.Unlock()
+	names := make([]string, 0, len(s.backends))
+	for n, cb := range s.backends {
+		if cb.err == nil {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	out := make([]backend.Backend, len(names))
+	for i, n := range names {
+		out[i] = s.backends[n].b
+	}
+	return out
+}

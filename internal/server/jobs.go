@@ -1,0 +1,316 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gpubroker/internal/spec"
+	"gpubroker/internal/store"
+)
+
+// submitRequest is the body of POST /v1/jobs.
+type submitRequest struct {
+	Spec string `json:"spec"`
+	// Team is the team to submit for (admins only; others submit for
+	// their token's team).
+	Team string `json:"team,omitempty"`
+	// Key makes the submit idempotent.
+	Key string `json:"key,omitempty"`
+	// File names the task file in error messages (default task.yaml).
+	File string `json:"file,omitempty"`
+}
+
+type submitResponse struct {
+	Jobs     []*store.Job `json:"jobs"`
+	Warnings []string     `json:"warnings"`
+}
+
+const maxKeyLen = 200
+
+func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	if !p.canWrite() {
+		return forbidden("a %s token cannot submit; ask for a member token of team %q", p.tok.Role, p.tok.Team)
+	}
+	var req submitRequest
+	if e := decodeBody(w, r, maxSpecBody, &req); e != nil {
+		return e
+	}
+	if strings.TrimSpace(req.Spec) == "" {
+		return invalid("spec", "spec is empty; send the task file's YAML as a string")
+	}
+	if len(req.Key) > maxKeyLen {
+		return invalid("key", "key is %d bytes; give at most %d", len(req.Key), maxKeyLen)
+	}
+	team := p.tok.Team
+	if req.Team != "" {
+		if !p.admin() && req.Team != p.tok.Team {
+			return &apiError{Status: http.StatusForbidden, Code: codeForbidden, Field: "team",
+				Message: fmt.Sprintf("a token of team %q cannot submit for team %q", p.tok.Team, req.Team)}
+		}
+		team = req.Team
+	}
+	file := req.File
+	if file == "" {
+		file = "task.yaml"
+	}
+	task, err := spec.ParseTask([]byte(req.Spec), file)
+	if err != nil {
+		return specError(err)
+	}
+	fs := s.fleet.Load()
+	for _, wl := range task.Workloads {
+		t := team
+		switch {
+		case req.Team != "":
+			// The request names the team: it wins over the file.
+		case wl.Team != "" && p.admin():
+			t = wl.Team
+		case wl.Team != "" && wl.Team != p.tok.Team:
+			return &apiError{Status: http.StatusForbidden, Code: codeForbidden, Field: "x-gpubroker.team",
+				Message: fmt.Sprintf("x-gpubroker.team: %q, but a token of team %q submits only for its own team", wl.Team, p.tok.Team)}
+		}
+		if len(fs.teams) > 0 && !fs.teams[t] {
+			return invalid("x-gpubroker.team", "x-gpubroker.team: team %q is not in the fleet (%s); use one of %s",
+				t, fs.name, strings.Join(fs.teamNames, ", "))
+		}
+		wl.Team = t
+	}
+	resp := submitResponse{Jobs: make([]*store.Job, 0, len(task.Workloads)), Warnings: make([]string, 0, len(task.Warnings))}
+	for _, wn := range task.Warnings {
+		resp.Warnings = append(resp.Warnings, wn.String())
+	}
+	user := p.tok.Name
+	if user == "" {
+		user = p.tok.ID
+	}
+	now := s.now().UTC()
+	created := 0
+	for i, wl := range task.Workloads {
+		j := &store.Job{Team: wl.Team, User: user, Workload: wl, Spec: req.Spec}
+		if req.Key != "" {
+			j.Key = jobKey(wl.Team, req.Key, i)
+		}
+		got, err := s.store.CreateJob(r.Context(), j, now)
+		switch {
+		case err == nil:
+			created++
+		case errors.Is(err, store.ErrConflict) && req.Key != "" && got != nil:
+			// Submitted before with this key: answer with that job.
+		default:
+			if req.Key == "" {
+				// Without a key a retry would duplicate what was made, so
+				// undo it: the submit changes nothing.
+				s.undoSubmit(resp.Jobs, p.actor())
+			}
+			return storeError(err, "job")
+		}
+		resp.Jobs = append(resp.Jobs, got)
+	}
+	status := http.StatusCreated
+	if created == 0 {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, resp)
+	return nil
+}
+
+// jobKey is the stored idempotency key: scoped by team, so one team's key
+// never answers with another team's job, and by the workload's index in a
+// pipeline.
+func jobKey(team, key string, i int) string {
+	return team + "/" + key + "/" + strconv.Itoa(i)
+}
+
+// undoSubmit cancels the jobs of a pipeline whose later jobs could not be
+// stored, before the reconciler can run them (they are Pending).
+func (s *Server) undoSubmit(jobs []*store.Job, actor string) {
+	ctx, cancel := context.WithTimeout(context.Background(), contextTimeout)
+	defer cancel()
+	for _, j := range jobs {
+		_, err := s.store.MoveJob(ctx, j.ID, store.Move{From: store.Pending, Attempt: j.Attempt, To: store.Cancelled,
+			Reason: "SubmitFailed: a later workload of the same submit could not be stored", Actor: actor, At: s.now().UTC()})
+		if err != nil {
+			s.log.Error("undoing a partial submit", "job", j.ID, "err", err)
+		}
+	}
+}
+
+type listResponse struct {
+	Jobs []*store.Job `json:"jobs"`
+}
+
+const (
+	defaultListLimit = 1000
+	maxListLimit     = 10000
+)
+
+func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	q := r.URL.Query()
+	f := store.Filter{Team: q.Get("team"), Limit: defaultListLimit}
+	if !p.admin() {
+		if f.Team != "" && f.Team != p.tok.Team {
+			// Another team's work is absent, not forbidden.
+			writeJSON(w, http.StatusOK, listResponse{Jobs: []*store.Job{}})
+			return nil
+		}
+		f.Team = p.tok.Team
+	}
+	if v := q.Get("state"); v != "" {
+		for _, one := range strings.Split(v, ",") {
+			st := store.State(strings.ToUpper(strings.TrimSpace(one)))
+			if !st.Valid() {
+				return invalid("state", "state: unknown state %q; use PENDING, ADMITTED, DISPATCHED, RUNNING, SUCCEEDED, FAILED or CANCELLED", one)
+			}
+			if !slices.Contains(f.States, st) {
+				f.States = append(f.States, st)
+			}
+		}
+	}
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return invalid("after", "after: %q is not a job ID", v)
+		}
+		f.AfterID = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			return invalid("limit", "limit: %q is out of range; give 1 to %d", v, maxListLimit)
+		}
+		f.Limit = n
+	}
+	jobs, err := s.store.ListJobs(r.Context(), f)
+	if err != nil {
+		return internalError(err)
+	}
+	if jobs == nil {
+		jobs = []*store.Job{}
+	}
+	s.mergeWaits(jobs)
+	writeJSON(w, http.StatusOK, listResponse{Jobs: jobs})
+	return nil
+}
+
+// visibleJob reads the job named by the path's {id}, answering 404 for a
+// job of another team exactly as for one that does not exist.
+func (s *Server) visibleJob(r *http.Request, p principal) (*store.Job, *apiError) {
+	raw := r.PathValue("id")
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id < 1 {
+		return nil, notFound("job %q not found; job IDs are positive integers", raw)
+	}
+	j, err := s.store.GetJob(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !p.sees(j.Team)) {
+		return nil, notFound("job %d not found", id)
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	s.mergeWaits([]*store.Job{j})
+	return j, nil
+}
+
+func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	j, e := s.visibleJob(r, p)
+	if e != nil {
+		return e
+	}
+	writeJSON(w, http.StatusOK, j)
+	return nil
+}
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	j, e := s.visibleJob(r, p)
+	if e != nil {
+		return e
+	}
+	evs, err := s.store.Events(r.Context(), j.ID)
+	if err != nil {
+		return storeError(err, "job")
+	}
+	if evs == nil {
+		evs = []store.Event{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Events []store.Event `json:"events"`
+	}{evs})
+	return nil
+}
+
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	if !p.canWrite() {
+		return forbidden("a %s token cannot cancel", p.tok.Role)
+	}
+	j, e := s.visibleJob(r, p)
+	if e != nil {
+		return e
+	}
+	j, err := s.cancelJob(r.Context(), j, p.actor())
+	if err != nil {
+		return storeError(err, "job")
+	}
+	s.mergeWaits([]*store.Job{j})
+	writeJSON(w, http.StatusOK, j)
+	return nil
+}
+
+// cancelJob stops a job's active attempt on its backend, then moves it to
+// Cancelled. A job that ended already is returned unchanged. When the
+// reconciler moves the job at the same time, the move is retried against
+// the job as it is now. A backend that cannot be reached does not block
+// the cancel: the reconciler stops the orphaned attempt once it can.
+func (s *Server) cancelJob(ctx context.Context, j *store.Job, actor string) (*store.Job, error) {
+	for range 10 {
+		if j.State.Terminal() {
+			return j, nil
+		}
+		if j.State != store.Pending && j.Placement != nil {
+			name := attemptName(j)
+			if b, err := s.backendFor(ctx, j.Placement.Cluster); err != nil {
+				s.log.Warn("cancel: backend unavailable; the reconciler stops the attempt later", "job", j.ID, "err", err)
+			} else if err := b.Cancel(ctx, name); err != nil {
+				s.log.Warn("cancel: backend cancel failed; the reconciler stops the attempt later", "job", j.ID, "name", name, "err", err)
+			}
+		}
+		now := s.now().UTC()
+		moved, err := s.store.MoveJob(ctx, j.ID, store.Move{From: j.State, Attempt: j.Attempt, To: store.Cancelled,
+			Reason: "Cancelled: by " + actor, Actor: actor, At: now})
+		if err == nil {
+			s.metrics.transitions.WithLabelValues(string(store.Cancelled)).Inc()
+			s.recordUsage(ctx, j, now)
+			return moved, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return nil, err
+		}
+		if j, err = s.store.GetJob(ctx, j.ID); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("job %d keeps changing: %w", j.ID, store.ErrConflict)
+}
+
+// mergeWaits fills in, for pending jobs, why the last round left them
+// waiting. Waits live in memory only (see reconcile.go): writing one per
+// job per round would add an event per round.
+func (s *Server) mergeWaits(jobs []*store.Job) {
+	s.waitMu.RLock()
+	defer s.waitMu.RUnlock()
+	if len(s.waits) == 0 {
+		return
+	}
+	for _, j := range jobs {
+		if j.State != store.Pending {
+			continue
+		}
+		if wr, ok := s.waits[j.ID]; ok {
+			j.Reason = wr
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/store"
+)
+
+// logPoll is how often a following log stream re-reads the job while it
+// waits for an attempt to start or end.
+const logPoll = 100 * time.Millisecond
+
+// handleLogs streams an attempt's output. Without follow it copies what
+// there is now. With follow it waits for the attempt to start, streams
+// it until it ends and, when the job is retried, goes on with the next
+// attempt after a line "==> attempt N <==", until the job ends.
+// ?attempt=N picks an earlier attempt.
+func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	j, e := s.visibleJob(r, p)
+	if e != nil {
+		return e
+	}
+	q := r.URL.Query()
+	follow := q.Get("follow") == "1" || q.Get("follow") == "true"
+	attempt := j.Attempt
+	if v := q.Get("attempt"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > j.Attempt {
+			return invalid("attempt", "attempt: %q is not an attempt of job %d (1 to %d)", v, j.ID, j.Attempt)
+		}
+		attempt = n
+	}
+	if !follow || attempt < j.Attempt || j.State.Terminal() {
+		rc, err := s.openLogs(r.Context(), j, attempt, false)
+		switch {
+		case errors.Is(err, backend.ErrNotFound):
+			if j.State == store.Pending || j.Placement == nil {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(http.StatusOK)
+				return nil // not started: no output yet
+			}
+			return notFound("no logs for attempt %d of job %d", attempt, j.ID)
+		case err != nil:
+			return &apiError{Status: http.StatusServiceUnavailable, Code: codeInternal, Message: err.Error()}
+		}
+		defer rc.Close()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		copyFlush(w, rc)
+		return nil
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	http.NewResponseController(w).Flush()
+	s.followLogs(r.Context(), w, j)
+	return nil
+}
+
+// followLogs streams every attempt of j from its current one on.
+func (s *Server) followLogs(ctx context.Context, w io.Writer, j *store.Job) {
+	attempt := j.Attempt
+	for ctx.Err() == nil {
+		// Wait for the attempt to reach its backend (or the job to end or
+		// move on to a later attempt).
+		var err error
+		for !started(j, attempt) {
+			if !sleepCtx(ctx, logPoll) {
+				return
+			}
+			if j, err = s.store.GetJob(ctx, j.ID); err != nil {
+				return
+			}
+		}
+		if j.Attempt == attempt && j.Placement != nil {
+			if rc, err := s.openLogs(ctx, j, attempt, !j.State.Terminal()); err == nil {
+				copyFlush(w, rc)
+				rc.Close()
+			}
+		}
+		// The stream ended: wait until the store shows the attempt over.
+		for j.Attempt == attempt && !j.State.Terminal() {
+			if !sleepCtx(ctx, logPoll) {
+				return
+			}
+			if j, err = s.store.GetJob(ctx, j.ID); err != nil {
+				return
+			}
+		}
+		if j.State.Terminal() && j.Attempt == attempt {
+			return
+		}
+		attempt = j.Attempt
+		fmt.Fprintf(w, "==> attempt %d <==\n", attempt)
+		http.NewResponseController(w.(http.ResponseWriter)).Flush()
+	}
+}
+
+// started reports whether attempt of j has (or had) a backend object, or
+// the job went past it.
+func started(j *store.Job, attempt int) bool {
+	if j.Attempt != attempt || j.State.Terminal() {
+		return true
+	}
+	return j.State == store.Dispatched || j.State == store.Running
+}
+
+// openLogs opens the logs of one attempt: on the job's cluster for the
+// current attempt, on any known backend for an earlier one (its placement
+// is no longer recorded).
+func (s *Server) openLogs(ctx context.Context, j *store.Job, attempt int, follow bool) (io.ReadCloser, error) {
+	name := backend.Name(j.ID, attempt)
+	if attempt == j.Attempt {
+		if j.Placement == nil {
+			return nil, backend.ErrNotFound
+		}
+		b, err := s.backendFor(ctx, j.Placement.Cluster)
+		if err != nil {
+			return nil, err
+		}
+		return b.Logs(ctx, name, follow)
+	}
+	for _, b := range s.knownBackends() {
+		rc, err := b.Logs(ctx, name, false)
+		if err == nil {
+			return rc, nil
+		}
+	}
+	return nil, backend.ErrNotFound
+}
+
+// copyFlush copies r to w, flushing after every read so a follower sees
+// output as it comes.
+func copyFlush(w io.Writer, r io.Reader) {
+	rc := http.NewResponseController(w.(http.ResponseWriter))
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			rc.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,424 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gpubroker/internal/engine"
+	"gpubroker/internal/model"
+	"gpubroker/internal/spec"
+	"gpubroker/internal/store"
+)
+
+// currentView is the last round's view when it was made against the
+// current fleet, else a fresh one with everything free.
+func (s *Server) currentView() *roundView {
+	fs := s.fleet.Load()
+	if v := s.view.Load(); v != nil && v.fleet == fs {
+		return v
+	}
+	return &roundView{at: s.now().UTC(), fleet: fs, snap: buildSnapshot(fs.fleet, nil, nil, newUsageSnapshot())}
+}
+
+type poolJSON struct {
+	Name        string           `json:"name"`
+	GPU         model.GPUModel   `json:"gpu"`
+	GPUsPerNode int              `json:"gpus_per_node"`
+	Nodes       int              `json:"nodes"`
+	GPUsFree    int              `json:"gpus_free"`
+	PriceClass  model.PriceClass `json:"price_class"`
+}
+
+type clusterJSON struct {
+	Name     string         `json:"name"`
+	Provider model.Provider `json:"provider"`
+	Region   string         `json:"region"`
+	Backend  string         `json:"backend"`
+	Healthy  bool           `json:"healthy"`
+	// Why says why an unhealthy cluster takes no work.
+	Why   string     `json:"why,omitempty"`
+	Pools []poolJSON `json:"pools"`
+}
+
+func (s *Server) handleClusters(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	v := s.currentView()
+	free := map[engine.PoolRef]int{}
+	for _, ps := range v.snap.Pools {
+		n := 0
+		for _, f := range ps.NodeFree {
+			n += f
+		}
+		free[ps.Ref] = n
+	}
+	out := make([]clusterJSON, 0, len(v.fleet.fleet.Clusters))
+	for _, c := range v.fleet.fleet.Clusters {
+		why, down := v.down[c.Name]
+		cj := clusterJSON{Name: c.Name, Provider: c.Provider, Region: c.Region, Backend: string(c.Backend),
+			Healthy: !down, Why: why, Pools: make([]poolJSON, 0, len(c.Pools))}
+		for _, pl := range c.Pools {
+			cj.Pools = append(cj.Pools, poolJSON{Name: pl.Name, GPU: pl.GPU, GPUsPerNode: pl.GPUsPerNode, Nodes: pl.Nodes,
+				GPUsFree: free[engine.PoolRef{Cluster: c.Name, Pool: pl.Name}], PriceClass: pl.PriceClass})
+		}
+		out = append(out, cj)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Clusters []clusterJSON `json:"clusters"`
+	}{out})
+	return nil
+}
+
+type teamJSON struct {
+	Name              string                 `json:"name"`
+	Cohort            string                 `json:"cohort,omitempty"`
+	Weight            float64                `json:"weight"`
+	Quota             map[model.GPUModel]int `json:"quota"`
+	InUse             map[model.GPUModel]int `json:"in_use"`
+	MonthlyBudgetUSD  float64                `json:"monthly_budget_usd"`
+	SpendThisMonthUSD float64                `json:"spend_this_month_usd"`
+}
+
+// handleTeams lists the fleet's teams (a non-admin sees its own) with
+// what they hold now and spent this month. A fleet without teams (the
+// built-in local one) lists the teams that hold or spent something.
+func (s *Server) handleTeams(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	v := s.currentView()
+	inUse := map[string]map[model.GPUModel]int{}
+	for _, a := range v.snap.Running {
+		if inUse[a.Team] == nil {
+			inUse[a.Team] = map[model.GPUModel]int{}
+		}
+		inUse[a.Team][a.GPU] += a.GPUs()
+	}
+	spend := v.snap.TeamSpendUSD
+	teams := v.fleet.fleet.Teams
+	if len(teams) == 0 {
+		names := map[string]bool{}
+		for t := range inUse {
+			names[t] = true
+		}
+		for t := range spend {
+			names[t] = true
+		}
+		for t := range names {
+			teams = append(teams, model.Team{Name: t, Weight: 1})
+		}
+		sort.Slice(teams, func(a, b int) bool { return teams[a].Name < teams[b].Name })
+	}
+	out := make([]teamJSON, 0, len(teams))
+	for _, t := range teams {
+		if !p.sees(t.Name) {
+			continue
+		}
+		weight := t.Weight
+		if weight <= 0 {
+			weight = 1
+		}
+		tj := teamJSON{Name: t.Name, Cohort: t.Cohort, Weight: weight, Quota: t.Quota, InUse: inUse[t.Name],
+			MonthlyBudgetUSD: t.MonthlyBudgetUSD, SpendThisMonthUSD: spend[t.Name]}
+		if tj.Quota == nil {
+			tj.Quota = map[model.GPUModel]int{}
+		}
+		if tj.InUse == nil {
+			tj.InUse = map[model.GPUModel]int{}
+		}
+		out = append(out, tj)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Teams []teamJSON `json:"teams"`
+	}{out})
+	return nil
+}
+
+// usageDims are the columns GET /v1/usage can group by.
+var usageDims = []string{"provider", "team", "cluster", "pool", "price_class", "contract"}
+
+func usageDim(u store.Usage, dim string) string {
+	switch dim {
+	case "provider":
+		return string(u.Provider)
+	case "team":
+		return u.Team
+	case "cluster":
+		return u.Cluster
+	case "pool":
+		return u.Pool
+	case "price_class":
+		return string(u.PriceClass)
+	case "contract":
+		return u.Contract
+	}
+	return ""
+}
+
+// parseSince reads "30d", "12h", "90m", "2w", a Go duration, or an RFC 3339
+// time or a date (2026-03-01).
+func parseSince(v string, now time.Time) (time.Time, bool) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, true
+	}
+	if t, err := time.Parse("2006-01-02", v); err == nil {
+		return t, true
+	}
+	unit := map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour}
+	if len(v) > 1 {
+		if u, ok := unit[v[len(v)-1]]; ok {
+			n, err := strconv.ParseFloat(v[:len(v)-1], 64)
+			if err == nil && n >= 0 {
+				return now.Add(-time.Duration(n * float64(u))), true
+			}
+			return time.Time{}, false
+		}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return time.Time{}, false
+	}
+	return now.Add(-d), true
+}
+
+// handleUsage sums usage records overlapping [since, now), each counted
+// for its part inside the interval, plus what running attempts used so
+// far, grouped by the requested columns. Non-admins see their team only.
+func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	q := r.URL.Query()
+	now := s.now().UTC()
+	since := now.Add(-30 * 24 * time.Hour)
+	if v := q.Get("since"); v != "" {
+		t, ok := parseSince(v, now)
+		if !ok {
+			return invalid("since", "since: %q is neither a duration (30d, 12h) nor a date (2026-03-01)", v)
+		}
+		since = t.UTC()
+	}
+	dims := []string{"provider"}
+	if v := q.Get("by"); v != "" {
+		dims = nil
+		for _, d := range strings.Split(v, ",") {
+			d = strings.TrimSpace(d)
+			ok := false
+			for _, k := range usageDims {
+				ok = ok || k == d
+			}
+			if !ok {
+				return invalid("by", "by: unknown column %q; use %s", d, strings.Join(usageDims, ", "))
+			}
+			dims = append(dims, d)
+		}
+	}
+	recs, err := s.store.ListUsage(r.Context(), since, now)
+	if err != nil {
+		return internalError(err)
+	}
+	recs = append(recs, s.currentView().running...)
+	type acc struct {
+		key   []string
+		hours float64
+		cost  float64
+	}
+	groups := map[string]*acc{}
+	total := 0.0
+	for _, u := range recs {
+		if !p.sees(u.Team) || u.GPUs <= 0 || !u.End.After(u.Start) {
+			continue
+		}
+		start, end := u.Start, u.End
+		if start.Before(since) {
+			start = since
+		}
+		if end.After(now) {
+			end = now
+		}
+		if !end.After(start) {
+			continue
+		}
+		frac := float64(end.Sub(start)) / float64(u.End.Sub(u.Start))
+		key := make([]string, len(dims))
+		for i, d := range dims {
+			key[i] = usageDim(u, d)
+		}
+		k := strings.Join(key, "\x00")
+		a := groups[k]
+		if a == nil {
+			a = &acc{key: key}
+			groups[k] = a
+		}
+		a.hours += end.Sub(start).Hours() * float64(u.GPUs)
+		a.cost += u.CostUSD * frac
+		total += u.CostUSD * frac
+	}
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	rows := make([]map[string]any, 0, len(keys))
+	for _, k := range keys {
+		a := groups[k]
+		row := map[string]any{"gpu_hours": a.hours, "cost_usd": a.cost}
+		for i, d := range dims {
+			row[d] = a.key[i]
+		}
+		rows = append(rows, row)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Since        time.Time        `json:"since"`
+		Until        time.Time        `json:"until"`
+		By           []string         `json:"by"`
+		Rows         []map[string]any `json:"rows"`
+		TotalCostUSD float64          `json:"total_cost_usd"`
+	}{since, now, dims, rows, total})
+	return nil
+}
+
+type planRequest struct {
+	Spec string `json:"spec"`
+	Team string `json:"team,omitempty"`
+	File string `json:"file,omitempty"`
+}
+
+// planDoc is the `plan -o json` document (internal/cli's planJSON): the
+// same field names, built here because server may not import cli.
+type planDoc struct {
+	Fleet     string         `json:"fleet"`
+	Now       time.Time      `json:"now"`
+	Workloads []planWorkload `json:"workloads"`
+	Warnings  []string       `json:"warnings"`
+}
+
+type planWorkload struct {
+	Name       string             `json:"name"`
+	Kind       model.WorkloadKind `json:"kind"`
+	Team       string             `json:"team,omitempty"`
+	Priority   int                `json:"priority"`
+	NumNodes   int                `json:"num_nodes"`
+	Order      model.OptionOrder  `json:"order"`
+	Options    []planOption       `json:"options"`
+	Feasible   int                `json:"feasible"`
+	Candidates []engine.Candidate `json:"candidates"`
+}
+
+type planOption struct {
+	GPU          model.GPUModel `json:"gpu"`
+	GPUsPerNode  int            `json:"gpus_per_node"`
+	Provider     model.Provider `json:"provider,omitempty"`
+	Region       string         `json:"region,omitempty"`
+	InstanceType string         `json:"instance_type,omitempty"`
+	UseSpot      bool           `json:"use_spot,omitempty"`
+	AllowSpot    bool           `json:"allow_spot,omitempty"`
+}
+
+// handlePlan ranks where each workload of a task would run against the
+// server's fleet and its state as of the last round (what is running,
+// usage, down clusters), exactly as engine.Plan does for the CLI.
+func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	var req planRequest
+	if e := decodeBody(w, r, maxSpecBody, &req); e != nil {
+		return e
+	}
+	if strings.TrimSpace(req.Spec) == "" {
+		return invalid("spec", "spec is empty; send the task file's YAML as a string")
+	}
+	if req.Team != "" && !p.sees(req.Team) {
+		return &apiError{Status: http.StatusForbidden, Code: codeForbidden, Field: "team",
+			Message: fmt.Sprintf("a token of team %q cannot plan for team %q", p.tok.Team, req.Team)}
+	}
+	file := req.File
+	if file == "" {
+		file = "task.yaml"
+	}
+	task, err := spec.ParseTask([]byte(req.Spec), file)
+	if err != nil {
+		return specError(err)
+	}
+	v := s.currentView()
+	now := s.now().UTC()
+	doc := planDoc{Fleet: v.fleet.name, Now: now, Workloads: make([]planWorkload, 0, len(task.Workloads)), Warnings: []string{}}
+	for _, wn := range task.Warnings {
+		doc.Warnings = append(doc.Warnings, wn.String())
+	}
+	for _, wl := range task.Workloads {
+		switch {
+		case req.Team != "":
+			wl.Team = req.Team
+		case wl.Team == "" || !p.admin():
+			wl.Team = p.tok.Team
+		}
+		cands := engine.Plan(v.snap, v.fleet.fleet.Policy, wl, now)
+		if cands == nil {
+			cands = []engine.Candidate{}
+		}
+		pw := planWorkload{Name: wl.Name, Kind: wl.Kind, Team: wl.Team, Priority: wl.Priority, NumNodes: wl.NumNodes,
+			Order: wl.Order, Options: make([]planOption, 0, len(wl.Options)), Candidates: cands}
+		if pw.Name == "" {
+			pw.Name = "(unnamed)"
+		}
+		for _, c := range cands {
+			if c.Feasible {
+				pw.Feasible++
+			}
+		}
+		for _, o := range wl.Options {
+			pw.Options = append(pw.Options, planOption{GPU: o.GPU, GPUsPerNode: o.GPUsPerNode, Provider: o.Provider,
+				Region: o.Region, InstanceType: o.InstanceType, UseSpot: o.UseSpot, AllowSpot: o.AllowSpot})
+		}
+		doc.Workloads = append(doc.Workloads, pw)
+	}
+	writeJSON(w, http.StatusOK, doc)
+	return nil
+}
+
+type tokenRequest struct {
+	Team string `json:"team"`
+	Role string `json:"role"`
+	Name string `json:"name,omitempty"`
+}
+
+func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	if !p.admin() {
+		return forbidden("creating tokens needs an admin token")
+	}
+	var req tokenRequest
+	if e := decodeBody(w, r, 64<<10, &req); e != nil {
+		return e
+	}
+	if strings.TrimSpace(req.Team) == "" {
+		return invalid("team", "team is empty; name the team the token acts for")
+	}
+	if !ValidRole(req.Role) {
+		return invalid("role", "role: unknown role %q; use admin, member or viewer", req.Role)
+	}
+	secret, t := NewToken(req.Team, req.Role, req.Name)
+	t.Created = s.now().UTC()
+	if err := s.store.CreateToken(r.Context(), t); err != nil {
+		return storeError(err, "token")
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		Token string `json:"token"`
+		ID    string `json:"id"`
+		Team  string `json:"team"`
+		Role  string `json:"role"`
+		Name  string `json:"name,omitempty"`
+	}{secret, t.ID, t.Team, t.Role, t.Name})
+	return nil
+}
+
+func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	if !p.admin() {
+		return forbidden("listing tokens needs an admin token")
+	}
+	toks, err := s.store.ListTokens(r.Context())
+	if err != nil {
+		return internalError(err)
+	}
+	if toks == nil {
+		toks = []store.Token{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Tokens []store.Token `json:"tokens"`
+	}{toks})
+	return nil
+}

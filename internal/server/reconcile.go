@@ -1,0 +1,620 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/engine"
+	"gpubroker/internal/model"
+	"gpubroker/internal/store"
+)
+
+// Reconciler tuning.
+const (
+	// lostAfterRounds: a dispatched or running attempt its backend has not
+	// reported for this many rounds in a row is lost (and retried).
+	lostAfterRounds = 3
+	// usageRefresh is how often the usage totals the engine needs
+	// (provider share, team and contract spend) are re-read from the store;
+	// between reads the server adds what it records itself.
+	usageRefresh = 30 * time.Second
+	// leaderLease is how long a round's leadership lasts with a shared
+	// store (store.Leader).
+	leaderLease     = 15 * time.Second
+	actorReconciler = "reconciler"
+)
+
+// activeStates are the states in which a job is the reconciler's business.
+var activeStates = []store.State{store.Pending, store.Admitted, store.Dispatched, store.Running}
+
+// reconcilerState is what the reconciler keeps between rounds. None of it
+// is needed for correctness after a restart: slots are re-read from the
+// job's events, missing counts start again, usage is re-read.
+type reconcilerState struct {
+	// slots holds the GPU slots of each job's current attempt, for the
+	// jobs holding capacity.
+	slots map[int64]attemptSlots
+	// missing counts, per backend object name, the rounds in a row its
+	// backend did not report it (or, for an admitted job, could not take
+	// it).
+	missing map[string]int
+	usage   usageTotals
+}
+
+func (r *reconcilerState) init() {
+	r.slots = map[int64]attemptSlots{}
+	r.missing = map[string]int{}
+}
+
+// observation is what one round saw of one cluster.
+type observation struct {
+	b      backend.Backend
+	err    error // why the cluster is down this round
+	byName map[string]backend.Status
+}
+
+func (o *observation) ok() bool { return o != nil && o.err == nil }
+
+// round is one reconcile round's working state.
+type round struct {
+	s     *Server
+	now   time.Time
+	fs    *fleetState
+	obs   map[string]*observation
+	jobs  map[int64]*store.Job // every active job as last read or moved
+	order []int64              // job IDs in ID order
+	// owned holds the backend names of the current attempts of the jobs
+	// listed at the start of the round that had reached a backend: not
+	// orphans, whatever this round does to them.
+	owned map[string]bool
+}
+
+// reconcile runs one round: read desired and observed state, act on the
+// difference. Steps:
+//
+//  1. read the fleet and every non-terminal job;
+//  2. observe every cluster's backend once;
+//  3. move dispatched and running jobs by what their backend reports
+//     (started, succeeded, failed -> retry or fail, lost -> retry; not
+//     reported for lostAfterRounds rounds -> lost);
+//  4. stop and forget backend objects no active attempt owns;
+//  5. build the engine's snapshot and schedule the pending jobs, then
+//     apply preemptions, then admissions (with GPU slots);
+//  6. dispatch every admitted job (idempotent by name) and mark it
+//     dispatched;
+//  7. publish waits, metrics and the view the read endpoints show.
+//
+// Every move is a compare-and-set; a conflict means someone else (the
+// API's cancel) moved the job first, and the next round sees it.
+func (s *Server) reconcile(ctx context.Context) error {
+	started := time.Now()
+	defer func() { s.metrics.roundSecs.Observe(time.Since(started).Seconds()) }()
+	now := s.now().UTC()
+	if l, ok := s.store.(store.Leader); ok {
+		lead, err := l.TryLead(ctx, s.leaderID, now, now.Add(leaderLease))
+		if err != nil || !lead {
+			return err
+		}
+	}
+	// 1. Desired state.
+	fs, err := s.refreshFleet(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the fleet: %w", err)
+	}
+	list, err := s.store.ListJobs(ctx, store.Filter{States: activeStates})
+	if err != nil {
+		return fmt.Errorf("listing jobs: %w", err)
+	}
+	rd := &round{s: s, now: now, fs: fs, jobs: make(map[int64]*store.Job, len(list)), order: make([]int64, 0, len(list)),
+		owned: map[string]bool{}}
+	for _, j := range list {
+		rd.jobs[j.ID] = j
+		rd.order = append(rd.order, j.ID)
+		if j.State != store.Pending {
+			rd.owned[attemptName(j)] = true
+		}
+	}
+	// 2. Observed state.
+	rd.observe(ctx)
+	// 3. Observed transitions.
+	for _, id := range rd.order {
+		if j := rd.jobs[id]; j.State == store.Dispatched || j.State == store.Running {
+			rd.observeJob(ctx, j)
+		}
+	}
+	// 4. Orphans.
+	rd.cleanOrphans(ctx)
+	// 5. Schedule.
+	rd.ensureSlots(ctx)
+	totals := s.usageTotals(ctx, fs, rd.holding(), now)
+	snap, pending := rd.snapshot(totals)
+	dec := engine.Schedule(snap, pending, fs.fleet.Policy, now)
+	blocked := rd.preempt(ctx, dec.Preempt)
+	rd.admit(ctx, dec.Admit, blocked)
+	waits := make(map[int64]string, len(dec.Wait))
+	for _, wt := range dec.Wait {
+		id, _ := strconv.ParseInt(wt.Workload, 10, 64)
+		msg := string(wt.Reason)
+		if wt.Detail != "" {
+			msg += ": " + wt.Detail
+		}
+		waits[id] = msg
+	}
+	s.waitMu.Lock()
+	s.waits = waits
+	s.waitMu.Unlock()
+	// 6. Dispatch.
+	for _, id := range rd.order {
+		if j := rd.jobs[id]; j.State == store.Admitted {
+			rd.dispatch(ctx, j)
+		}
+	}
+	// 7. Publish.
+	rd.publish(ctx, totals)
+	return nil
+}
+
+// attemptName is the backend object name of j's current attempt.
+func attemptName(j *store.Job) string { return backend.Name(j.ID, j.Attempt) }
+
+// parseName is the inverse of backend.Name; ok is false for names the
+// broker did not make.
+func parseName(name string) (id int64, attempt int, ok bool) {
+	rest, found := strings.CutPrefix(name, "gpub-")
+	if !found {
+		return 0, 0, false
+	}
+	a, b, found := strings.Cut(rest, "-")
+	if !found {
+		return 0, 0, false
+	}
+	id, err1 := strconv.ParseInt(a, 10, 64)
+	n, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || backend.Name(id, n) != name {
+		return 0, 0, false
+	}
+	return id, n, true
+}
+
+// observe calls every cluster's backend once: the fleet's clusters and
+// any other cluster an active job still runs on.
+func (rd *round) observe(ctx context.Context) {
+	rd.obs = map[string]*observation{}
+	var clusters []model.Cluster
+	seen := map[string]bool{}
+	for _, c := range rd.fs.fleet.Clusters {
+		clusters = append(clusters, c)
+		seen[c.Name] = true
+	}
+	for _, id := range rd.order {
+		if j := rd.jobs[id]; j.Placement != nil && !seen[j.Placement.Cluster] {
+			seen[j.Placement.Cluster] = true
+			clusters = append(clusters, model.Cluster{Name: j.Placement.Cluster})
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range clusters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := rd.s.observeCluster(ctx, c, c.Backend != "")
+			mu.Lock()
+			rd.obs[c.Name] = o
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *Server) observeCluster(ctx context.Context, c model.Cluster, inFleet bool) *observation {
+	var b backend.Backend
+	var err error
+	if inFleet {
+		b, err = s.backendOf(c)
+	} else {
+		b, err = s.backendFor(ctx, c.Name)
+	}
+	o := &observation{b: b, err: err}
+	if err != nil {
+		return o
+	}
+	if h, ok := b.(backend.Health); ok {
+		if err := h.Health(ctx); err != nil {
+			o.err = fmt.Errorf("health check: %w", err)
+			return o
+		}
+	}
+	sts, err := b.Observe(ctx)
+	if err != nil {
+		o.err = fmt.Errorf("observe: %w", err)
+		return o
+	}
+	o.byName = make(map[string]backend.Status, len(sts))
+	for _, st := range sts {
+		o.byName[st.Name] = st
+	}
+	return o
+}
+
+// move applies m to j and records the result in the round. It reports
+// whether the move happened; a conflict (someone else moved the job) is
+// not an error: the job leaves this round and the next one re-reads it.
+func (rd *round) move(ctx context.Context, j *store.Job, m store.Move) (*store.Job, bool) {
+	m.From, m.Attempt, m.At = j.State, j.Attempt, rd.now
+	if m.Actor == "" {
+		m.Actor = actorReconciler
+	}
+	moved, err := rd.s.store.MoveJob(ctx, j.ID, m)
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Someone else moved it (a cancel): it leaves this round.
+			delete(rd.jobs, j.ID)
+		} else {
+			// The store failed: the job stays as it was for this round.
+			rd.s.log.Warn("moving a job failed", "job", j.ID, "from", m.From, "to", m.To, "err", err)
+		}
+		return nil, false
+	}
+	rd.s.metrics.transitions.WithLabelValues(string(m.To)).Inc()
+	if moved.State.Terminal() {
+		delete(rd.jobs, j.ID)
+	} else {
+		rd.jobs[j.ID] = moved
+	}
+	if moved.Attempt != j.Attempt || moved.State.Terminal() || moved.State == store.Pending {
+		delete(rd.s.rec.slots, j.ID)
+	}
+	return moved, true
+}
+
+// observeJob moves a dispatched or running job by what its backend says.
+func (rd *round) observeJob(ctx context.Context, j *store.Job) {
+	o := rd.obs[j.Placement.Cluster]
+	if !o.ok() {
+		return // cannot tell; the pool is down for new work meanwhile
+	}
+	name := attemptName(j)
+	st, found := o.byName[name]
+	if !found {
+		rd.s.rec.missing[name]++
+		if n := rd.s.rec.missing[name]; n >= lostAfterRounds {
+			delete(rd.s.rec.missing, name)
+			if _, ok := rd.move(ctx, j, store.Move{To: store.Pending, NextAttempt: true,
+				Reason:  "Lost: " + name + " vanished from cluster " + j.Placement.Cluster,
+				Message: fmt.Sprintf("%s not reported by the backend for %d rounds; retrying as a new attempt", name, n)}); ok {
+				rd.s.recordUsage(ctx, j, rd.now)
+			}
+		}
+		return
+	}
+	delete(rd.s.rec.missing, name)
+	if st.Phase == backend.PhasePending {
+		return
+	}
+	if j.State == store.Dispatched {
+		// Record the start even when the attempt ended already, so that
+		// every attempt's history reads Dispatched -> Running -> end.
+		moved, ok := rd.move(ctx, j, store.Move{To: store.Running, Message: "started"})
+		if !ok {
+			return
+		}
+		j = moved
+	}
+	var m store.Move
+	switch st.Phase {
+	case backend.PhaseRunning:
+		return
+	case backend.PhaseSucceeded:
+		m = store.Move{To: store.Succeeded, ExitCode: st.ExitCode, Reason: "Succeeded", Message: st.Message}
+	case backend.PhaseFailed:
+		code := "unknown"
+		if st.ExitCode != nil {
+			code = strconv.Itoa(*st.ExitCode)
+		}
+		max := j.Workload.Recovery.MaxRestartsOnErrors
+		if j.Restarts < max {
+			m = store.Move{To: store.Pending, NextAttempt: true, CountRestart: true, ExitCode: st.ExitCode,
+				Reason:  fmt.Sprintf("Restarting: attempt %d exited with code %s; restart %d of %d", j.Attempt, code, j.Restarts+1, max),
+				Message: st.Message}
+		} else {
+			reason := "Failed: exited with code " + code
+			if max > 0 {
+				reason += fmt.Sprintf(" after %d restarts", j.Restarts)
+			}
+			m = store.Move{To: store.Failed, ExitCode: st.ExitCode, Reason: reason, Message: st.Message}
+		}
+	case backend.PhaseLost:
+		m = store.Move{To: store.Pending, NextAttempt: true, Reason: "Lost: " + st.Message, Message: st.Message}
+	default:
+		rd.s.log.Warn("backend reported an unknown phase", "name", name, "phase", st.Phase)
+		return
+	}
+	if _, ok := rd.move(ctx, j, m); !ok {
+		return
+	}
+	rd.s.recordUsage(ctx, j, rd.now)
+	if err := o.b.Forget(ctx, name); err != nil {
+		rd.s.log.Warn("forget failed", "name", name, "err", err)
+	}
+}
+
+// cleanOrphans stops and forgets backend objects that no active job's
+// current attempt owns: attempts cancelled while their backend could not
+// be reached, earlier attempts of preempted or lost jobs, objects whose
+// job ended while the server was down.
+func (rd *round) cleanOrphans(ctx context.Context) {
+	names := make([]string, 0, len(rd.obs))
+	for n := range rd.obs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, cl := range names {
+		o := rd.obs[cl]
+		if !o.ok() {
+			continue
+		}
+		for name, st := range o.byName {
+			id, attempt, ok := parseName(name)
+			if !ok {
+				continue
+			}
+			if rd.owned[name] {
+				continue
+			}
+			if j := rd.jobs[id]; j != nil && j.Attempt == attempt && j.State != store.Pending {
+				continue
+			}
+			var err error
+			switch st.Phase {
+			case backend.PhasePending, backend.PhaseRunning:
+				err = o.b.Cancel(ctx, name)
+			default:
+				err = o.b.Forget(ctx, name)
+			}
+			if err != nil {
+				rd.s.log.Warn("cleaning up an orphaned attempt", "cluster", cl, "name", name, "err", err)
+			}
+		}
+	}
+}
+
+// holds reports whether j holds capacity (a placement of its current
+// attempt).
+func holds(j *store.Job) bool {
+	return j.Placement != nil && (j.State == store.Admitted || j.State == store.Dispatched || j.State == store.Running)
+}
+
+// snapshot builds the engine's view from the round's jobs: allocations
+// for jobs holding capacity, per-node free GPUs, down pools, usage.
+func (rd *round) snapshot(t usageSnapshot) (*engine.Snapshot, []*model.Workload) {
+	snap := buildSnapshot(rd.fs.fleet, rd.holding(), rd.obs, t)
+	var pending []*model.Workload
+	for _, id := range rd.order {
+		j := rd.jobs[id]
+		if j == nil || j.State != store.Pending || j.Workload == nil {
+			continue
+		}
+		w := j.Workload
+		w.ID = strconv.FormatInt(j.ID, 10)
+		w.Team = j.Team
+		w.Submitted = j.Created
+		pending = append(pending, w)
+	}
+	return snap, pending
+}
+
+func (rd *round) holding() []*store.Job {
+	var out []*store.Job
+	for _, id := range rd.order {
+		if j := rd.jobs[id]; j != nil && holds(j) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observation, t usageSnapshot) *engine.Snapshot {
+	snap := &engine.Snapshot{
+		Fleet:            f,
+		ProviderGPUHours: t.providerGPUHours,
+		TeamSpendUSD:     t.teamSpend,
+		ContractSpentUSD: t.contractSpend,
+	}
+	free := map[engine.PoolRef][]int{}
+	for _, c := range f.Clusters {
+		down := obs != nil && !obs[c.Name].ok()
+		for _, p := range c.Pools {
+			ref := engine.PoolRef{Cluster: c.Name, Pool: p.Name}
+			nf := make([]int, p.Nodes)
+			for i := range nf {
+				nf[i] = p.GPUsPerNode
+			}
+			free[ref] = nf
+			snap.Pools = append(snap.Pools, engine.PoolState{Ref: ref, NodeFree: nf, Down: down})
+		}
+	}
+	for _, j := range holding {
+		pl := j.Placement
+		ref := engine.PoolRef{Cluster: pl.Cluster, Pool: pl.Pool}
+		if nf := free[ref]; nf != nil {
+			for _, n := range pl.Nodes {
+				if n >= 0 && n < len(nf) {
+					nf[n] = max(0, nf[n]-pl.GPUsPerNode)
+				}
+			}
+		}
+		a := engine.Allocation{
+			Workload: strconv.FormatInt(j.ID, 10), Team: j.Team, Pool: ref, Nodes: pl.Nodes,
+			GPUsPerNode: pl.GPUsPerNode, GPU: pl.GPU, Borrowed: pl.Borrowed, Started: j.StartedAt,
+		}
+		if a.Started.IsZero() {
+			a.Started = j.Updated
+		}
+		if j.Workload != nil {
+			a.Priority = j.Workload.Priority
+			a.CheckpointInterval = j.Workload.CheckpointInterval
+		}
+		snap.Running = append(snap.Running, a)
+	}
+	return snap
+}
+
+// preempt evicts the engine's victims: stop the attempt, then move it back
+// to pending as a new attempt. It returns the workloads whose room could
+// not be made (their admissions are skipped this round).
+func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string]bool {
+	blocked := map[string]bool{}
+	for _, p := range ps {
+		id, _ := strconv.ParseInt(p.Workload, 10, 64)
+		j := rd.jobs[id]
+		if j == nil || !holds(j) {
+			blocked[p.For] = true
+			continue
+		}
+		name := attemptName(j)
+		if o := rd.obs[j.Placement.Cluster]; o.ok() && j.State != store.Admitted {
+			if err := o.b.Cancel(ctx, name); err != nil {
+				rd.s.log.Warn("preempt: cancel failed", "name", name, "err", err)
+			}
+		}
+		if _, ok := rd.move(ctx, j, store.Move{To: store.Pending, NextAttempt: true,
+			Reason:  "Preempted: " + p.Reason,
+			Message: fmt.Sprintf("preempted for job %s: %s", p.For, p.Reason)}); !ok {
+			blocked[p.For] = true
+			continue
+		}
+		rd.s.recordUsage(ctx, j, rd.now)
+	}
+	return blocked
+}
+
+// admit records the engine's admissions: Pending -> Admitted with the
+// placement and the GPU slots of each node, the slots also written into
+// the event's message so that a restarted server dispatches the same ones.
+func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[string]bool) {
+	if len(as) == 0 {
+		return
+	}
+	used := rd.usedSlots()
+	for _, a := range as {
+		if blocked[a.Workload] {
+			continue
+		}
+		id, _ := strconv.ParseInt(a.Workload, 10, 64)
+		j := rd.jobs[id]
+		if j == nil || j.State != store.Pending {
+			continue
+		}
+		nodes := assignSlots(used, a.Pool, a.Nodes, a.GPUsPerNode)
+		pl := &store.Placement{
+			Cluster: a.Pool.Cluster, Pool: a.Pool.Pool, Provider: a.Provider, Region: a.Region, GPU: a.GPU,
+			GPUsPerNode: a.GPUsPerNode, Nodes: a.Nodes, PriceClass: a.PriceClass,
+			BilledPerGPUHour: a.Cost.BilledPerGPUHour, Contract: a.Contract, Borrowed: a.Borrowed,
+		}
+		msg := fmt.Sprintf("placed on %s (%s, %s, $%.2f/GPU-h effective); %s",
+			a.Pool, a.Provider, a.PriceClass, a.Cost.EffectivePerGPUHour, formatSlots(nodes))
+		if _, ok := rd.move(ctx, j, store.Move{To: store.Admitted, Placement: pl, Message: msg}); !ok {
+			releaseSlots(used, a.Pool, nodes)
+			continue
+		}
+		rd.s.rec.slots[id] = attemptSlots{attempt: j.Attempt, pool: a.Pool, nodes: nodes}
+		rd.s.metrics.admissions.Inc()
+	}
+}
+
+// dispatch sends an admitted job to its backend (idempotent by name: after
+// a crash between Submit and the move, Submit finds the object and starts
+// nothing) and marks it dispatched.
+func (rd *round) dispatch(ctx context.Context, j *store.Job) {
+	name := attemptName(j)
+	o := rd.obs[j.Placement.Cluster]
+	if !o.ok() {
+		rd.s.rec.missing[name]++
+		if rd.s.rec.missing[name] >= lostAfterRounds {
+			delete(rd.s.rec.missing, name)
+			reason := "ClusterUnhealthy: cluster " + j.Placement.Cluster + " cannot take work"
+			if o != nil {
+				reason += ": " + o.err.Error()
+			}
+			rd.move(ctx, j, store.Move{To: store.Pending, NextAttempt: true, Reason: reason,
+				Message: "not dispatched: " + reason})
+		}
+		return
+	}
+	sl, ok := rd.s.rec.slots[j.ID]
+	if !ok || sl.attempt != j.Attempt {
+		// ensureSlots found none (should not happen): give the lowest.
+		sl = attemptSlots{attempt: j.Attempt, nodes: defaultSlots(j.Placement)}
+	}
+	w := j.Workload
+	sp := backend.Spec{
+		Name: name, JobID: j.ID, Attempt: j.Attempt, Team: j.Team,
+		Cluster: j.Placement.Cluster, Pool: j.Placement.Pool, Nodes: sl.nodes,
+	}
+	if w != nil {
+		sp.Setup, sp.Run, sp.Workdir, sp.Envs, sp.CheckpointDir = w.Setup, w.Run, w.Workdir, w.Envs, w.CheckpointDir
+	}
+	if err := o.b.Submit(ctx, sp); err != nil {
+		if errors.Is(err, backend.ErrUnavailable) || ctx.Err() != nil {
+			rd.s.log.Warn("dispatch: backend unavailable; retrying next round", "name", name, "err", err)
+			return
+		}
+		rd.move(ctx, j, store.Move{To: store.Failed, Reason: "DispatchFailed: " + err.Error(),
+			Message: "the backend refused the attempt: " + err.Error()})
+		return
+	}
+	delete(rd.s.rec.missing, name)
+	if _, ok := rd.move(ctx, j, store.Move{To: store.Dispatched, Message: "submitted as " + name}); ok {
+		rd.s.metrics.dispatchLat.Observe(max(0, rd.now.Sub(j.Updated).Seconds()))
+	}
+}
+
+// publish sets the metrics and the view of this round for the API.
+func (rd *round) publish(ctx context.Context, t usageSnapshot) {
+	s := rd.s
+	if counts, err := s.store.CountByState(ctx); err == nil {
+		for _, st := range []store.State{store.Pending, store.Admitted, store.Dispatched, store.Running, store.Succeeded, store.Failed, store.Cancelled} {
+			s.metrics.queueDepth.WithLabelValues(string(st)).Set(float64(counts[st]))
+		}
+	}
+	holding := rd.holding()
+	inUse := map[model.Provider]int{}
+	for _, j := range holding {
+		inUse[j.Placement.Provider] += len(j.Placement.Nodes) * j.Placement.GPUsPerNode
+	}
+	s.metrics.setGPUsInUse(rd.fs.fleet, inUse)
+	down := map[string]string{}
+	for name, o := range rd.obs {
+		if !o.ok() {
+			down[name] = o.err.Error()
+		}
+	}
+	s.view.Store(&roundView{
+		at:      rd.now,
+		fleet:   rd.fs,
+		snap:    buildSnapshot(rd.fs.fleet, holding, rd.obs, t),
+		down:    down,
+		running: t.running,
+	})
+}
+
+// roundView is what the last round saw, for the read endpoints.
+type roundView struct {
+	at    time.Time
+	fleet *fleetState
+	// snap is the state after the round's decisions: what plan plans
+	// against and what clusters and teams report.
+	snap *engine.Snapshot
+	// down maps a cluster that could not take work to why.
+	down map[string]string
+	// running is the usage so far of attempts still running.
+	running []store.Usage
+}

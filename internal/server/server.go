@@ -1,0 +1,240 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/model"
+	"gpubroker/internal/store"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultListen        = "127.0.0.1:8470"
+	DefaultRoundInterval = time.Second
+	DefaultLocalGPU      = model.GPUModel("H100")
+	DefaultLocalGPUs     = 8
+)
+
+// Config is what a Server needs. Store and Backends are required.
+type Config struct {
+	Store store.Store
+	// Backends returns the backend that runs work on a cluster. It is
+	// called once per cluster (again when the cluster's definition
+	// changes, and on every round while it fails). An error makes the
+	// cluster unhealthy: its pools take no new work. What it returns
+	// stays the caller's to close after Close.
+	Backends func(cluster model.Cluster) (backend.Backend, error)
+	// StateDir holds admin.token. Empty: no token file is written.
+	StateDir string
+	// Listen is the HTTP address (default 127.0.0.1:8470; ":0" style
+	// addresses pick a free port, see Addr).
+	Listen string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// RoundInterval is the time between reconcile rounds (default 1s).
+	RoundInterval time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// LocalGPU and LocalGPUs describe the built-in local fleet used while
+	// no fleet was applied: one cluster "local" (provider onprem, region
+	// local, backend local) with one committed pool "local" of one node
+	// with LocalGPUs GPUs of model LocalGPU, at price 0. Defaults: H100, 8.
+	LocalGPU  model.GPUModel
+	LocalGPUs int
+}
+
+// Server is the control plane. Handler may be used without Open (the
+// reconciler then does not run); Open starts the listener and the
+// reconciler, Close stops both.
+type Server struct {
+	cfg      Config
+	store    store.Store
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
+	handler  http.Handler
+	tokens   tokenCache
+	leaderID string
+
+	// fleet is the newest parsed fleet; the reconciler refreshes it each
+	// round and PUT /v1/fleet sets it at once.
+	fleet atomic.Pointer[fleetState]
+	// view is what the last round saw, for the read endpoints.
+	view atomic.Pointer[roundView]
+
+	// waits holds why each pending job waited in the last round
+	// ("Reason: detail"), merged into API answers (see waitReason).
+	waitMu sync.RWMutex
+	waits  map[int64]string
+
+	// rec is the reconciler's state, touched only by its goroutine (and
+	// by tests calling reconcile directly, never concurrently).
+	rec reconcilerState
+	// backends caches one backend per cluster; shared with API handlers
+	// (cancel, logs), hence the lock.
+	backendMu sync.Mutex
+	backends  map[string]*clusterBackend
+
+	mu       sync.Mutex
+	httpSrv  *http.Server
+	listener net.Listener
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+// New checks cfg, and on an empty store creates an admin token for team
+// "default" and writes it to StateDir/admin.token (mode 0600).
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: Config.Store is required")
+	}
+	if cfg.Backends == nil {
+		return nil, errors.New("server: Config.Backends is required")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RoundInterval <= 0 {
+		cfg.RoundInterval = DefaultRoundInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.LocalGPU == "" {
+		cfg.LocalGPU = DefaultLocalGPU
+	}
+	if cfg.LocalGPUs <= 0 {
+		cfg.LocalGPUs = DefaultLocalGPUs
+	}
+	s := &Server{
+		cfg:      cfg,
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		metrics:  newMetrics(),
+		waits:    map[int64]string{},
+		backends: map[string]*clusterBackend{},
+		leaderID: randomID("broker-"),
+	}
+	s.rec.init()
+	s.fleet.Store(s.localFleetState())
+	s.handler = s.routes()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.bootstrapAdmin(ctx); err != nil {
+		return nil, err
+	}
+	// Read the applied fleet now, so requests before the first round
+	// already validate against it.
+	if _, err := s.refreshFleet(ctx); err != nil {
+		return nil, fmt.Errorf("server: reading the fleet: %w", err)
+	}
+	return s, nil
+}
+
+// Handler is the whole HTTP API: /healthz, /metrics and /v1.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Open starts the HTTP listener on Config.Listen and the reconciler. It
+// returns once the listener is bound.
+func (s *Server) Open(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done != nil {
+		return errors.New("server: already open")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listening on %s: %w", s.cfg.Listen, err)
+	}
+	s.listener = ln
+	s.httpSrv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	s.done = make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		s.runReconciler(runCtx)
+	}()
+	go func() {
+		wg.Wait()
+		close(s.done)
+	}()
+	s.log.Info("gpubroker server listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the address the listener is bound to ("" before Open).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
+// Close stops the reconciler (after its current round) and shuts the HTTP
+// server down gracefully, waiting for both until ctx is done. Attempts
+// running on backends keep running; the next server finds them again.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	srv, stop, done := s.httpSrv, s.stop, s.done
+	s.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	stop()
+	err := srv.Shutdown(ctx)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
+// runReconciler runs rounds until ctx is done. A failed round is logged
+// and retried the next interval: the reconciler is level-triggered, so a
+// later round repairs what an earlier one left.
+func (s *Server) runReconciler(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RoundInterval)
+	defer t.Stop()
+	for {
+		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("reconcile round failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,215 @@
+package server
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/engine"
+	"gpubroker/internal/store"
+)
+
+// GPU slots: which GPU indexes of each node an attempt gets. The engine
+// counts free GPUs per node; the server turns a count into indexes, lowest
+// free first given the other attempts on the node, at admission. The
+// slots are written into the admission event's message ("gpu slots:
+// 0=0,1 1=0,1", node=indexes), so that dispatch after a restart, and a
+// restarted server's view of who uses what, is the same as before.
+
+// attemptSlots are the slots of one job's current attempt.
+type attemptSlots struct {
+	attempt int
+	pool    engine.PoolRef
+	nodes   []backend.Node
+}
+
+type nodeKey struct {
+	pool engine.PoolRef
+	node int
+}
+
+// slotTable is the GPU indexes in use on each node.
+type slotTable map[nodeKey]map[int]bool
+
+const slotsMarker = "gpu slots: "
+
+// formatSlots writes nodes as "gpu slots: 0=0,1 1=0,1".
+func formatSlots(nodes []backend.Node) string {
+	var b strings.Builder
+	b.WriteString(slotsMarker)
+	for i, n := range nodes {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strconv.Itoa(n.Index))
+		b.WriteByte('=')
+		for k, g := range n.GPUs {
+			if k > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(g))
+		}
+	}
+	return b.String()
+}
+
+// parseSlots reads what formatSlots wrote at the end of msg.
+func parseSlots(msg string) ([]backend.Node, bool) {
+	i := strings.LastIndex(msg, slotsMarker)
+	if i < 0 {
+		return nil, false
+	}
+	var nodes []backend.Node
+	for _, f := range strings.Fields(msg[i+len(slotsMarker):]) {
+		idx, gpus, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, false
+		}
+		n, err := strconv.Atoi(idx)
+		if err != nil {
+			return nil, false
+		}
+		node := backend.Node{Index: n}
+		for _, g := range strings.Split(gpus, ",") {
+			v, err := strconv.Atoi(g)
+			if err != nil {
+				return nil, false
+			}
+			node.GPUs = append(node.GPUs, v)
+		}
+		nodes = append(nodes, node)
+	}
+	return nodes, len(nodes) > 0
+}
+
+// assignSlots gives need GPUs on each of nodes, the lowest indexes that
+// used does not hold, and marks them used. The engine only places work
+// where a node has need free GPUs, so these are below the node's GPU
+// count; were the table ever inconsistent, indexes past it are given
+// rather than a GPU shared.
+func assignSlots(used slotTable, pool engine.PoolRef, nodes []int, need int) []backend.Node {
+	out := make([]backend.Node, 0, len(nodes))
+	for _, n := range nodes {
+		k := nodeKey{pool, n}
+		u := used[k]
+		if u == nil {
+			u = map[int]bool{}
+			used[k] = u
+		}
+		node := backend.Node{Index: n, GPUs: make([]int, 0, need)}
+		for g := 0; len(node.GPUs) < need; g++ {
+			if !u[g] {
+				node.GPUs = append(node.GPUs, g)
+				u[g] = true
+			}
+		}
+		out = append(out, node)
+	}
+	return out
+}
+
+// releaseSlots undoes assignSlots.
+func releaseSlots(used slotTable, pool engine.PoolRef, nodes []backend.Node) {
+	for _, n := range nodes {
+		for _, g := range n.GPUs {
+			delete(used[nodeKey{pool, n.Index}], g)
+		}
+	}
+}
+
+// defaultSlots is 0..GPUsPerNode-1 on every node of p.
+func defaultSlots(p *store.Placement) []backend.Node {
+	out := make([]backend.Node, len(p.Nodes))
+	for i, n := range p.Nodes {
+		out[i] = backend.Node{Index: n, GPUs: make([]int, p.GPUsPerNode)}
+		for g := range out[i].GPUs {
+			out[i].GPUs[g] = g
+		}
+	}
+	return out
+}
+
+// ensureSlots makes sure every job holding capacity has its slots known:
+// from memory, else from its admission event (after a restart), else
+// (an admission written by something else) the lowest free. Entries of
+// jobs no longer holding capacity are dropped.
+func (rd *round) ensureSlots(ctx context.Context) {
+	known := rd.s.rec.slots
+	holding := rd.holding()
+	keep := make(map[int64]bool, len(holding))
+	var unknown []*store.Job
+	for _, j := range holding {
+		keep[j.ID] = true
+		if sl, ok := known[j.ID]; ok && sl.attempt == j.Attempt {
+			continue
+		}
+		if nodes, ok := rd.slotsFromEvents(ctx, j); ok {
+			known[j.ID] = attemptSlots{attempt: j.Attempt, pool: poolOf(j), nodes: nodes}
+			continue
+		}
+		unknown = append(unknown, j)
+	}
+	for id := range known {
+		if !keep[id] {
+			delete(known, id)
+		}
+	}
+	if len(unknown) == 0 {
+		return
+	}
+	used := rd.usedSlots()
+	for _, j := range unknown {
+		ref := poolOf(j)
+		known[j.ID] = attemptSlots{attempt: j.Attempt, pool: ref,
+			nodes: assignSlots(used, ref, j.Placement.Nodes, j.Placement.GPUsPerNode)}
+	}
+}
+
+// slotsFromEvents finds the slots in j's admission event of its current
+// attempt.
+func (rd *round) slotsFromEvents(ctx context.Context, j *store.Job) ([]backend.Node, bool) {
+	evs, err := rd.s.store.Events(ctx, j.ID)
+	if err != nil {
+		return nil, false
+	}
+	for i := len(evs) - 1; i >= 0; i-- {
+		e := evs[i]
+		if e.To == store.Admitted && e.Attempt == j.Attempt {
+			return parseSlots(e.Message)
+		}
+	}
+	return nil, false
+}
+
+// usedSlots is the slot table of every job holding capacity now.
+func (rd *round) usedSlots() slotTable {
+	used := slotTable{}
+	ids := make([]int64, 0, len(rd.s.rec.slots))
+	for id := range rd.s.rec.slots {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] })
+	for _, id := range ids {
+		j := rd.jobs[id]
+		sl := rd.s.rec.slots[id]
+		if j == nil || !holds(j) || sl.attempt != j.Attempt {
+			continue
+		}
+		for _, n := range sl.nodes {
+			k := nodeKey{sl.pool, n.Index}
+			if used[k] == nil {
+				used[k] = map[int]bool{}
+			}
+			for _, g := range n.GPUs {
+				used[k][g] = true
+			}
+		}
+	}
+	return used
+}
+
+func poolOf(j *store.Job) engine.PoolRef {
+	return engine.PoolRef{Cluster: j.Placement.Cluster, Pool: j.Placement.Pool}
+}

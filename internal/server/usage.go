@@ -1,0 +1,166 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"gpubroker/internal/model"
+	"gpubroker/internal/store"
+)
+
+// usageTotals caches the usage figures the engine needs, read from the
+// store every usageRefresh (and at a month's turn); in between, what this
+// server records is added as it goes. Safe for concurrent use (the API's
+// cancel records usage too).
+type usageTotals struct {
+	mu   sync.Mutex
+	read time.Time // when the base figures were read; zero: never
+	// window is the share window the base was read for.
+	window time.Duration
+	base   usageSnapshot
+}
+
+// usageSnapshot is the usage figures of one round.
+type usageSnapshot struct {
+	// providerGPUHours over the policy's share window.
+	providerGPUHours map[model.Provider]float64
+	// teamSpend in the current calendar month (UTC).
+	teamSpend map[string]float64
+	// contractSpend since each contract began.
+	contractSpend map[string]float64
+	// running is what attempts still running have used so far.
+	running []store.Usage
+}
+
+func newUsageSnapshot() usageSnapshot {
+	return usageSnapshot{providerGPUHours: map[model.Provider]float64{}, teamSpend: map[string]float64{}, contractSpend: map[string]float64{}}
+}
+
+func (u usageSnapshot) clone() usageSnapshot {
+	c := newUsageSnapshot()
+	for k, v := range u.providerGPUHours {
+		c.providerGPUHours[k] = v
+	}
+	for k, v := range u.teamSpend {
+		c.teamSpend[k] = v
+	}
+	for k, v := range u.contractSpend {
+		c.contractSpend[k] = v
+	}
+	return c
+}
+
+func monthStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+func shareWindow(f *model.Fleet) time.Duration {
+	if w := f.Policy.ShareWindow; w > 0 {
+		return w
+	}
+	return 30 * 24 * time.Hour
+}
+
+// add books one record into u as of now: the part inside the share window,
+// the part in this month, all of it for its contract.
+func (u *usageSnapshot) add(r store.Usage, now, windowStart time.Time) {
+	if r.GPUs <= 0 || !r.End.After(r.Start) {
+		return
+	}
+	total := r.End.Sub(r.Start)
+	part := func(from time.Time) float64 {
+		s := r.Start
+		if from.After(s) {
+			s = from
+		}
+		if !r.End.After(s) {
+			return 0
+		}
+		return float64(r.End.Sub(s)) / float64(total)
+	}
+	hours := total.Hours() * float64(r.GPUs)
+	u.providerGPUHours[r.Provider] += hours * part(windowStart)
+	u.teamSpend[r.Team] += r.CostUSD * part(monthStart(now))
+	if r.Contract != "" {
+		u.contractSpend[r.Contract] += r.CostUSD
+	}
+}
+
+// usageTotals returns this round's figures: the cached base plus what the
+// holding jobs have run so far.
+func (s *Server) usageTotals(ctx context.Context, fs *fleetState, holding []*store.Job, now time.Time) usageSnapshot {
+	ut := &s.rec.usage
+	window := shareWindow(fs.fleet)
+	ut.mu.Lock()
+	stale := ut.read.IsZero() || now.Sub(ut.read) >= usageRefresh || now.Before(ut.read) ||
+		!monthStart(now).Equal(monthStart(ut.read)) || ut.window != window
+	ut.mu.Unlock()
+	if stale {
+		from := now.Add(-window)
+		if m := monthStart(now); m.Before(from) {
+			from = m
+		}
+		for _, c := range fs.fleet.Contracts {
+			if c.Start.Before(from) {
+				from = c.Start
+			}
+		}
+		recs, err := s.store.ListUsage(ctx, from, now.Add(time.Nanosecond))
+		if err != nil {
+			s.log.Warn("reading usage; using the previous figures", "err", err)
+		} else {
+			base := newUsageSnapshot()
+			for _, r := range recs {
+				base.add(r, now, now.Add(-window))
+			}
+			ut.mu.Lock()
+			ut.base, ut.read, ut.window = base, now, window
+			ut.mu.Unlock()
+		}
+	}
+	ut.mu.Lock()
+	out := ut.base.clone()
+	ut.mu.Unlock()
+	for _, j := range holding {
+		if r, ok := usageOf(j, now); ok {
+			out.add(r, now, now.Add(-window))
+			out.running = append(out.running, r)
+		}
+	}
+	return out
+}
+
+// usageOf is what j's current attempt has used from its start to end.
+func usageOf(j *store.Job, end time.Time) (store.Usage, bool) {
+	p := j.Placement
+	if p == nil || j.StartedAt.IsZero() || !end.After(j.StartedAt) {
+		return store.Usage{}, false
+	}
+	gpus := len(p.Nodes) * p.GPUsPerNode
+	return store.Usage{
+		JobID: j.ID, Attempt: j.Attempt, Team: j.Team, Provider: p.Provider, Cluster: p.Cluster, Pool: p.Pool,
+		PriceClass: p.PriceClass, Contract: p.Contract, GPUs: gpus, Start: j.StartedAt, End: end,
+		CostUSD: end.Sub(j.StartedAt).Hours() * float64(gpus) * p.BilledPerGPUHour,
+	}, true
+}
+
+// recordUsage books the usage of j's attempt (as j was before it ended)
+// up to end, in the store and in the cached totals.
+func (s *Server) recordUsage(ctx context.Context, j *store.Job, end time.Time) {
+	r, ok := usageOf(j, end)
+	if !ok {
+		return
+	}
+	if err := s.store.AddUsage(ctx, []store.Usage{r}); err != nil {
+		s.log.Error("recording usage", "job", j.ID, "attempt", j.Attempt, "err", err)
+		return
+	}
+	ut := &s.rec.usage
+	ut.mu.Lock()
+	defer ut.mu.Unlock()
+	if !ut.read.IsZero() {
+		ut.base.add(r, end, end.Add(-ut.window))
+	}
+}
