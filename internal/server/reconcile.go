@@ -125,7 +125,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 	rd.observe(ctx)
 	// 3. Observed transitions.
 	for _, id := range rd.order {
-		if j := rd.jobs[id]; j.State == store.Dispatched || j.State == store.Running {
+		if j := rd.jobs[id]; j != nil && (j.State == store.Dispatched || j.State == store.Running) {
 			rd.observeJob(ctx, j)
 		}
 	}
@@ -152,7 +152,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 	s.waitMu.Unlock()
 	// 6. Dispatch.
 	for _, id := range rd.order {
-		if j := rd.jobs[id]; j.State == store.Admitted {
+		if j := rd.jobs[id]; j != nil && j.State == store.Admitted {
 			rd.dispatch(ctx, j)
 		}
 	}
@@ -194,7 +194,7 @@ func (rd *round) observe(ctx context.Context) {
 		seen[c.Name] = true
 	}
 	for _, id := range rd.order {
-		if j := rd.jobs[id]; j.Placement != nil && !seen[j.Placement.Cluster] {
+		if j := rd.jobs[id]; j != nil && j.Placement != nil && !seen[j.Placement.Cluster] {
 			seen[j.Placement.Cluster] = true
 			clusters = append(clusters, model.Cluster{Name: j.Placement.Cluster})
 		}
@@ -340,7 +340,12 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 	if _, ok := rd.move(ctx, j, m); !ok {
 		return
 	}
-	rd.s.recordUsage(ctx, j, rd.now)
+	// The backend's times are closer to the truth than the rounds'.
+	end := rd.now
+	if !st.Ended.IsZero() && st.Ended.After(st.Started) {
+		end = st.Ended
+	}
+	rd.s.recordUsageSpan(ctx, j, st.Started, end)
 	if err := o.b.Forget(ctx, name); err != nil {
 		rd.s.log.Warn("forget failed", "name", name, "err", err)
 	}
@@ -453,10 +458,10 @@ func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observa
 		}
 		a := engine.Allocation{
 			Workload: strconv.FormatInt(j.ID, 10), Team: j.Team, Pool: ref, Nodes: pl.Nodes,
-			GPUsPerNode: pl.GPUsPerNode, GPU: pl.GPU, Borrowed: pl.Borrowed, Started: j.StartedAt,
+			GPUsPerNode: pl.GPUsPerNode, GPU: pl.GPU, Borrowed: pl.Borrowed, Started: j.Updated,
 		}
-		if a.Started.IsZero() {
-			a.Started = j.Updated
+		if j.State == store.Running && !j.StartedAt.IsZero() {
+			a.Started = j.StartedAt
 		}
 		if j.Workload != nil {
 			a.Priority = j.Workload.Priority

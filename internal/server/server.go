@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,9 +129,13 @@ func New(cfg Config) (*Server, error) {
 		metrics:  newMetrics(),
 		waits:    map[int64]string{},
 		backends: map[string]*clusterBackend{},
-		leaderID: randomID("broker-"),
 	}
 	s.rec.init()
+	id, err := brokerID(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	s.leaderID = id
 	s.fleet.Store(s.localFleetState())
 	s.handler = s.routes()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -237,4 +244,26 @@ func (s *Server) runReconciler(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// brokerID is this broker's name as a leader of a shared store: kept in
+// StateDir/broker.id, so that a broker restarted on the same state
+// directory takes its own lease back at once instead of waiting for it to
+// expire.
+func brokerID(stateDir string) (string, error) {
+	if stateDir == "" {
+		return randomID("broker-"), nil
+	}
+	path := filepath.Join(stateDir, "broker.id")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", fmt.Errorf("server: creating the state directory: %w", err)
+	}
+	id := randomID("broker-")
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("server: writing %s: %w", path, err)
+	}
+	return id, nil
 }

@@ -133,9 +133,12 @@ func (s *Server) usageTotals(ctx context.Context, fs *fleetState, holding []*sto
 }
 
 // usageOf is what j's current attempt has used from its start to end.
+// Only a Running job's StartedAt is its current attempt's (the store keeps
+// the previous attempt's start until the new one runs); an attempt that
+// never ran used nothing.
 func usageOf(j *store.Job, end time.Time) (store.Usage, bool) {
 	p := j.Placement
-	if p == nil || j.StartedAt.IsZero() || !end.After(j.StartedAt) {
+	if p == nil || j.State != store.Running || j.StartedAt.IsZero() || !end.After(j.StartedAt) {
 		return store.Usage{}, false
 	}
 	gpus := len(p.Nodes) * p.GPUsPerNode
@@ -149,6 +152,17 @@ func usageOf(j *store.Job, end time.Time) (store.Usage, bool) {
 // recordUsage books the usage of j's attempt (as j was before it ended)
 // up to end, in the store and in the cached totals.
 func (s *Server) recordUsage(ctx context.Context, j *store.Job, end time.Time) {
+	s.recordUsageSpan(ctx, j, time.Time{}, end)
+}
+
+// recordUsageSpan is recordUsage with the attempt's start as its backend
+// saw it, when known (zero: the store's StartedAt).
+func (s *Server) recordUsageSpan(ctx context.Context, j *store.Job, start, end time.Time) {
+	if !start.IsZero() && j.State == store.Running {
+		cp := *j
+		cp.StartedAt = start
+		j = &cp
+	}
 	r, ok := usageOf(j, end)
 	if !ok {
 		return
