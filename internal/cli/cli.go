@@ -81,7 +81,16 @@ func usageError(cmd *cobra.Command, format string, args ...any) error {
 // commands lists every subcommand, in the order help shows them. A new
 // command is one file with a newXxxCmd(env) and one line here.
 var commands = []func(*Env) *cobra.Command{
+	newLaunchCmd,
+	newStatusCmd,
+	newLogsCmd,
+	newCancelCmd,
+	newEventsCmd,
 	newPlanCmd,
+	newFleetCmd,
+	newUsageCmd,
+	newServerCmd,
+	newTokenCmd,
 	newVersionCmd,
 }
 

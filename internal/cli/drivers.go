@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/model"
+	"gpubroker/internal/store"
+)
+
+// Drivers are the concrete store and backend drivers. cli never names a
+// driver package (the layering test checks it): cmd/gpubroker sets these
+// and passes them to Main.
+type Drivers struct {
+	// OpenStore opens the store a --store URL names: "sqlite:PATH" (or a
+	// bare path) for the embedded store, "postgres://..." for PostgreSQL.
+	OpenStore func(ctx context.Context, url string) (store.Store, error)
+	// LocalBackend opens the local backend for cluster, keeping its state
+	// under dir.
+	LocalBackend func(dir string, cluster model.Cluster) (backend.Backend, error)
+}
+
+// Main is Run with the drivers that the server and `token create --store`
+// use. Commands that need none (plan, the API clients) work without them.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, d Drivers) int {
+	return Run(withDrivers(ctx, d), args, stdin, stdout, stderr)
+}
+
+type driversKey struct{}
+
+// withDrivers hands the drivers to the commands through the context that
+// cobra passes to every command: Env stays free of them.
+func withDrivers(ctx context.Context, d Drivers) context.Context {
+	return context.WithValue(ctx, driversKey{}, d)
+}
+
+var errNoDrivers = errors.New("this build of gpubroker has no store or backend drivers (run cmd/gpubroker)")
+
+func driversFrom(ctx context.Context) (Drivers, error) {
+	d, ok := ctx.Value(driversKey{}).(Drivers)
+	if !ok || d.OpenStore == nil || d.LocalBackend == nil {
+		return Drivers{}, errNoDrivers
+	}
+	return d, nil
+}

@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"gpubroker/internal/store"
+)
+
+type logsOptions struct {
+	client clientOptions
+	follow bool
+}
+
+func newLogsCmd(env *Env) *cobra.Command {
+	var o logsOptions
+	cmd := &cobra.Command{
+		Use:   "logs [-f] ID",
+		Short: "Print a job's output",
+		Long: `logs prints the output of a job's current attempt (every node; prefixed by
+node rank when the job has several).
+
+With -f it waits for a pending job to start, streams its output as it is
+written, carries on through new attempts after a preemption or a lost node,
+and returns when the job ends. A server restart while following is ridden
+out: the stream resumes where it stopped.`,
+		Example: `  # What job 42 printed so far
+  gpubroker logs 42
+
+  # Follow it until it ends
+  gpubroker logs -f 42`,
+		Args: exactArgs(1, "the job ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseJobID(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			c, err := env.connect(ctx, o.client, false)
+			if err != nil {
+				return err
+			}
+			if o.follow {
+				_, err := env.follow(ctx, c, id)
+				return err
+			}
+			rc, err := c.logs(ctx, id, false)
+			if err != nil {
+				return fmt.Errorf("job %d: %w", id, err)
+			}
+			defer rc.Close()
+			_, err = io.Copy(env.Stdout, rc)
+			return err
+		},
+	}
+	addClientFlags(cmd, &o.client)
+	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "stream the output until the job ends")
+	return cmd
+}
+
+// pollInterval is how often follow looks at a job that has not started.
+const pollInterval = 250 * time.Millisecond
+
+// serverPatience is how long a following command waits for a server that
+// went away (a restart) before it gives up.
+const serverPatience = 2 * time.Minute
+
+// follow prints a job's output to stdout from its first attempt to its
+// end and returns the job as it ended. Notes (waiting, new attempt) go to
+// stderr. Output already printed is not printed again when the stream is
+// reopened, after a restart of the server or for the final read.
+func (env *Env) follow(ctx context.Context, c *client, id int64) (*store.Job, error) {
+	printed := map[int]int64{} // attempt -> bytes of its output printed
+	lastReason, lastAttempt := "", 0
+	for {
+		j, err := retry(ctx, serverPatience, func() (*store.Job, error) { return c.getJob(ctx, id) })
+		if err != nil {
+			return nil, fmt.Errorf("job %d: %w", id, err)
+		}
+		if lastAttempt != 0 && j.Attempt != lastAttempt {
+			fmt.Fprintf(env.Stderr, "job %d: attempt %d (%s)\n", id, j.Attempt, orDash(oneLine(j.Reason)))
+		}
+		lastAttempt = j.Attempt
+		switch {
+		case j.State == store.Pending || j.State == store.Admitted:
+			if j.Reason != lastReason && j.Reason != "" {
+				fmt.Fprintf(env.Stderr, "job %d: %s: %s\n", id, j.State, oneLine(j.Reason))
+				lastReason = j.Reason
+			}
+			if err := sleep(ctx, pollInterval); err != nil {
+				return nil, err
+			}
+		case j.State.Terminal():
+			if err := env.copyLogs(ctx, c, j, false, printed); err != nil && !notFound(err) && !transient(err) {
+				return nil, err
+			}
+			return j, nil
+		default: // dispatched or running: stream until the attempt ends
+			err := env.copyLogs(ctx, c, j, true, printed)
+			switch {
+			case err == nil, notFound(err):
+				// Ended, or not started yet on the backend: look again.
+				if err := sleep(ctx, pollInterval/5); err != nil {
+					return nil, err
+				}
+			case transient(err):
+				if err := sleep(ctx, pollInterval); err != nil {
+					return nil, err
+				}
+			default:
+				return nil, err
+			}
+		}
+	}
+}
+
+// copyLogs copies j's current attempt's output to stdout, skipping what
+// was printed before.
+func (env *Env) copyLogs(ctx context.Context, c *client, j *store.Job, follow bool, printed map[int]int64) error {
+	rc, err := c.logs(ctx, j.ID, follow)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	skip := printed[j.Attempt]
+	if skip > 0 {
+		n, err := io.CopyN(io.Discard, rc, skip)
+		if err != nil {
+			if errors.Is(err, io.EOF) && n < skip {
+				return nil // the stream is shorter than what we printed: nothing new
+			}
+			return err
+		}
+	}
+	n, err := io.Copy(env.Stdout, rc)
+	printed[j.Attempt] = skip + n
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,296 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/catalog"
+	"gpubroker/internal/model"
+	"gpubroker/internal/server"
+)
+
+type serverOptions struct {
+	store     string
+	listen    string
+	stateDir  string
+	localGPUs string
+	round     time.Duration
+}
+
+func newServerCmd(env *Env) *cobra.Command {
+	var o serverOptions
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the gpubroker control plane: HTTP API, store, reconciler",
+		Long: `server runs the control plane in the foreground until SIGTERM or SIGINT:
+the HTTP API (/v1, /healthz, /metrics), the store, and the reconciler that
+places pending work with the scheduling engine and drives the backends.
+
+With no flags it keeps everything in the state directory
+($GPUBROKER_STATE_DIR, else $XDG_STATE_HOME/gpubroker, else
+~/.local/state/gpubroker): the SQLite store (gpubroker.db, WAL mode), the
+local backend's work and logs (local/), and for clients on this machine
+server.url, server.pid and, on first start, admin.token (an admin token for
+team default, mode 0600). Until a fleet is applied it schedules onto a
+built-in local fleet: one node with --local-gpus GPUs, run by the local
+backend.
+
+--store postgres://... keeps the state in PostgreSQL instead, for a shared
+control plane with several replicas (one leads the reconciler).
+
+--listen defaults to 127.0.0.1:8470; when that port is taken and --listen
+was not given, a free port is used (server.url says which). Work running on
+the local backend survives a server stop or crash: the next server finds it
+again.`,
+		Example: `  # The embedded default: SQLite + local backend in the state directory
+  gpubroker server
+
+  # A shared control plane on PostgreSQL, reachable from other machines
+  gpubroker server --store postgres://broker@db/gpubroker --listen 0.0.0.0:8470
+
+  # A local fleet of 4 L40S GPUs, rounds every 200ms, state in /tmp/gb
+  gpubroker server --local-gpus L40S:4 --round 200ms --state-dir /tmp/gb
+
+  # Stop the local server
+  gpubroker server stop`,
+		Args: exactArgs(0, "none"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return env.server(cmd, o, !cmd.Flags().Changed("listen"))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.store, "store", "", "store `URL`: sqlite:PATH or postgres://... (default: sqlite:STATE_DIR/gpubroker.db)")
+	f.StringVar(&o.listen, "listen", server.DefaultListen, "HTTP listen `ADDRESS`")
+	f.StringVar(&o.stateDir, "state-dir", "", "state `DIR` (default: $GPUBROKER_STATE_DIR, $XDG_STATE_HOME/gpubroker or ~/.local/state/gpubroker)")
+	f.StringVar(&o.localGPUs, "local-gpus", "", "GPUs of the built-in local fleet as `MODEL:COUNT` (default H100:8)")
+	f.DurationVar(&o.round, "round", server.DefaultRoundInterval, "`INTERVAL` between reconcile rounds")
+	cmd.AddCommand(newServerStopCmd(env))
+	return cmd
+}
+
+func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) error {
+	ctx := cmd.Context()
+	d, err := driversFrom(ctx)
+	if err != nil {
+		return err
+	}
+	dir := o.stateDir
+	if dir == "" {
+		if dir, err = stateDir(os.Getenv); err != nil {
+			return err
+		}
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("--state-dir: %w", err)
+	}
+	if o.round <= 0 {
+		return usageError(cmd, "--round: %s is not a positive interval", o.round)
+	}
+	var gpu model.GPUModel
+	var gpus int
+	if o.localGPUs != "" {
+		name, count, ok := strings.Cut(o.localGPUs, ":")
+		n, err := strconv.Atoi(count)
+		if !ok || err != nil || n < 1 {
+			return usageError(cmd, "--local-gpus: %q is not MODEL:COUNT (e.g. H100:8)", o.localGPUs)
+		}
+		if gpu, err = catalog.ParseGPU(name); err != nil {
+			return usageError(cmd, "--local-gpus: %v", err)
+		}
+		gpus = n
+	}
+	if u, _ := readStateFile(dir, urlFile); u != "" && healthy(ctx, u) {
+		return fmt.Errorf("a gpubroker server already runs for %s at %s (stop it with `gpubroker server stop --state-dir %s`)", dir, u, dir)
+	}
+	storeURL := o.store
+	if storeURL == "" {
+		storeURL = "sqlite:" + filepath.Join(dir, dbFile)
+	}
+	st, err := d.OpenStore(ctx, storeURL)
+	if err != nil {
+		return fmt.Errorf("--store %s: %w", redactURL(storeURL), err)
+	}
+	defer st.Close()
+
+	logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	backends := &backendSet{dir: filepath.Join(dir, "local"), open: d.LocalBackend}
+	defer backends.close()
+	cfg := server.Config{
+		Store:         st,
+		Backends:      backends.get,
+		StateDir:      dir,
+		Listen:        o.listen,
+		RoundInterval: o.round,
+		Logger:        logger,
+		LocalGPU:      gpu,
+		LocalGPUs:     gpus,
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.Open(ctx); err != nil {
+		if !defaultListen || !errors.Is(err, syscall.EADDRINUSE) {
+			return err
+		}
+		// The default port is someone else's: any free one will do, as
+		// clients on this machine read server.url.
+		logger.Warn("default port taken; listening on a free port", "listen", o.listen)
+		cfg.Listen = "127.0.0.1:0"
+		if srv, err = server.New(cfg); err != nil {
+			return err
+		}
+		if err := srv.Open(ctx); err != nil {
+			return err
+		}
+	}
+	url := "http://" + srv.Addr()
+	pid := strconv.Itoa(os.Getpid())
+	if err := writeStateFile(dir, pidFile, pid, 0o644); err != nil {
+		return err
+	}
+	if err := writeStateFile(dir, urlFile, url, 0o644); err != nil {
+		return err
+	}
+	logger.Info("gpubroker server ready", "url", url, "store", redactURL(storeURL), "state_dir", dir, "pid", pid)
+
+	<-ctx.Done()
+	logger.Info("shutting down")
+	// Clients must not find this server's URL once it is gone; a newer
+	// server's files are left alone.
+	if u, _ := readStateFile(dir, urlFile); u == url {
+		os.Remove(filepath.Join(dir, urlFile))
+	}
+	if p, _ := readStateFile(dir, pidFile); p == pid {
+		os.Remove(filepath.Join(dir, pidFile))
+	}
+	closeCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Close(closeCtx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// backendSet opens the backend of each cluster for the server: the local
+// backend for local clusters (state under DIR/local/CLUSTER), an error
+// (cluster unhealthy) for engines this build cannot drive. It keeps what
+// it opened, to close after the server.
+type backendSet struct {
+	dir  string
+	open func(dir string, cluster model.Cluster) (backend.Backend, error)
+
+	mu     sync.Mutex
+	opened []backend.Backend
+}
+
+func (b *backendSet) get(cl model.Cluster) (backend.Backend, error) {
+	if cl.Backend != "local" {
+		return nil, fmt.Errorf("cluster %s: backend %q is not available in this build; only local is", cl.Name, cl.Backend)
+	}
+	be, err := b.open(filepath.Join(b.dir, cl.Name), cl)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
+	}
+	b.mu.Lock()
+	b.opened = append(b.opened, be)
+	b.mu.Unlock()
+	return be, nil
+}
+
+func (b *backendSet) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, be := range b.opened {
+		if c, ok := be.(io.Closer); ok {
+			c.Close()
+		}
+	}
+}
+
+// redactURL hides a password in a store URL before it is logged.
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return u
+	}
+	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+		return scheme + "://" + user + ":xxxxx@" + host
+	}
+	return u
+}
+
+func newServerStopCmd(env *Env) *cobra.Command {
+	var dirFlag string
+	cmd := &cobra.Command{
+		Use:   "stop",
+		Short: "Stop the local server of the state directory",
+		Long: `stop sends SIGTERM to the server recorded in the state directory
+(server.pid) and waits until it has shut down. Work running on the local
+backend keeps running; the next server finds it again.`,
+		Example: `  gpubroker server stop
+  GPUBROKER_STATE_DIR=/tmp/gb gpubroker server stop`,
+		Args: exactArgs(0, "none"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := dirFlag
+			if dir == "" {
+				var err error
+				if dir, err = stateDir(os.Getenv); err != nil {
+					return err
+				}
+			}
+			return env.stopServer(cmd.Context(), dir)
+		},
+	}
+	cmd.Flags().StringVar(&dirFlag, "state-dir", "", "state `DIR` (default: as for server)")
+	return cmd
+}
+
+func (env *Env) stopServer(ctx context.Context, dir string) error {
+	p, err := readStateFile(dir, pidFile)
+	if err != nil {
+		return err
+	}
+	pid, _ := strconv.Atoi(p)
+	u, _ := readStateFile(dir, urlFile)
+	// A pid file whose server does not answer is stale (the server was
+	// killed): its pid may belong to another process by now.
+	if pid <= 0 || u == "" || !healthy(ctx, u) {
+		return fmt.Errorf("no local gpubroker server runs for %s", dir)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stopping server pid %d: %w", pid, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil {
+			fmt.Fprintf(env.Stdout, "stopped the gpubroker server at %s (pid %d)\n", u, pid)
+			return nil
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("server pid %d did not stop within 30s; see %s", pid, filepath.Join(dir, logFile))
+}
