@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -103,6 +104,11 @@ type Store struct {
 	insertEvent *sql.Stmt
 	moveJob     *sql.Stmt
 	getJob      *sql.Stmt
+
+	// Group commit of CreateJob: see there.
+	mu      sync.Mutex
+	queue   []*createReq
+	leading bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -231,6 +237,12 @@ func (s *Store) Close() error {
 }
 
 // CreateJob implements store.Store.
+//
+// Creates are group-committed: while one caller's transaction runs, others
+// queue, and the next of them commits the whole queue in one transaction
+// (IDs still in queue order, which is commit order). Under concurrent
+// submissions this amortizes the per-commit cost; a lone caller commits
+// alone. Once queued, a create is not withdrawn when ctx ends.
 func (s *Store) CreateJob(ctx context.Context, j *store.Job, at time.Time) (*store.Job, error) {
 	if j == nil || j.Team == "" || j.Workload == nil {
 		return nil, fmt.Errorf("sqlite: create job: %w: team and workload are required", store.ErrInvalid)
@@ -238,47 +250,130 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, at time.Time) (*sto
 	if at.IsZero() {
 		at = time.Now()
 	}
-	at = at.UTC()
 	wl, err := json.Marshal(j.Workload)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: create job: %w: workload: %v", store.ErrInvalid, err)
 	}
-	var key any
-	if j.Key != "" {
-		key = j.Key
-	}
-	ns := at.UnixNano()
+	r := &createReq{ctx: ctx, j: j, wl: string(wl), at: at.UTC(),
+		lead: make(chan struct{}, 1), done: make(chan struct{})}
 
+	s.mu.Lock()
+	s.queue = append(s.queue, r)
+	if s.leading {
+		s.mu.Unlock()
+		select {
+		case <-r.done:
+			return r.job, r.err
+		case <-r.lead: // the previous committer handed over; r heads the queue
+		}
+		s.mu.Lock()
+	}
+	s.leading = true
+	n := min(len(s.queue), maxBatch)
+	batch := slices.Clone(s.queue[:n])
+	s.queue = slices.Delete(s.queue, 0, n)
+	s.mu.Unlock()
+
+	s.commitCreates(batch)
+
+	s.mu.Lock()
+	if len(s.queue) > 0 {
+		s.queue[0].lead <- struct{}{}
+	} else {
+		s.leading = false
+	}
+	s.mu.Unlock()
+	<-r.done
+	return r.job, r.err
+}
+
+// maxBatch bounds one group commit.
+const maxBatch = 256
+
+// createReq is one queued CreateJob.
+type createReq struct {
+	ctx  context.Context
+	j    *store.Job
+	wl   string
+	at   time.Time
+	job  *store.Job
+	err  error
+	lead chan struct{} // "you commit the queue now"
+	done chan struct{} // closed when job and err are set
+}
+
+// commitCreates writes batch in one transaction; if that fails as a whole,
+// each request is retried alone so one bad request fails only itself.
+func (s *Store) commitCreates(batch []*createReq) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = fmt.Errorf("sqlite: create job: %w", err)
+			continue
+		}
+		live = append(live, r)
+	}
+	if err := s.createTx(live); err != nil && len(live) > 1 {
+		for _, r := range live {
+			s.createTx([]*createReq{r})
+		}
+	}
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+// createTx inserts every request of batch in one transaction and sets each
+// request's result. An error means nothing was written.
+func (s *Store) createTx(batch []*createReq) (err error) {
+	if len(batch) == 0 {
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			for _, r := range batch {
+				r.job, r.err = nil, fmt.Errorf("sqlite: create job: %w", err)
+			}
+		}
+	}()
+	ctx := batch[0].ctx
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: create job: %w", err)
+		return err
 	}
 	defer tx.Rollback()
-	var id int64
-	err = tx.StmtContext(ctx, s.insertJob).QueryRowContext(ctx, key, j.Team, j.User, string(wl), j.Spec, ns, ns).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		// The key is taken: hand back the job that holds it.
-		old, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE key = ?`, j.Key))
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: create job: key %q: %w", j.Key, err)
+	ins, ev := tx.StmtContext(ctx, s.insertJob), tx.StmtContext(ctx, s.insertEvent)
+	for _, r := range batch {
+		j := r.j
+		var key any
+		if j.Key != "" {
+			key = j.Key
 		}
-		return old, fmt.Errorf("sqlite: create job: key %q is job %d: %w", j.Key, old.ID, store.ErrConflict)
+		ns := r.at.UnixNano()
+		var id int64
+		err := ins.QueryRowContext(ctx, key, j.Team, j.User, r.wl, j.Spec, ns, ns).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			// The key is taken (perhaps earlier in this batch): hand back
+			// the job that holds it.
+			old, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE key = ?`, j.Key))
+			if err != nil {
+				return fmt.Errorf("key %q: %w", j.Key, err)
+			}
+			r.job, r.err = old, fmt.Errorf("sqlite: create job: key %q is job %d: %w", j.Key, old.ID, store.ErrConflict)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := ev.ExecContext(ctx, id, 1, ns, j.User, "", string(store.Pending), 1, "submitted"); err != nil {
+			return err
+		}
+		r.job = &store.Job{
+			ID: id, Key: j.Key, Team: j.Team, User: j.User, Workload: j.Workload, Spec: j.Spec,
+			State: store.Pending, Attempt: 1, Created: r.at, Updated: r.at,
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: create job: %w", err)
-	}
-	if _, err := tx.StmtContext(ctx, s.insertEvent).ExecContext(ctx,
-		id, 1, ns, j.User, "", string(store.Pending), 1, "submitted"); err != nil {
-		return nil, fmt.Errorf("sqlite: create job: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: create job: %w", err)
-	}
-	out := &store.Job{
-		ID: id, Key: j.Key, Team: j.Team, User: j.User, Workload: j.Workload, Spec: j.Spec,
-		State: store.Pending, Attempt: 1, Created: at, Updated: at,
-	}
-	return out, nil
+	return tx.Commit()
 }
 
 // GetJob implements store.Store.
