@@ -1,11 +1,13 @@
 package local
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -193,7 +195,7 @@ func TestGangFailureStopsTheRest(t *testing.T) {
 	}
 	t.Logf("phases %v, message %q", seen, st.Message)
 	for _, rank := range []int{0, 2} {
-		if lockState(filepath.Join(dir, sp.Name, nodeFile(rank, "lock"))) == lockHeld {
+		if lockHeld(filepath.Join(dir, sp.Name, nodeFile(rank, "lock"))) {
 			t.Errorf("node %d still alive", rank)
 		}
 	}
@@ -502,4 +504,62 @@ func TestLogsPrefixLongLine(t *testing.T) {
 	if sb.String() != want {
 		t.Errorf("got %q...", sb.String()[:40])
 	}
+}
+
+// TestBrokerSIGKILL: a real broker process is killed with SIGKILL right after
+// submitting; the job survives it, and a new broker finds it and sees it
+// succeed once.
+func TestBrokerSIGKILL(t *testing.T) {
+	if dir := os.Getenv("GPUBROKER_LOCAL_HELPER_DIR"); dir != "" {
+		helperBroker(dir, os.Getenv("GPUBROKER_LOCAL_HELPER_OUT"))
+		return
+	}
+	dir, shared := t.TempDir(), t.TempDir()
+	out := filepath.Join(shared, "out")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBrokerSIGKILL$")
+	cmd.Env = append(os.Environ(), "GPUBROKER_LOCAL_HELPER_DIR="+dir, "GPUBROKER_LOCAL_HELPER_OUT="+out)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "submitted\n" {
+		t.Fatalf("helper said %q, %v", line, err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	b := newBackend(t, dir)
+	name := backend.Name(42, 1)
+	if st, _ := status(t, b, name); st.Phase != backend.PhaseRunning {
+		t.Fatalf("after SIGKILL of the broker: %s (%s), want Running", st.Phase, st.Message)
+	}
+	st, _ := waitEnded(t, b, name, 20*time.Second)
+	if st.Phase != backend.PhaseSucceeded {
+		t.Fatalf("%+v, want Succeeded", st)
+	}
+	if data, _ := os.ReadFile(out); string(data) != "ran\n" {
+		t.Errorf("job output %q, want one line", data)
+	}
+}
+
+// helperBroker is the broker TestBrokerSIGKILL kills.
+func helperBroker(dir, out string) {
+	b, err := New(dir, Options{Hostname: "testhost"})
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	if err := b.Submit(context.Background(), spec(42, "sleep 1.5; echo ran >> "+out)); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println("submitted")
+	time.Sleep(time.Minute)
+	os.Exit(1)
 }

@@ -45,12 +45,11 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 
 // node is what the files say of one node.
 type node struct {
-	rank    int
-	started bool // its lock file exists
-	alive   bool // someone holds its lock
-	exited  bool // its exit file exists
-	code    int
-	ended   time.Time
+	rank   int
+	alive  bool // someone holds its lock
+	exited bool // its exit file exists
+	code   int
+	ended  time.Time
 }
 
 func (b *Backend) readNode(adir string, rank int) node {
@@ -58,12 +57,9 @@ func (b *Backend) readNode(adir string, rank int) node {
 	if n.readExit(adir) {
 		return n
 	}
-	switch lockState(filepath.Join(adir, nodeFile(rank, "lock"))) {
-	case lockHeld:
-		n.started, n.alive = true, true
+	if lockHeld(filepath.Join(adir, nodeFile(rank, "lock"))) {
+		n.alive = true
 		return n
-	case lockFree:
-		n.started = true
 	}
 	// It may have written its exit file and ended between the two looks.
 	if n.readExit(adir) {
@@ -89,7 +85,7 @@ func (n *node) readExit(adir string) bool {
 		// lies. Count it as a failure rather than guess success.
 		code = 255
 	}
-	n.started, n.exited, n.code = true, true, code
+	n.exited, n.code = true, code
 	if fi, err := os.Stat(p); err == nil {
 		n.ended = fi.ModTime()
 	}
@@ -163,7 +159,9 @@ func (b *Backend) observe(name string, gen uint64) (backend.Status, bool) {
 			if n.code != 0 && (failed == nil || n.ended.Before(failed.ended)) {
 				failed = n
 			}
-		case !n.started && starting:
+		case starting:
+			// Submit is still starting nodes: one not alive yet may be
+			// between creating its lock file and taking it.
 			unstarted++
 		default:
 			if lost == nil {
@@ -361,29 +359,19 @@ func (b *Backend) Forget(ctx context.Context, name string) error {
 	return nil
 }
 
-type lockResult int
-
-const (
-	lockMissing lockResult = iota
-	lockFree
-	lockHeld
-)
-
-// lockState tells whether any process holds the node's lock.
-func lockState(path string) lockResult {
+// lockHeld tells whether any process holds the node's lock: whether any
+// process of the node is alive.
+func lockHeld(path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
-		return lockMissing
+		return false
 	}
 	defer f.Close()
 	err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return lockHeld
-	}
 	if err == nil {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	}
-	return lockFree
+	return errors.Is(err, syscall.EWOULDBLOCK)
 }
 
 // procStartTicks is field 22 of /proc/PID/stat: when the process started,
