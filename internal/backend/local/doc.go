@@ -57,8 +57,22 @@
 // backend never deletes those logs. Names are not reused after Forget:
 // backend.Name is unique per attempt.
 //
-// The node's environment is the broker's, then the spec's Envs, then the
-// GPUBROKER_*, SKYPILOT_* and CUDA_VISIBLE_DEVICES variables, which win.
+// # Processes and environment
+//
+// Each node is `bash -c` (a small wrapper that runs setup.sh, then run.sh if
+// setup succeeded, in the spec's Workdir, or the attempt directory when it is
+// empty) in a session of its own (setsid: its own process group, pgid = pid,
+// and no controlling terminal), stdin /dev/null, stdout and stderr appended to
+// its log. The broker reaps the processes it started while it lives; after a
+// restart the orphans are the init process's to reap.
+//
+// The node's environment is the broker's, then the spec's Envs, then these,
+// which win: CUDA_VISIBLE_DEVICES (the node's GPU slots, comma-separated),
+// GPUBROKER_JOB_ID, GPUBROKER_ATTEMPT, GPUBROKER_NAME, GPUBROKER_NODE_RANK,
+// GPUBROKER_NUM_NODES, GPUBROKER_NODE_IPS (one address a line, all 127.0.0.1
+// here), GPUBROKER_GPUS_PER_NODE, GPUBROKER_CHECKPOINT_DIR, and SkyPilot's
+// SKYPILOT_NODE_RANK, SKYPILOT_NUM_NODES, SKYPILOT_NODE_IPS,
+// SKYPILOT_NUM_GPUS_PER_NODE and SKYPILOT_TASK_ID (the attempt name).
 //
 // One broker owns a state directory at a time. This package must never
 // import the engine, the server or another driver.
