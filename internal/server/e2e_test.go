@@ -96,6 +96,11 @@ func TestCancelSleepingJob(t *testing.T) {
 	pidFile := filepath.Join(e.dir, "sleeper.pid")
 	id := e.submit(e.admin, task(fmt.Sprintf("echo $$ > %s; exec sleep 60", pidFile)))[0].ID
 	e.waitState(id, 20*time.Second, store.Running)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if data, err := os.ReadFile(pidFile); err == nil && strings.HasSuffix(string(data), "\n") {
+			break
+		}
+	}
 	var j store.Job
 	e.mustDo(http.StatusOK, "POST", fmt.Sprintf("/v1/jobs/%d/cancel", id), e.admin, nil, &j)
 	if j.State != store.Cancelled {

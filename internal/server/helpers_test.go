@@ -52,6 +52,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	e := &testEnv{t: t, dir: dir, stateDir: filepath.Join(dir, "state"), st: st}
 	e.be = e.newBackend()
 	e.start(opts...)
+	t.Cleanup(e.drain)
 	b, err := os.ReadFile(filepath.Join(e.stateDir, AdminTokenFile))
 	if err != nil {
 		t.Fatalf("admin token: %v", err)
@@ -114,6 +115,33 @@ func (e *testEnv) stop() {
 		e.t.Errorf("close: %v", err)
 	}
 	e.srv = nil
+}
+
+// drain stops the server and every attempt still on the backend, so the
+// temporary directory can go.
+func (e *testEnv) drain() {
+	e.stop()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		sts, err := e.be.Observe(ctx)
+		if err != nil {
+			e.t.Errorf("drain: %v", err)
+			return
+		}
+		busy := false
+		for _, st := range sts {
+			if st.Phase == backend.PhasePending || st.Phase == backend.PhaseRunning {
+				busy = true
+				e.be.Cancel(ctx, st.Name)
+			}
+		}
+		if !busy {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.t.Errorf("drain: attempts still running after 10s")
 }
 
 // do sends a request with token (none when empty) and a JSON body (none

@@ -260,16 +260,31 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, p principa
 	return nil
 }
 
-// cancelJob stops a job's active attempt on its backend, then moves it to
-// Cancelled. A job that ended already is returned unchanged. When the
-// reconciler moves the job at the same time, the move is retried against
-// the job as it is now. A backend that cannot be reached does not block
-// the cancel: the reconciler stops the orphaned attempt once it can.
+// cancelJob moves a job to Cancelled, then stops its attempt on its
+// backend. A job that ended already is returned unchanged. The move comes
+// first so that the reconciler, seeing the attempt end because it was
+// stopped, cannot record it as failed; when the reconciler moves the job
+// at the same time, the move is retried against the job as it is now. A
+// backend that cannot be reached does not block the cancel: the
+// reconciler stops the orphaned attempt once it can.
 func (s *Server) cancelJob(ctx context.Context, j *store.Job, actor string) (*store.Job, error) {
 	for range 10 {
 		if j.State.Terminal() {
 			return j, nil
 		}
+		now := s.now().UTC()
+		moved, err := s.store.MoveJob(ctx, j.ID, store.Move{From: j.State, Attempt: j.Attempt, To: store.Cancelled,
+			Reason: "Cancelled: by " + actor, Actor: actor, At: now})
+		if errors.Is(err, store.ErrConflict) {
+			if j, err = s.store.GetJob(ctx, j.ID); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.metrics.transitions.WithLabelValues(string(store.Cancelled)).Inc()
 		if j.State != store.Pending && j.Placement != nil {
 			name := attemptName(j)
 			if b, err := s.backendFor(ctx, j.Placement.Cluster); err != nil {
@@ -278,20 +293,8 @@ func (s *Server) cancelJob(ctx context.Context, j *store.Job, actor string) (*st
 				s.log.Warn("cancel: backend cancel failed; the reconciler stops the attempt later", "job", j.ID, "name", name, "err", err)
 			}
 		}
-		now := s.now().UTC()
-		moved, err := s.store.MoveJob(ctx, j.ID, store.Move{From: j.State, Attempt: j.Attempt, To: store.Cancelled,
-			Reason: "Cancelled: by " + actor, Actor: actor, At: now})
-		if err == nil {
-			s.metrics.transitions.WithLabelValues(string(store.Cancelled)).Inc()
-			s.recordUsage(ctx, j, now)
-			return moved, nil
-		}
-		if !errors.Is(err, store.ErrConflict) {
-			return nil, err
-		}
-		if j, err = s.store.GetJob(ctx, j.ID); err != nil {
-			return nil, err
-		}
+		s.recordUsage(ctx, j, now)
+		return moved, nil
 	}
 	return nil, fmt.Errorf("job %d keeps changing: %w", j.ID, store.ErrConflict)
 }

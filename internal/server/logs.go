@@ -39,12 +39,20 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request, p principal)
 	}
 	if !follow || attempt < j.Attempt || j.State.Terminal() {
 		rc, err := s.openLogs(r.Context(), j, attempt, false)
+		for try := 0; errors.Is(err, backend.ErrNotFound) && j.State.Terminal() && try < 10; try++ {
+			// The reconciler may be forgetting the attempt right now,
+			// moving its logs aside.
+			if !sleepCtx(r.Context(), 20*time.Millisecond) {
+				return nil
+			}
+			rc, err = s.openLogs(r.Context(), j, attempt, false)
+		}
 		switch {
 		case errors.Is(err, backend.ErrNotFound):
-			if j.State == store.Pending || j.Placement == nil {
+			if !j.State.Terminal() || j.Placement == nil {
 				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 				w.WriteHeader(http.StatusOK)
-				return nil // not started: no output yet
+				return nil // not started (or just starting): no output yet
 			}
 			return notFound("no logs for attempt %d of job %d", attempt, j.ID)
 		case err != nil:
