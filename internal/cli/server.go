@@ -110,6 +110,9 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 		if !ok || err != nil || n < 1 {
 			return usageError(cmd, "--local-gpus: %q is not MODEL:COUNT (e.g. H100:8)", o.localGPUs)
 		}
+		if n > model.MaxGPUsPerNode {
+			return usageError(cmd, "--local-gpus: %d GPUs on one node is out of range; give 1 to %d", n, model.MaxGPUsPerNode)
+		}
 		if gpu, err = catalog.ParseGPU(name); err != nil {
 			return usageError(cmd, "--local-gpus: %v", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -43,7 +44,7 @@ func TestCrash(t *testing.T) {
 	srv := newServerProc(t, bin, dir,
 		"--listen", strings.TrimPrefix(url, "http://"),
 		"--round", "100ms",
-		"--local-gpus", "H100:64")
+		"--local-gpus", "H100:16")
 	srv.start(url)
 	token, err := os.ReadFile(filepath.Join(dir, "admin.token"))
 	if err != nil {
@@ -63,8 +64,12 @@ func TestCrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
+	acked := make([]int64, crashJobs)
+	var ackCount atomic.Int64
+
 	// The killer: SIGKILL, then restart at once, at each gap.
 	killerDone := make(chan struct{})
+	var killerErr error
 	go func() {
 		defer close(killerDone)
 		for i, g := range gaps {
@@ -74,14 +79,17 @@ func TestCrash(t *testing.T) {
 			case <-time.After(g):
 			}
 			srv.kill()
-			t.Logf("kill %d at %s", i+1, time.Now().Format("15:04:05.000"))
-			srv.start(url)
+			t.Logf("kill %d at %s, %d jobs acknowledged, %d ran", i+1, time.Now().Format("15:04:05.000"), ackCount.Load(), countLines(ran))
+			if err := srv.tryStart(url); err != nil {
+				killerErr = fmt.Errorf("restart after kill %d: %w", i+1, err)
+				cancel()
+				return
+			}
 		}
 	}()
 
 	// The submitters: each submission is retried with the same key until
 	// it is acknowledged; the acknowledged ID is what must exist later.
-	acked := make([]int64, crashJobs)
 	var wg sync.WaitGroup
 	errs := make(chan error, crashSubmitters)
 	for g := range crashSubmitters {
@@ -95,16 +103,20 @@ func TestCrash(t *testing.T) {
 					return
 				}
 				acked[i] = id
+				ackCount.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
 	close(errs)
+	<-killerDone
+	if killerErr != nil {
+		t.Fatal(killerErr)
+	}
 	for err := range errs {
 		t.Fatal(err)
 	}
 	t.Logf("all %d submissions acknowledged at %s", crashJobs, time.Now().Format("15:04:05.000"))
-	<-killerDone
 
 	// Bounded wait for every job to end.
 	var jobs []job
@@ -202,4 +214,9 @@ func submit(ctx context.Context, a *api, key, ran string) (int64, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return 0, errors.Join(ctx.Err(), last)
+}
+
+func countLines(name string) int {
+	data, _ := os.ReadFile(name)
+	return strings.Count(string(data), "\n")
 }

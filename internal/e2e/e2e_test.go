@@ -108,17 +108,27 @@ func newServerProc(t *testing.T, bin, dir string, args ...string) *serverProc {
 // start starts the server and waits until /healthz answers at url.
 func (p *serverProc) start(url string) {
 	p.t.Helper()
-	p.n++
-	log, err := os.Create(filepath.Join(p.dir, fmt.Sprintf("server-%d.log", p.n)))
-	if err != nil {
+	if err := p.tryStart(url); err != nil {
 		p.t.Fatal(err)
+	}
+}
+
+// tryStart is start for goroutines other than the test's.
+func (p *serverProc) tryStart(url string) error {
+	p.mu.Lock()
+	p.n++
+	n := p.n
+	p.mu.Unlock()
+	log, err := os.Create(filepath.Join(p.dir, fmt.Sprintf("server-%d.log", n)))
+	if err != nil {
+		return err
 	}
 	defer log.Close()
 	cmd := exec.Command(p.bin, append([]string{"server", "--state-dir", p.dir}, p.args...)...)
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		p.t.Fatal(err)
+		return err
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -129,14 +139,15 @@ func (p *serverProc) start(url string) {
 	for !healthy(url) {
 		select {
 		case <-done:
-			p.t.Fatalf("server exited at start (%v); log:\n%s", cmd.ProcessState, readFile(log.Name()))
+			return fmt.Errorf("server exited at start (%v); log:\n%s", cmd.ProcessState, readFile(log.Name()))
 		default:
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("server did not answer within 30s; log:\n%s", readFile(log.Name()))
+			return fmt.Errorf("server did not answer within 30s; log:\n%s", readFile(log.Name()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return nil
 }
 
 // kill sends SIGKILL and waits until the process is gone.
