@@ -106,6 +106,11 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 		}
 		for pi := range cl.Pools {
 			p := &cl.Pools[pi]
+			if p.GPUsPerNode < 1 || p.GPUsPerNode > maxG {
+				// model.Pool.Validate rejects such a pool; a caller that
+				// skipped validation gets it ignored, not a panic.
+				continue
+			}
 			ref := PoolRef{Cluster: cl.Name, Pool: p.Name}
 			pl := newPool(len(r.pools), cl, p, states[ref])
 			pl.cost = computePoolCost(f, cl, p, snap.ContractSpentUSD, now)

@@ -332,3 +332,21 @@ func TestScenarios(t *testing.T) {
 		})
 	}
 }
+
+// TestInvalidPoolIgnored: a fleet that skipped validation (a pool with 64
+// GPUs per node, free counts out of range) must not panic the engine.
+func TestInvalidPoolIgnored(t *testing.T) {
+	f := &model.Fleet{Clusters: []model.Cluster{{Name: "c", Provider: "x", Region: "r", Backend: model.BackendLocal, Pools: []model.Pool{
+		{Name: "huge", GPU: "H100", GPUsPerNode: 64, Nodes: 1, PriceClass: model.Committed},
+		{Name: "ok", GPU: "H100", GPUsPerNode: 8, Nodes: 2, PriceClass: model.Committed},
+	}}}}
+	snap := &Snapshot{Fleet: f, Pools: []PoolState{{Ref: PoolRef{"c", "ok"}, NodeFree: []int{99, -3}}}}
+	w := &model.Workload{ID: "w", Kind: model.Job, NumNodes: 1, Order: model.AnyOf, Options: []model.Resources{{GPU: "H100", GPUsPerNode: 8}}}
+	d := Schedule(snap, []*model.Workload{w}, model.DefaultPolicy(), time.Unix(0, 0))
+	if len(d.Admit) != 1 || d.Admit[0].Pool.Pool != "ok" || d.Admit[0].Nodes[0] != 0 {
+		t.Fatalf("want w admitted on c/ok node 0, got %+v", d)
+	}
+	if c := Plan(snap, model.DefaultPolicy(), w, time.Unix(0, 0)); len(c) != 1 {
+		t.Fatalf("Plan lists %d candidates, want only the valid pool", len(c))
+	}
+}
