@@ -54,9 +54,10 @@ func TestCrash(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(*crashSeed, 0x9e3779b97f4a7c15))
 	kills := crashKillsMin + rng.IntN(crashKillsMax-crashKillsMin+1)
-	// Kill moments: spread over the submission and run phases.
-	var gaps []time.Duration
-	for range kills {
+	// Kill moments: the first while submissions pour in (1,000 take a
+	// second or two), the others spread over the run.
+	gaps := []time.Duration{100*time.Millisecond + time.Duration(rng.Int64N(int64(300*time.Millisecond)))}
+	for range kills - 1 {
 		gaps = append(gaps, 300*time.Millisecond+time.Duration(rng.Int64N(int64(2500*time.Millisecond))))
 	}
 	t.Logf("seed %d: %d kills after gaps %v", *crashSeed, kills, gaps)
