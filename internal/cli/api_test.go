@@ -177,7 +177,7 @@ func TestFleetUsageToken(t *testing.T) {
 	if r := runCLI(t, apiArgs(srv.URL, "fleet", "show")...); r.stdout != want {
 		t.Errorf("fleet show (-want +got):\n%s", cmp.Diff(want, r.stdout))
 	}
-	want = "usage from 2026-05-02T00:00:00Z to 2026-06-01T00:00:00Z\nPROVIDER  TEAM     GPU-HOURS  COST USD\nonprem    default  2.5        12.50\ntotal: $12.50\n"
+	want = "usage from 2026-05-02 00:00 UTC to 2026-06-01 00:00 UTC\nPROVIDER  TEAM     GPU-HOURS  COST USD\nonprem    default  2.5        12.50\ntotal: $12.50\n"
 	if r := runCLI(t, apiArgs(srv.URL, "usage", "--since", "30d")...); r.stdout != want {
 		t.Errorf("usage (-want +got):\n%s%s", cmp.Diff(want, r.stdout), r.stderr)
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -47,7 +48,7 @@ own team only.`,
 			if ok, err := writeDoc(env.Stdout, o.output, rep); ok {
 				return err
 			}
-			fmt.Fprintf(env.Stdout, "usage from %s to %s\n", orDash(rep.Since), orDash(rep.Until))
+			fmt.Fprintf(env.Stdout, "usage from %s to %s\n", shortTime(rep.Since), shortTime(rep.Until))
 			tw := newTable(env.Stdout)
 			var head []string
 			for _, b := range by {
@@ -93,4 +94,13 @@ func cell(v any) string {
 func number(v any) float64 {
 	f, _ := v.(float64)
 	return f
+}
+
+// shortTime shows an RFC 3339 time from the API to the minute, in UTC.
+func shortTime(s string) string {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return orDash(s)
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
