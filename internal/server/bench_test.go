@@ -1,0 +1,172 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/backend/local"
+	"gpubroker/internal/model"
+	"gpubroker/internal/spec"
+	"gpubroker/internal/store"
+	"gpubroker/internal/store/sqlite"
+)
+
+// benchServer is a server on a fresh SQLite file whose reconciler does not
+// run (only Handler is served), and its admin token.
+func benchServer(b *testing.B, be backend.Backend) (*Server, *sqlite.Store, string) {
+	b.Helper()
+	dir := b.TempDir()
+	st, err := sqlite.Open(filepath.Join(dir, "broker.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	srv, err := New(Config{
+		Store: st,
+		Backends: func(c model.Cluster) (backend.Backend, error) {
+			if be == nil {
+				return nil, fmt.Errorf("no backend")
+			}
+			return be, nil
+		},
+		StateDir: filepath.Join(dir, "state"),
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	secret, tok := NewToken("bench", RoleMember, "bench")
+	tok.Created = time.Now()
+	if err := st.CreateToken(context.Background(), tok); err != nil {
+		b.Fatal(err)
+	}
+	return srv, st, secret
+}
+
+const benchTask = `name: bench
+resources:
+  accelerators: H100:1
+run: |
+  echo hello
+x-gpubroker:
+  priority: 1
+`
+
+const sleepTask = `name: bench
+resources:
+  accelerators: H100:1
+run: sleep 600
+`
+
+// BenchmarkSubmitHTTP measures submissions per second through the HTTP
+// API into SQLite, from many parallel clients over keep-alive connections.
+func BenchmarkSubmitHTTP(b *testing.B) {
+	srv, st, token := benchServer(b, nil)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
+	body, _ := json.Marshal(submitRequest{Spec: benchTask})
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("POST", ts.URL+"/v1/jobs", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "submissions/s")
+	if n, err := st.CountByState(context.Background()); err != nil || n[store.Pending] != b.N {
+		b.Errorf("stored %d jobs, submitted %d (%v)", n[store.Pending], b.N, err)
+	}
+}
+
+// BenchmarkReconcileRound measures one reconcile round with 100,000
+// workloads in the store, on the built-in local fleet of 8 GPUs and the
+// real local backend: 8 run (sleeping), the rest wait. A round reads the
+// fleet and every active job, observes the backend, builds the snapshot,
+// schedules the 99,992 pending ones and records why they wait.
+func BenchmarkReconcileRound(b *testing.B) {
+	const n = 100_000
+	be, err := local.New(filepath.Join(b.TempDir(), "local"), local.Options{GPUs: DefaultLocalGPUs, Grace: 100 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, st, _ := benchServer(b, be)
+	ctx := context.Background()
+	b.Cleanup(func() {
+		sts, _ := be.Observe(ctx)
+		for _, s := range sts {
+			be.Cancel(ctx, s.Name)
+		}
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			sts, _ := be.Observe(ctx)
+			busy := false
+			for _, s := range sts {
+				busy = busy || s.Phase == backend.PhaseRunning || s.Phase == backend.PhasePending
+			}
+			if !busy {
+				return
+			}
+		}
+	})
+	tk, err := spec.ParseTask([]byte(sleepTask), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Eight GPUs run something; the rest wait. No GPU is freed during the
+	// benchmark, so every round after the first sees the same state.
+	at := time.Now()
+	for i := range n {
+		w := *tk.Workloads[0]
+		w.Name = "bench-" + strconv.Itoa(i)
+		w.Team = "bench"
+		if _, err := st.CreateJob(ctx, &store.Job{Team: "bench", User: "bench", Workload: &w, Spec: sleepTask}, at); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := srv.reconcile(ctx); err != nil { // admits and dispatches 8
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if err := srv.reconcile(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/round")
+	b.StopTimer()
+	srv.waitMu.RLock()
+	waiting := len(srv.waits)
+	srv.waitMu.RUnlock()
+	if waiting != n-DefaultLocalGPUs {
+		b.Errorf("%d jobs wait; want %d", waiting, n-DefaultLocalGPUs)
+	}
+}
