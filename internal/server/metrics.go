@@ -1,8 +1,11 @@
 package server
 
 import (
+	"net/http"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"gpubroker/internal/model"
 	"gpubroker/internal/store"
@@ -12,6 +15,7 @@ import (
 // of its own so that several servers in one process (tests) do not clash.
 type metrics struct {
 	reg         *prometheus.Registry
+	handler     http.Handler
 	queueDepth  *prometheus.GaugeVec
 	admissions  prometheus.Counter
 	dispatchLat prometheus.Histogram
@@ -57,6 +61,7 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.queueDepth, m.admissions, m.dispatchLat, m.gpusInUse, m.requests, m.roundSecs, m.transitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	for _, st := range []store.State{store.Pending, store.Admitted, store.Dispatched, store.Running, store.Succeeded, store.Failed, store.Cancelled} {
 		m.queueDepth.WithLabelValues(string(st))
 		m.transitions.WithLabelValues(string(st))

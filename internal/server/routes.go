@@ -4,8 +4,6 @@ import (
 	_ "embed"
 	"net/http"
 	"strconv"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // handlerFunc is an API handler: it writes its answer and returns nil, or
@@ -110,7 +108,7 @@ func (s *Server) countRequests(next http.Handler) http.Handler {
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, p principal) *apiError {
-	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	s.metrics.handler.ServeHTTP(w, r)
 	return nil
 }
 
