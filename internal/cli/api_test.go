@@ -40,7 +40,7 @@ func TestLaunchFollows(t *testing.T) {
 		}
 	}
 	reqs := f.requested()
-	if reqs[0] != "POST /v1/jobs" || !slices.Contains(reqs, "GET /v1/jobs/1/logs?follow=1") {
+	if reqs[0] != "POST /v1/jobs" || !slices.Contains(reqs, "GET /v1/jobs/1/logs?attempt=1&follow=1") {
 		t.Errorf("requests: %v", reqs)
 	}
 	// The same key again is the same job: nothing new is submitted.

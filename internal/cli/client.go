@@ -52,9 +52,14 @@ type APIError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	// Errors lists every problem of a task or fleet file with several.
+	Errors []string `json:"errors,omitempty"`
 }
 
 func (e *APIError) Error() string {
+	if len(e.Errors) > 1 {
+		return strings.Join(e.Errors, "\n") // printed one "error:" line each
+	}
 	msg := e.Message
 	if msg == "" {
 		msg = http.StatusText(e.Status)
@@ -171,6 +176,8 @@ func healthy(ctx context.Context, base string) bool {
 // submitRequest and submitResponse are POST /v1/jobs.
 type submitRequest struct {
 	Spec string `json:"spec"`
+	// File names the task file in the server's error messages.
+	File string `json:"file,omitempty"`
 	Team string `json:"team,omitempty"`
 	Key  string `json:"key,omitempty"`
 }
@@ -246,11 +253,19 @@ func (c *client) events(ctx context.Context, id int64) ([]store.Event, error) {
 	return out.Events, nil
 }
 
-// logs opens a job's current attempt's output; the caller closes it.
-func (c *client) logs(ctx context.Context, id int64, follow bool) (io.ReadCloser, error) {
-	path := fmt.Sprintf("/v1/jobs/%d/logs", id)
+// logs opens the output of a job's attempt (0: the current one); the
+// caller closes it.
+func (c *client) logs(ctx context.Context, id int64, attempt int, follow bool) (io.ReadCloser, error) {
+	q := url.Values{}
+	if attempt > 0 {
+		q.Set("attempt", strconv.Itoa(attempt))
+	}
 	if follow {
-		path += "?follow=1"
+		q.Set("follow", "1")
+	}
+	path := fmt.Sprintf("/v1/jobs/%d/logs", id)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	resp, err := c.request(ctx, http.MethodGet, path, nil)
 	if err != nil {

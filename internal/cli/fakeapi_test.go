@@ -226,6 +226,11 @@ func (f *fakeAPI) logs(w http.ResponseWriter, r *http.Request, j *store.Job) {
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	fmt.Fprintf(w, "hello from %s\n", j.Workload.Name)
+	if r.URL.Query().Get("follow") == "1" {
+		// The real server goes on with the next attempt; follow must stop
+		// here and read that attempt on its own.
+		fmt.Fprintf(w, "==> attempt %d <==\nnot this attempt's output\n", j.Attempt+1)
+	}
 }
 
 // requested returns the requests the fake saw, in order.

@@ -3,6 +3,7 @@ package cli
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -71,9 +72,13 @@ func (env *Env) launch(cmd *cobra.Command, file string, o launchOptions) error {
 	if err != nil {
 		return err
 	}
-	req := submitRequest{Spec: string(data), Team: o.team, Key: key}
+	req := submitRequest{Spec: string(data), File: file, Team: o.team, Key: key}
 	resp, err := retry(ctx, serverPatience, func() (*submitResponse, error) { return c.submit(ctx, req) })
 	if err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) && strings.Contains(ae.Message, file) {
+			return err // the server's message names the file already
+		}
 		return fmt.Errorf("%s: %w", file, err)
 	}
 	for _, w := range resp.Warnings {

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,7 +51,7 @@ out: the stream resumes where it stopped.`,
 				_, err := env.follow(ctx, c, id)
 				return err
 			}
-			rc, err := c.logs(ctx, id, false)
+			rc, err := c.logs(ctx, id, 0, false)
 			if err != nil {
 				return fmt.Errorf("job %d: %w", id, err)
 			}
@@ -119,10 +121,12 @@ func (env *Env) follow(ctx context.Context, c *client, id int64) (*store.Job, er
 	}
 }
 
-// copyLogs copies j's current attempt's output to stdout, skipping what
-// was printed before.
+// copyLogs copies the output of j's current attempt to stdout, skipping
+// what was printed before. Following, it stops where the server's stream
+// would go on to the next attempt (a line "==> attempt N <=="): follow
+// reads each attempt on its own, so a reconnect resumes at the right byte.
 func (env *Env) copyLogs(ctx context.Context, c *client, j *store.Job, follow bool, printed map[int]int64) error {
-	rc, err := c.logs(ctx, j.ID, follow)
+	rc, err := c.logs(ctx, j.ID, j.Attempt, follow)
 	if err != nil {
 		return err
 	}
@@ -137,10 +141,31 @@ func (env *Env) copyLogs(ctx context.Context, c *client, j *store.Job, follow bo
 			return err
 		}
 	}
-	n, err := io.Copy(env.Stdout, rc)
-	printed[j.Attempt] = skip + n
-	return err
+	br := bufio.NewReader(rc)
+	for {
+		line, err := br.ReadString('\n')
+		if follow && strings.HasPrefix(line, nextAttemptMarker) {
+			return nil
+		}
+		if len(line) > 0 {
+			n, werr := io.WriteString(env.Stdout, line)
+			printed[j.Attempt] += int64(n)
+			if werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
+
+// nextAttemptMarker starts the line with which the server's log stream
+// goes on to a job's next attempt.
+const nextAttemptMarker = "==> attempt "
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
