@@ -87,6 +87,7 @@ var commands = []func(*Env) *cobra.Command{
 	newCancelCmd,
 	newEventsCmd,
 	newPlanCmd,
+	newSimulateCmd,
 	newFleetCmd,
 	newUsageCmd,
 	newServerCmd,
