@@ -224,6 +224,9 @@ func genSnapshot(t *rapid.T, f *model.Fleet, hideRunning bool) *engine.Snapshot 
 					Pool: ref, Nodes: nodes, GPUsPerNode: g, GPU: p.GPU, Borrowed: borrowed, Started: start,
 				}
 				seq++
+				if rapid.Bool().Draw(t, "expectedEnd") {
+					a.ExpectedEnd = propNow.Add(time.Duration(rapid.IntRange(-10, 2000).Draw(t, "remainingH")) * time.Hour)
+				}
 				if rapid.Bool().Draw(t, "checkpointed") {
 					a.LastCheckpoint = start.Add(propNow.Sub(start) / 2)
 				}
@@ -682,8 +685,39 @@ func checkShareCap(t *rapid.T, wd world, d engine.Decisions) {
 		}
 		floor *= 24
 	}
+	// Running work counts what it is still expected to use in the window.
+	provOf := map[engine.PoolRef]model.Provider{}
+	for _, cl := range wd.snap.Fleet.Clusters {
+		for _, p := range cl.Pools {
+			provOf[engine.PoolRef{Cluster: cl.Name, Pool: p.Name}] = cl.Provider
+		}
+	}
+	future := func(a engine.Allocation) float64 {
+		end := a.ExpectedEnd
+		if end.IsZero() {
+			end = a.Started.Add(engine.DefaultDuration)
+		}
+		h := math.Min(end.Sub(wd.now).Hours(), pol.ShareWindow.Hours())
+		return math.Max(0, h) * float64(a.GPUs())
+	}
+	running := map[string]engine.Allocation{}
+	for _, a := range wd.snap.Running {
+		p, ok := provOf[a.Pool]
+		if !ok {
+			continue
+		}
+		running[a.Workload] = a
+		used[p] += future(a)
+		total += future(a)
+	}
 	ws := byID(wd.pending)
 	for _, a := range d.Admit {
+		for _, pe := range d.Preempt {
+			if v, ok := running[pe.Workload]; ok && pe.For == a.Workload {
+				used[provOf[v.Pool]] -= future(v)
+				total -= future(v)
+			}
+		}
 		h := ws[a.Workload].Duration.Hours()
 		if h <= 0 {
 			h = 1

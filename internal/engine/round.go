@@ -54,8 +54,14 @@ type round struct {
 	byGPU  map[model.GPUModel][]*pool
 	egress map[string]float64 // region -> egress USD/GB of the provider there
 
-	provUsage  map[model.Provider]float64
-	totalUsage float64
+	// provUsage is GPU-hours used in the share window so far; future is
+	// what running work and this round's admissions are still expected to
+	// use within the window. The cap judges their sum.
+	provUsage   map[model.Provider]float64
+	totalUsage  float64
+	future      map[model.Provider]float64
+	totalFuture float64
+	projectedAt time.Time
 	shareFloor float64
 
 	quotas bool
@@ -87,6 +93,7 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 		byGPU:      map[model.GPUModel][]*pool{},
 		egress:     map[string]float64{},
 		provUsage:  map[model.Provider]float64{},
+		future:     map[model.Provider]float64{},
 		teams:      map[string]*teamState{},
 		classes:    map[classKey]*class{},
 		scale:      map[*pool]int{},
@@ -152,7 +159,41 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 	for i := range snap.Running {
 		r.addRunning(&runAlloc{a: snap.Running[i]})
 	}
+	r.projectRunning()
 	return r
+}
+
+// remaining is the GPU-hours an allocation is still expected to use within
+// the share window from now.
+func (r *round) remaining(ra *runAlloc) float64 {
+	end := ra.a.ExpectedEnd
+	if end.IsZero() {
+		end = ra.a.Started.Add(DefaultDuration)
+	}
+	h := end.Sub(r.now).Hours()
+	if win := r.pol.ShareWindow.Hours(); win > 0 && h > win {
+		h = win
+	}
+	return max(0, h) * float64(ra.a.GPUs())
+}
+
+// projectRunning recomputes the expected future usage of running work.
+func (r *round) projectRunning() {
+	r.projectedAt = r.now
+	clear(r.future)
+	r.totalFuture = 0
+	for _, pl := range r.pools {
+		for _, list := range [][]*runAlloc{pl.running, pl.fresh} {
+			for _, ra := range list {
+				if !ra.evicted {
+					r.future[pl.cluster.Provider] += r.remaining(ra)
+				}
+			}
+		}
+	}
+	for _, p := range sortedKeys(r.future) {
+		r.totalFuture += r.future[p]
+	}
 }
 
 // addRunning records capacity held by an allocation (its nodes are already
@@ -201,6 +242,9 @@ func (r *round) alloc(workload string) *runAlloc {
 func (r *round) dropRunning(ra *runAlloc, freeNodes bool) {
 	pl := r.byRef[ra.a.Pool]
 	if pl != nil {
+		rem := r.remaining(ra)
+		r.future[pl.cluster.Provider] -= rem
+		r.totalFuture -= rem
 		if freeNodes {
 			pl.release(ra.a.Nodes, ra.a.GPUsPerNode)
 		}
@@ -381,10 +425,12 @@ func (r *round) egressRate(region string, pl *pool) float64 {
 	return r.fleet.Provider(pl.cluster.Provider).EgressPerGB
 }
 
-// hours is the expected run time used for budget and share estimates.
-func hours(w *model.Workload) float64 {
+// expected is the run time used for budget and share estimates.
+func expected(w *model.Workload) time.Duration {
 	if w.Duration > 0 {
-		return w.Duration.Hours()
+		return w.Duration
 	}
-	return DefaultDuration.Hours()
+	return DefaultDuration
 }
+
+func hours(w *model.Workload) float64 { return expected(w).Hours() }

@@ -54,6 +54,9 @@ func (s *Scheduler) Schedule(pending []*model.Workload, now time.Time) Decisions
 	// One allocation up front: growing by doubling copied more than the
 	// round's whole other work.
 	r.dec = Decisions{Admit: make([]Admission, 0, len(pending))}
+	if !r.projectedAt.Equal(now) {
+		r.projectRunning() // time moved on: running work has less to go
+	}
 	clear(r.scale)
 	clear(r.noVictims)
 	waits := make([]indexedWait, 0)
@@ -394,7 +397,7 @@ func (r *round) capBlocked(p model.Provider, w *model.Workload, need int) (bool,
 		return false, ""
 	}
 	add := r.shareAdd(w, need)
-	share := (r.provUsage[p] + add) / math.Max(r.totalUsage+add, r.shareFloor)
+	share := (r.provUsage[p] + r.future[p] + add) / math.Max(r.totalUsage+r.totalFuture+add, r.shareFloor)
 	if share > r.pol.MaxProviderShare+1e-12 {
 		return true, fmt.Sprintf("%s would hold %.1f%% of GPU-hours in the %s window; the cap is %.0f%%", p, 100*share, r.pol.ShareWindow, 100*r.pol.MaxProviderShare)
 	}
@@ -560,12 +563,12 @@ func (r *round) admit(w *model.Workload, ts *teamState, at *attempt) {
 	}
 	ts.spend += at.cost.BilledPerGPUHour * float64(need) * hours(w)
 	add := r.shareAdd(w, need)
-	r.provUsage[at.pl.cluster.Provider] += add
-	r.totalUsage += add
+	r.future[at.pl.cluster.Provider] += add
+	r.totalFuture += add
 	r.addRunning(&runAlloc{round: r.roundNo, a: Allocation{
 		Workload: w.ID, Team: w.Team, Priority: w.Priority, Pool: at.pl.ref, Nodes: nodes,
 		GPUsPerNode: g, GPU: o.GPU, Borrowed: at.borrowed, Started: r.now,
-		CheckpointInterval: w.CheckpointInterval,
+		CheckpointInterval: w.CheckpointInterval, ExpectedEnd: r.now.Add(expected(w)),
 	}})
 	r.dec.Admit = append(r.dec.Admit, Admission{
 		Workload:    w.ID,

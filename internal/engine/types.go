@@ -24,7 +24,11 @@ type Snapshot struct {
 	// Running lists the allocations currently holding capacity.
 	Running []Allocation
 	// ProviderGPUHours is GPU-hours used per provider over the policy's
-	// share window, up to now (including what is running so far).
+	// share window up to now (what running work has used so far included).
+	// The provider share cap also counts what running work is still
+	// expected to use (Allocation.ExpectedEnd) and what each admission
+	// will use, so it judges where the window is heading, not only where
+	// it has been.
 	ProviderGPUHours map[model.Provider]float64
 	// ContractSpentUSD is spend booked to each contract since it started.
 	ContractSpentUSD map[string]float64
@@ -61,6 +65,9 @@ type Allocation struct {
 	// Started; with neither, preempting it loses everything since Started.
 	LastCheckpoint     time.Time
 	CheckpointInterval time.Duration
+	// ExpectedEnd is when the attempt should finish (start + expected run
+	// time); zero means unknown, taken as Started + DefaultDuration.
+	ExpectedEnd time.Time
 }
 
 // GPUs returns the allocation's GPU count.

@@ -48,6 +48,8 @@ type alloc struct {
 	start int64 // when the work starts (after any scale-up delay)
 	rate  ledger.Rate
 	over  bool
+	// expEnd is when the engine expects the attempt to end, ns.
+	expEnd int64
 }
 
 // poolInfo is what the simulator knows of one pool of the scheduled fleet.
@@ -525,6 +527,9 @@ func (s *sim) round() error {
 		if j == nil || j.state != stRunning {
 			return fmt.Errorf("%w: at %s the engine preempted %q, which is not running", ErrInvariant, now, p.Workload)
 		}
+		if capCheck != nil {
+			capCheck.preempted(p)
+		}
 		s.res.EnginePreemptions++
 		s.stop(j, true)
 		s.sched.Preempted(j.w.ID)
@@ -610,7 +615,13 @@ func (s *sim) admit(a engine.Admission, cc *capChecker) error {
 	if pi.billPool != nil {
 		rate = ledger.PoolRate(s.v.Billing, pi.billCluster, pi.billPool, now)
 	}
-	j.a = &alloc{pool: k, nodes: a.Nodes, gpn: a.GPUsPerNode, start: start, rate: rate, over: a.OverCap}
+	// The engine expects the run to end its expected duration after the
+	// round that admitted it; the share cap counts running work up to then.
+	expEnd := s.now + int64(j.w.Duration)
+	if j.w.Duration <= 0 {
+		expEnd = s.now + int64(engine.DefaultDuration)
+	}
+	j.a = &alloc{pool: k, nodes: a.Nodes, gpn: a.GPUsPerNode, start: start, rate: rate, over: a.OverCap, expEnd: expEnd}
 	j.gpus = a.GPUs()
 	j.state = stRunning
 	j.attempt++
@@ -627,7 +638,7 @@ func (s *sim) admit(a engine.Admission, cc *capChecker) error {
 	s.sched.Admitted(engine.Allocation{
 		Workload: j.w.ID, Team: j.w.Team, Priority: j.w.Priority, Pool: a.Pool,
 		Nodes: a.Nodes, GPUsPerNode: a.GPUsPerNode, GPU: a.GPU, Borrowed: a.Borrowed,
-		Started: tm(start), CheckpointInterval: j.w.CheckpointInterval,
+		Started: tm(start), CheckpointInterval: j.w.CheckpointInterval, ExpectedEnd: tm(j.a.expEnd),
 	})
 	end := start + int64(j.w.Duration)
 	if pi.spot && pi.spotRate > 0 {
@@ -732,12 +743,35 @@ type capChecker struct {
 	prov  map[model.Provider]float64
 	total float64
 	floor float64
+	// future is what each running job is still expected to use in the
+	// window; freed holds what preemptions free, per admission they are for.
+	future map[string]providerHours
+	freed  map[string][]providerHours
+}
+
+type providerHours struct {
+	p model.Provider
+	h float64
 }
 
 func (s *sim) newCapChecker() *capChecker {
-	c := &capChecker{s: s, prov: s.use.providerMap()}
+	c := &capChecker{s: s, prov: s.use.providerMap(), future: map[string]providerHours{}, freed: map[string][]providerHours{}}
 	for _, p := range s.use.provs {
 		c.total += c.prov[p]
+	}
+	win := s.v.Policy.ShareWindow
+	for _, j := range s.jobs {
+		if j.state != stRunning || j.a == nil {
+			continue
+		}
+		left := time.Duration(j.a.expEnd - s.now)
+		if win > 0 && left > win {
+			left = win
+		}
+		ph := providerHours{s.pools[j.a.pool].cluster.Provider, max(0, left.Hours()) * float64(j.gpus)}
+		c.future[j.w.ID] = ph
+		c.prov[ph.p] += ph.h
+		c.total += ph.h
 	}
 	c.floor = s.v.Policy.ShareFloorGPUHours
 	if c.floor <= 0 {
@@ -752,8 +786,20 @@ func (s *sim) newCapChecker() *capChecker {
 	return c
 }
 
+// preempted notes that a victim's expected use leaves the window when the
+// admission it makes room for is placed (the engine drops it then).
+func (c *capChecker) preempted(p engine.Preemption) {
+	if ph, ok := c.future[p.Workload]; ok {
+		c.freed[p.For] = append(c.freed[p.For], ph)
+	}
+}
+
 func (c *capChecker) check(a engine.Admission, w *model.Workload) error {
 	pol := c.s.v.Policy
+	for _, ph := range c.freed[a.Workload] {
+		c.prov[ph.p] -= ph.h
+		c.total -= ph.h
+	}
 	h := w.Duration.Hours()
 	if w.Duration <= 0 {
 		h = engine.DefaultDuration.Hours()
