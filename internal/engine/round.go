@@ -62,7 +62,7 @@ type round struct {
 	future      map[model.Provider]float64
 	totalFuture float64
 	projectedAt time.Time
-	shareFloor float64
+	shareFloor  float64
 
 	quotas bool
 	teams  map[string]*teamState
