@@ -466,6 +466,11 @@ func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observa
 		if j.Workload != nil {
 			a.Priority = j.Workload.Priority
 			a.CheckpointInterval = j.Workload.CheckpointInterval
+			if j.Workload.Duration > 0 {
+				// The share cap counts what running work is still expected
+				// to use; without an estimate the engine assumes an hour.
+				a.ExpectedEnd = a.Started.Add(j.Workload.Duration)
+			}
 		}
 		snap.Running = append(snap.Running, a)
 	}
