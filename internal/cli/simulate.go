@@ -99,7 +99,11 @@ whether used or not; $/GPU-H is COST per GPU-hour of work kept; COMMIT
 SHORTFALL is how far contract spend trails the contracts' plans; JCT is
 arrival to completion, QUEUE arrival to first start; GPU-H LOST is work
 thrown away by preemptions and outages; MAX SHARE is the largest share of
-GPU-hours any provider held over the policy's window; NEVER RUNNABLE counts
+GPU-hours any provider held over the policy's window, as it turned out (the
+cap is enforced on each admission's projection, so runs that last longer
+than expected or restart can push it past the cap); OVER CAP counts
+admissions the policy let over the cap because nothing fitted within it
+(cap_fallback); NEVER RUNNABLE counts
 jobs that could not run by the end (report.json says why).
 
 A progress bar goes to stderr when it is a terminal (or with --progress).
@@ -438,7 +442,7 @@ func runPolicies(cmd *cobra.Command, cfg sim.Config, jobs []*model.Workload, nam
 // writeSimTable prints one row per policy, kubectl style.
 func writeSimTable(w io.Writer, results []*sim.Result) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "POLICY\tCOST\t$/GPU-H\tCOST BY PROVIDER\tCOMMIT SHORTFALL\tJCT P50\tJCT P99\tQUEUE P50\tQUEUE P99\tGPU-H LOST\tMAX SHARE\tDEADLINES MISSED\tNEVER RUNNABLE")
+	fmt.Fprintln(tw, "POLICY\tCOST\t$/GPU-H\tCOST BY PROVIDER\tCOMMIT SHORTFALL\tJCT P50\tJCT P99\tQUEUE P50\tQUEUE P99\tGPU-H LOST\tMAX SHARE\tOVER CAP\tDEADLINES MISSED\tNEVER RUNNABLE")
 	for _, r := range results {
 		s := r.Summary
 		perGPUH := "-"
@@ -457,11 +461,15 @@ func writeSimTable(w io.Writer, results []*sim.Result) error {
 		if r.WithDeadline > 0 {
 			deadlines = fmt.Sprintf("%s/%s", thousands(r.DeadlinesMissed), thousands(r.WithDeadline))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		overCap := "-"
+		if r.ShareCap > 0 {
+			overCap = thousands(r.OverCapAdmissions)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			r.Policy, usdShort(s.TotalUSD), perGPUH, costByProvider(s.ByProvider, s.TotalUSD), shortfall,
 			distCell(r.JCT.Count, r.JCT.P50), distCell(r.JCT.Count, r.JCT.P99),
 			distCell(r.Queueing.Count, r.Queueing.P50), distCell(r.Queueing.Count, r.Queueing.P99),
-			siShort(s.GPUHoursLost), percent(r.MaxShare), deadlines, thousands(len(r.NeverRunnable)))
+			siShort(s.GPUHoursLost), percent(r.MaxShare), overCap, deadlines, thousands(len(r.NeverRunnable)))
 	}
 	return tw.Flush()
 }

@@ -701,6 +701,8 @@ func checkShareCap(t *rapid.T, wd world, d engine.Decisions) {
 		return math.Max(0, h) * float64(a.GPUs())
 	}
 	running := map[string]engine.Allocation{}
+	ahead := map[model.Provider]float64{}
+	aheadTotal := 0.0
 	for _, a := range wd.snap.Running {
 		p, ok := provOf[a.Pool]
 		if !ok {
@@ -709,6 +711,8 @@ func checkShareCap(t *rapid.T, wd world, d engine.Decisions) {
 		running[a.Workload] = a
 		used[p] += future(a)
 		total += future(a)
+		ahead[p] += future(a)
+		aheadTotal += future(a)
 	}
 	ws := byID(wd.pending)
 	for _, a := range d.Admit {
@@ -716,6 +720,8 @@ func checkShareCap(t *rapid.T, wd world, d engine.Decisions) {
 			if v, ok := running[pe.Workload]; ok && pe.For == a.Workload {
 				used[provOf[v.Pool]] -= future(v)
 				total -= future(v)
+				ahead[provOf[v.Pool]] -= future(v)
+				aheadTotal -= future(v)
 			}
 		}
 		h := ws[a.Workload].Duration.Hours()
@@ -723,12 +729,17 @@ func checkShareCap(t *rapid.T, wd world, d engine.Decisions) {
 			h = 1
 		}
 		add := float64(a.GPUs()) * math.Min(h, pol.ShareWindow.Hours())
-		share := (used[a.Provider] + add) / math.Max(total+add, floor)
+		// Both views of the window: around now (so far + expected) and
+		// ahead (expected only).
+		share := math.Max((used[a.Provider]+add)/math.Max(total+add, floor),
+			(ahead[a.Provider]+add)/math.Max(aheadTotal+add, floor))
 		if share > pol.MaxProviderShare+1e-9 && !a.OverCap {
 			t.Fatalf("admitting %s gives %s %.4f of GPU-hours; the cap is %.4f and the admission is not marked over cap", a.Workload, a.Provider, share, pol.MaxProviderShare)
 		}
 		used[a.Provider] += add
 		total += add
+		ahead[a.Provider] += add
+		aheadTotal += add
 	}
 }
 

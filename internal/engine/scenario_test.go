@@ -115,6 +115,7 @@ type scRunning struct {
 	Borrowed   bool      `yaml:"borrowed"`
 	Started    time.Time `yaml:"started"`
 	Checkpoint time.Time `yaml:"checkpoint"`
+	Ends       time.Time `yaml:"ends"`
 }
 
 type scWorkload struct {
@@ -209,7 +210,7 @@ func (sc *scenario) build(t *testing.T) (*Snapshot, []*model.Workload, model.Pol
 	for _, r := range sc.Running {
 		snap.Running = append(snap.Running, Allocation{
 			Workload: r.ID, Team: r.Team, Priority: r.Priority, Pool: splitRef(r.Pool), Nodes: r.Nodes,
-			GPUsPerNode: r.GPN, GPU: model.GPUModel(r.GPU), Borrowed: r.Borrowed, Started: r.Started, LastCheckpoint: r.Checkpoint,
+			GPUsPerNode: r.GPN, GPU: model.GPUModel(r.GPU), Borrowed: r.Borrowed, Started: r.Started, LastCheckpoint: r.Checkpoint, ExpectedEnd: r.Ends,
 		})
 	}
 	var pending []*model.Workload

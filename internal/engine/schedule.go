@@ -391,13 +391,21 @@ func (r *round) checkQuota(ts *teamState, gpu model.GPUModel, need int) (borrowe
 }
 
 // capBlocked reports whether placing need GPUs on provider p for the
-// workload's expected run would take p over the policy's share cap.
+// workload's expected run would take p over the policy's share cap. Two
+// views must both stay within it: the window around now (GPU-hours used
+// so far plus what running work and this admission are expected to use)
+// and the window ahead (what running work and this admission are expected
+// to use), so that a trailing window, as it slides forward, keeps within
+// the cap as far as what is known now can tell. Both are measured over at
+// least the share floor.
 func (r *round) capBlocked(p model.Provider, w *model.Workload, need int) (bool, string) {
 	if r.pol.MaxProviderShare <= 0 {
 		return false, ""
 	}
 	add := r.shareAdd(w, need)
-	share := (r.provUsage[p] + r.future[p] + add) / math.Max(r.totalUsage+r.totalFuture+add, r.shareFloor)
+	around := (r.provUsage[p] + r.future[p] + add) / math.Max(r.totalUsage+r.totalFuture+add, r.shareFloor)
+	ahead := (r.future[p] + add) / math.Max(r.totalFuture+add, r.shareFloor)
+	share := math.Max(around, ahead)
 	if share > r.pol.MaxProviderShare+1e-12 {
 		return true, fmt.Sprintf("%s would hold %.1f%% of GPU-hours in the %s window; the cap is %.0f%%", p, 100*share, r.pol.ShareWindow, 100*r.pol.MaxProviderShare)
 	}

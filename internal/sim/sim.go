@@ -742,7 +742,11 @@ type capChecker struct {
 	s     *sim
 	prov  map[model.Provider]float64
 	total float64
-	floor float64
+	// ahead and aheadTotal count only what running work and this round's
+	// admissions are expected to use (the engine's view of the window ahead).
+	ahead      map[model.Provider]float64
+	aheadTotal float64
+	floor      float64
 	// future is what each running job is still expected to use in the
 	// window; freed holds what preemptions free, per admission they are for.
 	future map[string]providerHours
@@ -755,7 +759,7 @@ type providerHours struct {
 }
 
 func (s *sim) newCapChecker() *capChecker {
-	c := &capChecker{s: s, prov: s.use.providerMap(), future: map[string]providerHours{}, freed: map[string][]providerHours{}}
+	c := &capChecker{s: s, prov: s.use.providerMap(), ahead: map[model.Provider]float64{}, future: map[string]providerHours{}, freed: map[string][]providerHours{}}
 	for _, p := range s.use.provs {
 		c.total += c.prov[p]
 	}
@@ -772,6 +776,8 @@ func (s *sim) newCapChecker() *capChecker {
 		c.future[j.w.ID] = ph
 		c.prov[ph.p] += ph.h
 		c.total += ph.h
+		c.ahead[ph.p] += ph.h
+		c.aheadTotal += ph.h
 	}
 	c.floor = s.v.Policy.ShareFloorGPUHours
 	if c.floor <= 0 {
@@ -799,6 +805,8 @@ func (c *capChecker) check(a engine.Admission, w *model.Workload) error {
 	for _, ph := range c.freed[a.Workload] {
 		c.prov[ph.p] -= ph.h
 		c.total -= ph.h
+		c.ahead[ph.p] -= ph.h
+		c.aheadTotal -= ph.h
 	}
 	h := w.Duration.Hours()
 	if w.Duration <= 0 {
@@ -809,13 +817,16 @@ func (c *capChecker) check(a engine.Admission, w *model.Workload) error {
 	}
 	add := float64(a.GPUs()) * h
 	if pol.MaxProviderShare > 0 && !a.OverCap {
-		share := (c.prov[a.Provider] + add) / math.Max(c.total+add, c.floor)
+		share := math.Max((c.prov[a.Provider]+add)/math.Max(c.total+add, c.floor),
+			(c.ahead[a.Provider]+add)/math.Max(c.aheadTotal+add, c.floor))
 		if share > pol.MaxProviderShare+1e-9 {
 			return fmt.Errorf("%w: at %s %q admitted on %s takes it to %.4f of GPU-hours, over the cap %.4f, without OverCap", ErrInvariant, tm(c.s.now), a.Workload, a.Provider, share, pol.MaxProviderShare)
 		}
 	}
 	c.prov[a.Provider] += add
 	c.total += add
+	c.ahead[a.Provider] += add
+	c.aheadTotal += add
 	return nil
 }
 

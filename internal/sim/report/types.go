@@ -101,6 +101,17 @@ type PolicyRun struct {
 	NeverRunnable map[string]int `json:"never_runnable"`
 	// Events is the number of simulator events processed.
 	Events int64 `json:"events"`
+	// Admissions counts placements (a job restarted after a preemption is
+	// placed again); OverCapAdmissions those the policy let over the
+	// provider share cap because nothing fitted within it.
+	Admissions        int `json:"admissions"`
+	OverCapAdmissions int `json:"over_cap_admissions"`
+	// EnginePreemptions counts attempts the scheduler evicted for
+	// higher-priority or reclaiming work; SpotPreemptions those the
+	// provider took back; OutageKills those lost to outages.
+	EnginePreemptions int `json:"engine_preemptions"`
+	SpotPreemptions   int `json:"spot_preemptions"`
+	OutageKills       int `json:"outage_kills"`
 }
 
 // Commitment is the burn-down of one contract.
