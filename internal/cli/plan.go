@@ -170,59 +170,18 @@ func workloadName(w *model.Workload) string {
 }
 
 // planJSON is the stable JSON form of plan's output: field names and order
-// only ever grow.
+// only ever grow. The per-workload part is the engine's, shared with the
+// server's POST /v1/plan.
 type planJSON struct {
-	Fleet     string         `json:"fleet"`
-	Now       time.Time      `json:"now"`
-	Workloads []workloadJSON `json:"workloads"`
-}
-
-type workloadJSON struct {
-	Name       string             `json:"name"`
-	Kind       model.WorkloadKind `json:"kind"`
-	Team       string             `json:"team,omitempty"`
-	Priority   int                `json:"priority"`
-	NumNodes   int                `json:"num_nodes"`
-	Order      model.OptionOrder  `json:"order"`
-	Options    []optionJSON       `json:"options"`
-	Feasible   int                `json:"feasible"`
-	Candidates []engine.Candidate `json:"candidates"`
-}
-
-type optionJSON struct {
-	GPU          model.GPUModel `json:"gpu"`
-	GPUsPerNode  int            `json:"gpus_per_node"`
-	Provider     model.Provider `json:"provider,omitempty"`
-	Region       string         `json:"region,omitempty"`
-	InstanceType string         `json:"instance_type,omitempty"`
-	UseSpot      bool           `json:"use_spot,omitempty"`
-	AllowSpot    bool           `json:"allow_spot,omitempty"`
+	Fleet     string                `json:"fleet"`
+	Now       time.Time             `json:"now"`
+	Workloads []engine.WorkloadPlan `json:"workloads"`
 }
 
 func writePlanJSON(w io.Writer, fleet string, now time.Time, plans []workloadPlan) error {
-	out := planJSON{Fleet: fleet, Now: now.UTC(), Workloads: make([]workloadJSON, 0, len(plans))}
+	out := planJSON{Fleet: fleet, Now: now.UTC(), Workloads: make([]engine.WorkloadPlan, 0, len(plans))}
 	for _, p := range plans {
-		wj := workloadJSON{
-			Name:       workloadName(p.w),
-			Kind:       p.w.Kind,
-			Team:       p.w.Team,
-			Priority:   p.w.Priority,
-			NumNodes:   p.w.NumNodes,
-			Order:      p.w.Order,
-			Options:    make([]optionJSON, 0, len(p.w.Options)),
-			Feasible:   p.feasible(),
-			Candidates: p.candidates,
-		}
-		if wj.Candidates == nil {
-			wj.Candidates = []engine.Candidate{}
-		}
-		for _, r := range p.w.Options {
-			wj.Options = append(wj.Options, optionJSON{
-				GPU: r.GPU, GPUsPerNode: r.GPUsPerNode, Provider: r.Provider, Region: r.Region,
-				InstanceType: r.InstanceType, UseSpot: r.UseSpot, AllowSpot: r.AllowSpot,
-			})
-		}
-		out.Workloads = append(out.Workloads, wj)
+		out.Workloads = append(out.Workloads, engine.DescribePlan(p.w, p.candidates))
 	}
 	data, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {

@@ -118,3 +118,57 @@ func Plan(snap *Snapshot, pol model.Policy, w *model.Workload, now time.Time) []
 	}
 	return out
 }
+
+// WorkloadPlan is Plan's answer for one workload as `gpubroker plan -o json`
+// and `POST /v1/plan` print it: the workload's shape, its options, how many
+// candidates are feasible, and every candidate in rank order. Field names
+// only ever grow.
+type WorkloadPlan struct {
+	Name       string             `json:"name"`
+	Kind       model.WorkloadKind `json:"kind"`
+	Team       string             `json:"team,omitempty"`
+	Priority   int                `json:"priority"`
+	NumNodes   int                `json:"num_nodes"`
+	Order      model.OptionOrder  `json:"order"`
+	Options    []PlanOption       `json:"options"`
+	Feasible   int                `json:"feasible"`
+	Candidates []Candidate        `json:"candidates"`
+}
+
+// PlanOption is one resource option of a planned workload.
+type PlanOption struct {
+	GPU          model.GPUModel `json:"gpu"`
+	GPUsPerNode  int            `json:"gpus_per_node"`
+	Provider     model.Provider `json:"provider,omitempty"`
+	Region       string         `json:"region,omitempty"`
+	InstanceType string         `json:"instance_type,omitempty"`
+	UseSpot      bool           `json:"use_spot,omitempty"`
+	AllowSpot    bool           `json:"allow_spot,omitempty"`
+}
+
+// DescribePlan wraps Plan's candidates for w in the printed form.
+func DescribePlan(w *model.Workload, cands []Candidate) WorkloadPlan {
+	wp := WorkloadPlan{
+		Name: w.Name, Kind: w.Kind, Team: w.Team, Priority: w.Priority, NumNodes: w.NumNodes,
+		Order: w.Order, Options: make([]PlanOption, 0, len(w.Options)), Candidates: cands,
+	}
+	switch {
+	case wp.Name == "" && w.ID != "":
+		wp.Name = w.ID
+	case wp.Name == "":
+		wp.Name = "(unnamed)"
+	}
+	if wp.Candidates == nil {
+		wp.Candidates = []Candidate{}
+	}
+	for _, c := range cands {
+		if c.Feasible {
+			wp.Feasible++
+		}
+	}
+	for _, o := range w.Options {
+		wp.Options = append(wp.Options, PlanOption{GPU: o.GPU, GPUsPerNode: o.GPUsPerNode, Provider: o.Provider,
+			Region: o.Region, InstanceType: o.InstanceType, UseSpot: o.UseSpot, AllowSpot: o.AllowSpot})
+	}
+	return wp
+}

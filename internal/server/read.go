@@ -280,35 +280,12 @@ type planRequest struct {
 	File string `json:"file,omitempty"`
 }
 
-// planDoc is the `plan -o json` document (internal/cli's planJSON): the
-// same field names, built here because server may not import cli.
+// planDoc is the `plan -o json` document, plus the parser's warnings.
 type planDoc struct {
-	Fleet     string         `json:"fleet"`
-	Now       time.Time      `json:"now"`
-	Workloads []planWorkload `json:"workloads"`
-	Warnings  []string       `json:"warnings"`
-}
-
-type planWorkload struct {
-	Name       string             `json:"name"`
-	Kind       model.WorkloadKind `json:"kind"`
-	Team       string             `json:"team,omitempty"`
-	Priority   int                `json:"priority"`
-	NumNodes   int                `json:"num_nodes"`
-	Order      model.OptionOrder  `json:"order"`
-	Options    []planOption       `json:"options"`
-	Feasible   int                `json:"feasible"`
-	Candidates []engine.Candidate `json:"candidates"`
-}
-
-type planOption struct {
-	GPU          model.GPUModel `json:"gpu"`
-	GPUsPerNode  int            `json:"gpus_per_node"`
-	Provider     model.Provider `json:"provider,omitempty"`
-	Region       string         `json:"region,omitempty"`
-	InstanceType string         `json:"instance_type,omitempty"`
-	UseSpot      bool           `json:"use_spot,omitempty"`
-	AllowSpot    bool           `json:"allow_spot,omitempty"`
+	Fleet     string                `json:"fleet"`
+	Now       time.Time             `json:"now"`
+	Workloads []engine.WorkloadPlan `json:"workloads"`
+	Warnings  []string              `json:"warnings"`
 }
 
 // handlePlan ranks where each workload of a task would run against the
@@ -336,7 +313,7 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, p principal)
 	}
 	v := s.currentView()
 	now := s.now().UTC()
-	doc := planDoc{Fleet: v.fleet.name, Now: now, Workloads: make([]planWorkload, 0, len(task.Workloads)), Warnings: []string{}}
+	doc := planDoc{Fleet: v.fleet.name, Now: now, Workloads: make([]engine.WorkloadPlan, 0, len(task.Workloads)), Warnings: []string{}}
 	for _, wn := range task.Warnings {
 		doc.Warnings = append(doc.Warnings, wn.String())
 	}
@@ -348,24 +325,7 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, p principal)
 			wl.Team = p.tok.Team
 		}
 		cands := engine.Plan(v.snap, v.fleet.fleet.Policy, wl, now)
-		if cands == nil {
-			cands = []engine.Candidate{}
-		}
-		pw := planWorkload{Name: wl.Name, Kind: wl.Kind, Team: wl.Team, Priority: wl.Priority, NumNodes: wl.NumNodes,
-			Order: wl.Order, Options: make([]planOption, 0, len(wl.Options)), Candidates: cands}
-		if pw.Name == "" {
-			pw.Name = "(unnamed)"
-		}
-		for _, c := range cands {
-			if c.Feasible {
-				pw.Feasible++
-			}
-		}
-		for _, o := range wl.Options {
-			pw.Options = append(pw.Options, planOption{GPU: o.GPU, GPUsPerNode: o.GPUsPerNode, Provider: o.Provider,
-				Region: o.Region, InstanceType: o.InstanceType, UseSpot: o.UseSpot, AllowSpot: o.AllowSpot})
-		}
-		doc.Workloads = append(doc.Workloads, pw)
+		doc.Workloads = append(doc.Workloads, engine.DescribePlan(wl, cands))
 	}
 	writeJSON(w, http.StatusOK, doc)
 	return nil
