@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"gpubroker/internal/ledger"
 	"gpubroker/internal/model"
 )
 
@@ -29,33 +30,6 @@ type poolCost struct {
 	spotRate float64
 }
 
-// contractPace returns how much of a spend commitment should have been spent
-// by now to stay on plan: the yearly minimums when given, else a straight
-// line over the term.
-func contractPace(c *model.Contract, now time.Time) float64 {
-	if now.Before(c.Start) {
-		return 0
-	}
-	if !now.Before(c.End) {
-		return c.SpendUSD
-	}
-	if len(c.YearlyMinimumsUSD) > 0 {
-		pace := 0.0
-		for y, m := range c.YearlyMinimumsUSD {
-			ys := c.Start.AddDate(y, 0, 0)
-			ye := c.Start.AddDate(y+1, 0, 0)
-			switch {
-			case !now.Before(ye):
-				pace += m
-			case now.After(ys):
-				pace += m * float64(now.Sub(ys)) / float64(ye.Sub(ys))
-			}
-		}
-		return pace
-	}
-	return c.SpendUSD * float64(now.Sub(c.Start)) / float64(c.End.Sub(c.Start))
-}
-
 // shadowFraction is the share of billed cost that is free in effect because
 // a take-or-pay spend commitment is behind plan: the shortfall will be paid
 // anyway, so using capacity now costs nothing extra. It ramps from 0 (on
@@ -64,7 +38,7 @@ func shadowFraction(c *model.Contract, spent float64, now time.Time) float64 {
 	if c.Kind != model.SpendCommitment || !c.TakeOrPay || now.Before(c.Start) || !now.Before(c.End) {
 		return 0
 	}
-	behind := contractPace(c, now) - spent
+	behind := ledger.Plan(*c, now) - spent
 	if behind <= 0 {
 		return 0
 	}

@@ -122,8 +122,8 @@ type Summary struct {
 	IdleCommittedGPUHours float64
 }
 
-// clip returns the part of [s, e) inside [from, to) in hours.
-func clip(s, e, from, to time.Time) float64 {
+// OverlapHours returns the part of [s, e) inside [from, to) in hours.
+func OverlapHours(s, e, from, to time.Time) float64 {
 	if s.Before(from) {
 		s = from
 	}
@@ -166,7 +166,7 @@ func (l *Ledger) Summarize(from, to time.Time) Summary {
 	prov, class, contract, team, cluster := acc{}, acc{}, acc{}, acc{}, acc{}
 	used := map[poolKey]float64{}
 	for _, iv := range l.ivs {
-		h := clip(iv.Start, iv.End, from, to)
+		h := OverlapHours(iv.Start, iv.End, from, to)
 		if h == 0 {
 			continue
 		}
@@ -194,7 +194,7 @@ func (l *Ledger) Summarize(from, to time.Time) Summary {
 			contract.add(iv.Contract, usd, gh)
 		}
 	}
-	span := clip(from, to, from, to)
+	span := OverlapHours(from, to, from, to)
 	for _, p := range l.pools {
 		installed := float64(p.GPUs) * span
 		usd := installed * p.PricePerGPUHour
@@ -374,7 +374,7 @@ func (b *bins) spread(s, e, lo, hi time.Time, rate float64) {
 		if !bs.Before(e) {
 			break
 		}
-		b.v[i] += rate * clip(s, e, bs, be)
+		b.v[i] += rate * OverlapHours(s, e, bs, be)
 	}
 }
 
@@ -450,7 +450,7 @@ func (l *Ledger) ProviderShare(from, to time.Time) SharePoint {
 	}
 	gpuh := make([]float64, len(provs))
 	for _, iv := range l.ivs {
-		gpuh[idx[iv.Provider]] += clip(iv.Start, iv.End, from, to) * float64(iv.GPUs)
+		gpuh[idx[iv.Provider]] += OverlapHours(iv.Start, iv.End, from, to) * float64(iv.GPUs)
 	}
 	return sharePoint(to, provs, gpuh)
 }

@@ -129,7 +129,7 @@ func (s *sim) commitments(from, to time.Time) []Commitment {
 	used := map[[2]string]float64{}
 	for _, iv := range s.led.Intervals() {
 		if iv.TakeOrPay {
-			used[[2]string{iv.Cluster, iv.Pool}] += clipHours(iv.Start, iv.End, from, to) * float64(iv.GPUs)
+			used[[2]string{iv.Cluster, iv.Pool}] += ledger.OverlapHours(iv.Start, iv.End, from, to) * float64(iv.GPUs)
 		}
 	}
 	span := to.Sub(from).Hours()
@@ -155,19 +155,6 @@ func (s *sim) commitments(from, to time.Time) []Commitment {
 	return out
 }
 
-func clipHours(s, e, from, to time.Time) float64 {
-	if s.Before(from) {
-		s = from
-	}
-	if e.After(to) {
-		e = to
-	}
-	if !e.After(s) {
-		return 0
-	}
-	return e.Sub(s).Hours()
-}
-
 func (s *sim) utilisation(from, to time.Time) []ClusterUse {
 	used := map[string]float64{}
 	for _, a := range s.res.Summary.ByCluster {
@@ -186,7 +173,7 @@ func (s *sim) utilisation(from, to time.Time) []ClusterUse {
 		g := float64(pi.spec.GPUsPerNode)
 		cu.CapacityGPUHours += g * float64(pi.spec.Nodes) * to.Sub(from).Hours()
 		for _, at := range pi.added {
-			cu.CapacityGPUHours += g * clipHours(tm(at), to, from, to)
+			cu.CapacityGPUHours += g * ledger.OverlapHours(tm(at), to, from, to)
 		}
 	}
 	slices.Sort(names)
