@@ -88,7 +88,12 @@ type Job struct {
 	ID int64 `json:"id"`
 	// Key, when set, makes CreateJob idempotent: a second create with the
 	// same Key returns the first job and ErrConflict.
-	Key      string          `json:"key,omitempty"`
+	Key string `json:"key,omitempty"`
+	// After is the job this one waits for (0: none): the previous stage
+	// of a pipeline. It is set on create and never changes; the store
+	// keeps it, the reconciler enforces it (a job runs only once its After
+	// job SUCCEEDED, and is cancelled when that job ends otherwise).
+	After    int64           `json:"after,omitempty"`
 	Team     string          `json:"team"`
 	User     string          `json:"user"`
 	Workload *model.Workload `json:"workload"`
@@ -181,7 +186,9 @@ type Usage struct {
 type Store interface {
 	// CreateJob inserts j in state Pending at attempt 1 and returns it
 	// with ID, timestamps and the creation event. With j.Key set and
-	// already used, it returns the existing job and ErrConflict.
+	// already used, it returns the existing job and ErrConflict. j.After,
+	// when not 0, must name an existing job (ErrInvalid otherwise), so it
+	// is always an earlier one.
 	CreateJob(ctx context.Context, j *Job, at time.Time) (*Job, error)
 	// GetJob returns one job or ErrNotFound.
 	GetJob(ctx context.Context, id int64) (*Job, error)

@@ -89,10 +89,12 @@ var migrations = []string{
 		holder TEXT NOT NULL,
 		until  BIGINT NOT NULL
 	);`,
+	// 2: pipelines: the job a job waits for (store.Job.After; 0: none).
+	`ALTER TABLE jobs ADD COLUMN after_id BIGINT NOT NULL DEFAULT 0;`,
 }
 
 const jobCols = `id, key, team, username, workload, spec, state, attempt, reason,
-	placement, restarts, exit_code, created, updated, started, ended`
+	placement, restarts, exit_code, created, updated, started, ended, after_id`
 
 // Store is a store.Store and store.Leader over a PostgreSQL database.
 type Store struct {
@@ -165,6 +167,9 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, at time.Time) (*sto
 	if j == nil || j.Team == "" || j.Workload == nil {
 		return nil, fmt.Errorf("postgres: create job: %w: team and workload are required", store.ErrInvalid)
 	}
+	if j.After < 0 {
+		return nil, fmt.Errorf("postgres: create job: %w: after %d is not a job ID", store.ErrInvalid, j.After)
+	}
 	if at.IsZero() {
 		at = time.Now()
 	}
@@ -184,17 +189,27 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, at time.Time) (*sto
 		return nil, fmt.Errorf("postgres: create job: %w", err)
 	}
 	defer tx.Rollback(ctx)
+	if j.After != 0 {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM jobs WHERE id = $1`, j.After).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("postgres: create job: %w: after: no job %d to wait for", store.ErrInvalid, j.After)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("postgres: create job: %w", err)
+		}
+	}
 	// The counter row's lock is held to commit: IDs are handed out in
 	// commit order, and a key conflict rolls the increment back.
 	var id int64
 	err = tx.QueryRow(ctx, `WITH n AS (UPDATE job_ids SET last = last + 1 RETURNING last),
 		j AS (INSERT INTO jobs (id, key, team, username, workload, spec, state, attempt, reason,
-				restarts, created, updated, seq)
-			SELECT n.last, $1, $2, $3, $4::jsonb, $5, 'PENDING', 1, '', 0, $6, $6, 1 FROM n
+				restarts, created, updated, seq, after_id)
+			SELECT n.last, $1, $2, $3, $4::jsonb, $5, 'PENDING', 1, '', 0, $6, $6, 1, $7 FROM n
 			ON CONFLICT (key) DO NOTHING RETURNING id),
 		e AS (INSERT INTO events (job_id, seq, at, actor, from_state, to_state, attempt, message)
 			SELECT id, 1, $6, $3, '', 'PENDING', 1, 'submitted' FROM j)
-		SELECT id FROM j`, key, j.Team, j.User, string(wl), j.Spec, ns).Scan(&id)
+		SELECT id FROM j`, key, j.Team, j.User, string(wl), j.Spec, ns, j.After).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		tx.Rollback(ctx)
 		old, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE key = $1`, j.Key))
@@ -210,7 +225,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, at time.Time) (*sto
 		return nil, fmt.Errorf("postgres: create job: %w", err)
 	}
 	return &store.Job{
-		ID: id, Key: j.Key, Team: j.Team, User: j.User, Workload: j.Workload, Spec: j.Spec,
+		ID: id, Key: j.Key, After: j.After, Team: j.Team, User: j.User, Workload: j.Workload, Spec: j.Spec,
 		State: store.Pending, Attempt: 1, Created: at, Updated: at,
 	}, nil
 }
@@ -609,7 +624,7 @@ func scanJob(r pgx.Row) (*store.Job, error) {
 		started, ended   *int64
 	)
 	if err := r.Scan(&j.ID, &key, &j.Team, &j.User, &wl, &j.Spec, &state, &j.Attempt, &j.Reason,
-		&placement, &j.Restarts, &exitCode, &created, &updated, &started, &ended); err != nil {
+		&placement, &j.Restarts, &exitCode, &created, &updated, &started, &ended, &j.After); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, store.ErrNotFound
 		}

@@ -162,6 +162,44 @@ func TestTwoReplicas(t *testing.T) {
 	}
 }
 
+// TestUpgradeKeepsJobs: a schema written before pipelines (version 1)
+// opens with its jobs intact, each waiting for no job.
+func TestUpgradeKeepsJobs(t *testing.T) {
+	t.Parallel()
+	u := freshSchema(t)
+	ctx := t.Context()
+	old, err := pgxpool.New(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		migrations[0],
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())`,
+		`INSERT INTO schema_migrations (version) VALUES (1)`,
+		`UPDATE job_ids SET last = 1`,
+		`INSERT INTO jobs (id, key, team, username, workload, spec, state, attempt, reason, restarts, created, updated, seq)
+			VALUES (1, NULL, 'ml', 'alice', '{"name":"old"}', '', 'PENDING', 1, '', 0, 1, 1, 1)`,
+	} {
+		if _, err := old.Exec(ctx, q); err != nil {
+			old.Close()
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
+	s, err := Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	j, err := s.GetJob(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.After != 0 || j.Workload.Name != "old" {
+		t.Errorf("old job after the upgrade: after %d, workload %+v", j.After, j.Workload)
+	}
+}
+
 func TestBadURL(t *testing.T) {
 	t.Parallel()
 	if _, err := Open(t.Context(), "postgres://%zz"); err == nil {

@@ -90,10 +90,12 @@ var migrations = []string{
 		holder TEXT NOT NULL,
 		until  INTEGER NOT NULL
 	);`,
+	// 3: pipelines: the job a job waits for (store.Job.After; 0: none).
+	`ALTER TABLE jobs ADD COLUMN after_id INTEGER NOT NULL DEFAULT 0;`,
 }
 
 const jobCols = `id, key, team, username, workload, spec, state, attempt, reason,
-	placement, restarts, exit_code, created, updated, started, ended`
+	placement, restarts, exit_code, created, updated, started, ended, after_id`
 
 // Store is a store.Store (and store.Leader) over one SQLite file.
 type Store struct {
@@ -189,8 +191,8 @@ func (s *Store) prepare() error {
 		sql string
 	}{
 		{&s.insertJob, s.w, `INSERT INTO jobs (key, team, username, workload, spec, state, attempt,
-			reason, placement, restarts, exit_code, created, updated, started, ended, seq)
-			VALUES (?, ?, ?, ?, ?, 'PENDING', 1, '', NULL, 0, NULL, ?, ?, NULL, NULL, 1)
+			reason, placement, restarts, exit_code, created, updated, started, ended, seq, after_id)
+			VALUES (?, ?, ?, ?, ?, 'PENDING', 1, '', NULL, 0, NULL, ?, ?, NULL, NULL, 1, ?)
 			ON CONFLICT (key) DO NOTHING RETURNING id`},
 		{&s.insertEvent, s.w, `INSERT INTO events (job_id, seq, at, actor, from_state, to_state, attempt, message)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -246,6 +248,9 @@ func (s *Store) Close() error {
 func (s *Store) CreateJob(ctx context.Context, j *store.Job, at time.Time) (*store.Job, error) {
 	if j == nil || j.Team == "" || j.Workload == nil {
 		return nil, fmt.Errorf("sqlite: create job: %w: team and workload are required", store.ErrInvalid)
+	}
+	if j.After < 0 {
+		return nil, fmt.Errorf("sqlite: create job: %w: after %d is not a job ID", store.ErrInvalid, j.After)
 	}
 	if at.IsZero() {
 		at = time.Now()
@@ -350,8 +355,20 @@ func (s *Store) createTx(batch []*createReq) (err error) {
 			key = j.Key
 		}
 		ns := r.at.UnixNano()
+		if j.After != 0 {
+			// An earlier job of this batch is visible: the batch is one
+			// transaction.
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM jobs WHERE id = ?`, j.After).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("%w: after: no job %d to wait for", store.ErrInvalid, j.After)
+			}
+			if err != nil {
+				return err
+			}
+		}
 		var id int64
-		err := ins.QueryRowContext(ctx, key, j.Team, j.User, r.wl, j.Spec, ns, ns).Scan(&id)
+		err := ins.QueryRowContext(ctx, key, j.Team, j.User, r.wl, j.Spec, ns, ns, j.After).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			// The key is taken (perhaps earlier in this batch): hand back
 			// the job that holds it.
@@ -369,7 +386,7 @@ func (s *Store) createTx(batch []*createReq) (err error) {
 			return err
 		}
 		r.job = &store.Job{
-			ID: id, Key: j.Key, Team: j.Team, User: j.User, Workload: j.Workload, Spec: j.Spec,
+			ID: id, Key: j.Key, After: j.After, Team: j.Team, User: j.User, Workload: j.Workload, Spec: j.Spec,
 			State: store.Pending, Attempt: 1, Created: r.at, Updated: r.at,
 		}
 	}
@@ -780,7 +797,7 @@ func scanJob(r scanner, extra ...any) (*store.Job, error) {
 		started, ended   sql.NullInt64
 	)
 	dest := append([]any{&j.ID, &key, &j.Team, &j.User, &wl, &j.Spec, &state, &j.Attempt, &j.Reason,
-		&placement, &j.Restarts, &exitCode, &created, &updated, &started, &ended}, extra...)
+		&placement, &j.Restarts, &exitCode, &created, &updated, &started, &ended, &j.After}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, store.ErrNotFound

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -228,5 +229,44 @@ func fill(b *testing.B, s *Store, total, pending int) {
 	}
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestUpgradeKeepsJobs: a database written before pipelines (schema 2)
+// opens with its jobs intact, each waiting for no job.
+func TestUpgradeKeepsJobs(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, m := range migrations[:2] {
+		if _, err := old.Exec(m); err != nil {
+			t.Fatalf("migration %d: %v", v+1, err)
+		}
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)`,
+		`INSERT INTO schema_migrations (version, applied) VALUES (1, 0), (2, 0)`,
+		`INSERT INTO jobs (key, team, username, workload, spec, state, attempt, reason, restarts, created, updated, seq)
+			VALUES (NULL, 'ml', 'alice', '{"name":"old"}', '', 'PENDING', 1, '', 0, 1, 1, 1)`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	j, err := s.GetJob(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.After != 0 || j.Workload.Name != "old" {
+		t.Errorf("old job after the upgrade: after %d, workload %+v", j.After, j.Workload)
 	}
 }

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CreateInvalid", testCreateInvalid},
 		{"RoundTrip", testRoundTrip},
 		{"List", testList},
+		{"After", testAfter},
 		{"MoveLifecycle", testMoveLifecycle},
 		{"MoveErrors", testMoveErrors},
 		{"Terminal", testTerminal},
@@ -302,6 +303,67 @@ func testList(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	if d := cmp.Diff(got, one[0]); d != "" {
 		t.Errorf("listed job differs from GetJob (-get +list):\n%s", d)
+	}
+}
+
+// testAfter: the job a pipeline stage waits for is kept, survives moves
+// and listing, and must name an existing job.
+func testAfter(t *testing.T, open func(t *testing.T) store.Store) {
+	s := openClosed(t, open)
+	first := mustCreate(t, s, newJob("ml", ""), t0)
+	if first.After != 0 {
+		t.Errorf("a job created without After has After %d", first.After)
+	}
+	second := newJob("ml", "stage-2")
+	second.After = first.ID
+	j2 := mustCreate(t, s, second, t0)
+	third := newJob("ml", "")
+	third.After = j2.ID
+	j3 := mustCreate(t, s, third, t0)
+	want := &store.Job{ID: 2, Key: "stage-2", After: 1, Team: "ml", User: "alice", Workload: Workload("job"),
+		Spec: "name: job\n", State: store.Pending, Attempt: 1, Created: t0, Updated: t0}
+	if d := cmp.Diff(want, j2); d != "" {
+		t.Errorf("CreateJob with After (-want +got):\n%s", d)
+	}
+	if got, err := s.GetJob(ctx(t), j2.ID); err != nil {
+		t.Fatal(err)
+	} else if d := cmp.Diff(j2, got); d != "" {
+		t.Errorf("GetJob of a job with After (-created +got):\n%s", d)
+	}
+	// A key conflict answers with the stored job, its After included.
+	again := newJob("ml", "stage-2")
+	again.After = j3.ID
+	got, err := s.CreateJob(ctx(t), again, t0)
+	wantErr(t, "CreateJob with a used key", err, store.ErrConflict)
+	if got == nil || got.After != first.ID {
+		t.Errorf("CreateJob with a used key answered %+v; want job 2 waiting for job 1", got)
+	}
+	// Moves keep it.
+	moved := mustMove(t, s, j3.ID, store.Move{From: store.Pending, Attempt: 1, To: store.Cancelled,
+		Reason: "job 2 ended FAILED", Actor: "reconciler", At: t0.Add(time.Second)})
+	if moved.After != j2.ID {
+		t.Errorf("after a move, After is %d; want %d", moved.After, j2.ID)
+	}
+	list, err := s.ListJobs(ctx(t), store.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var afters []int64
+	for _, j := range list {
+		afters = append(afters, j.After)
+	}
+	if d := cmp.Diff([]int64{0, 1, 2}, afters); d != "" {
+		t.Errorf("After of listed jobs (-want +got):\n%s", d)
+	}
+	// After must name a job that exists; a refused create uses up no ID.
+	for _, after := range []int64{99, -1} {
+		bad := newJob("ml", "")
+		bad.After = after
+		_, err := s.CreateJob(ctx(t), bad, t0)
+		wantErr(t, fmt.Sprintf("CreateJob with After %d", after), err, store.ErrInvalid)
+	}
+	if j := mustCreate(t, s, newJob("ml", ""), t0); j.ID != 4 {
+		t.Errorf("next job after refused creates: id %d, want 4", j.ID)
 	}
 }
 
@@ -681,7 +743,9 @@ func testUsage(t *testing.T, open func(t *testing.T) store.Store) {
 func testReopen(t *testing.T, open func(t *testing.T) store.Store) {
 	s := open(t)
 	j := mustCreate(t, s, newJob("ml", "keep"), t0)
-	mustCreate(t, s, newJob("ml", ""), t0)
+	waiting := newJob("ml", "")
+	waiting.After = j.ID
+	waiting = mustCreate(t, s, waiting, t0)
 	moved := mustMove(t, s, j.ID, store.Move{From: store.Pending, Attempt: 1, To: store.Admitted,
 		Placement: &store.Placement{Cluster: "c", Nodes: []int{1}}, Actor: "r", At: t0.Add(time.Second)})
 	if _, err := s.PutFleet(ctx(t), "doc-1", "admin", t0); err != nil {
@@ -729,6 +793,9 @@ func testReopen(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	if got, err := s.ListUsage(ctx(t), t0, t0.Add(time.Hour)); err != nil || len(got) != 1 {
 		t.Errorf("usage after reopen: %+v %v", got, err)
+	}
+	if got, err := s.GetJob(ctx(t), waiting.ID); err != nil || got.After != j.ID {
+		t.Errorf("After after reopen: %+v %v; want %d", got, err, j.ID)
 	}
 	if _, err := s.CreateJob(ctx(t), newJob("ml", "keep"), t0); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("key after reopen: %v, want ErrConflict", err)
