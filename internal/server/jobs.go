@@ -92,6 +92,11 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 	created := 0
 	for i, wl := range task.Workloads {
 		j := &store.Job{Team: wl.Team, User: user, Workload: wl, Spec: req.Spec}
+		if i > 0 {
+			// A pipeline: this stage runs once the previous one succeeded
+			// (see pipeline.go).
+			j.After = resp.Jobs[i-1].ID
+		}
 		if req.Key != "" {
 			j.Key = jobKey(wl.Team, req.Key, i)
 		}

@@ -46,11 +46,15 @@ type reconcilerState struct {
 	// it).
 	missing map[string]int
 	usage   usageTotals
+	// stages holds the pipeline position of each job held back for an
+	// earlier stage (see pipeline.go).
+	stages map[int64]stagePos
 }
 
 func (r *reconcilerState) init() {
 	r.slots = map[int64]attemptSlots{}
 	r.missing = map[string]int{}
+	r.stages = map[int64]stagePos{}
 }
 
 // observation is what one round saw of one cluster.
@@ -74,6 +78,9 @@ type round struct {
 	// listed at the start of the round that had reached a backend: not
 	// orphans, whatever this round does to them.
 	owned map[string]bool
+	// held maps each pending pipeline stage whose previous stage has not
+	// succeeded to why it waits; the engine does not see it.
+	held map[int64]string
 }
 
 // reconcile runs one round: read desired and observed state, act on the
@@ -85,11 +92,13 @@ type round struct {
 //     (started, succeeded, failed -> retry or fail, lost -> retry; not
 //     reported for lostAfterRounds rounds -> lost);
 //  4. stop and forget backend objects no active attempt owns;
-//  5. build the engine's snapshot and schedule the pending jobs, then
-//     apply preemptions, then admissions (with GPU slots);
-//  6. dispatch every admitted job (idempotent by name) and mark it
+//  5. hold back pipeline stages whose previous stage has not succeeded,
+//     and cancel those whose previous stage failed or was cancelled;
+//  6. build the engine's snapshot and schedule the other pending jobs,
+//     then apply preemptions, then admissions (with GPU slots);
+//  7. dispatch every admitted job (idempotent by name) and mark it
 //     dispatched;
-//  7. publish waits, metrics and the view the read endpoints show.
+//  8. publish waits, metrics and the view the read endpoints show.
 //
 // Every move is a compare-and-set; a conflict means someone else (the
 // API's cancel) moved the job first, and the next round sees it.
@@ -131,14 +140,19 @@ func (s *Server) reconcile(ctx context.Context) error {
 	}
 	// 4. Orphans.
 	rd.cleanOrphans(ctx)
-	// 5. Schedule.
+	// 5. Pipelines.
+	rd.held = rd.holdBack(ctx)
+	// 6. Schedule.
 	rd.ensureSlots(ctx)
 	totals := s.usageTotals(ctx, fs, rd.holding(), now)
 	snap, pending := rd.snapshot(totals)
 	dec := engine.Schedule(snap, pending, fs.fleet.Policy, now)
 	blocked := rd.preempt(ctx, dec.Preempt)
 	rd.admit(ctx, dec.Admit, blocked)
-	waits := make(map[int64]string, len(dec.Wait))
+	waits := make(map[int64]string, len(dec.Wait)+len(rd.held))
+	for id, why := range rd.held {
+		waits[id] = why
+	}
 	for _, wt := range dec.Wait {
 		id, _ := strconv.ParseInt(wt.Workload, 10, 64)
 		msg := string(wt.Reason)
@@ -150,13 +164,13 @@ func (s *Server) reconcile(ctx context.Context) error {
 	s.waitMu.Lock()
 	s.waits = waits
 	s.waitMu.Unlock()
-	// 6. Dispatch.
+	// 7. Dispatch.
 	for _, id := range rd.order {
 		if j := rd.jobs[id]; j != nil && j.State == store.Admitted {
 			rd.dispatch(ctx, j)
 		}
 	}
-	// 7. Publish.
+	// 8. Publish.
 	rd.publish(ctx, totals)
 	return nil
 }
@@ -405,6 +419,9 @@ func (rd *round) snapshot(t usageSnapshot) (*engine.Snapshot, []*model.Workload)
 	for _, id := range rd.order {
 		j := rd.jobs[id]
 		if j == nil || j.State != store.Pending || j.Workload == nil {
+			continue
+		}
+		if _, held := rd.held[id]; held {
 			continue
 		}
 		w := j.Workload
