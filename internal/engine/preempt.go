@@ -31,12 +31,22 @@ func (r *round) mayPreempt(w *model.Workload) bool {
 	if r.borrowed > 0 {
 		return true
 	}
-	for p := range r.priorities {
-		if p < w.Priority {
-			return true
+	return r.lowestPriority() < w.Priority
+}
+
+// lowestPriority is the smallest priority of running work, recomputed
+// only after the work at the lowest priority may have ended.
+func (r *round) lowestPriority() int {
+	if r.minPriorityStale {
+		first := true
+		for p := range r.priorities {
+			if first || p < r.minPriority {
+				r.minPriority, first = p, false
+			}
 		}
+		r.minPriorityStale = false
 	}
-	return false
+	return r.minPriority
 }
 
 type preemptMemo struct {

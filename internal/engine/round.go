@@ -68,8 +68,10 @@ type round struct {
 	teams  map[string]*teamState
 
 	classes map[classKey]*class
-	dec     Decisions
-	roundNo int
+	// byWorkload caches each pending workload option's class; see class.
+	byWorkload map[workloadOption]*class
+	dec        Decisions
+	roundNo    int
 	// allocs indexes running work by workload for Release; built on the
 	// first Release, so a one-shot Schedule never pays for it.
 	allocs map[string]*runAlloc
@@ -78,12 +80,18 @@ type round struct {
 	// victims already failed this round.
 	running    int
 	priorities map[int]int // running allocations per priority
-	borrowed   int
-	noVictims  map[preemptMemo]shape
+	// minPriority is the lowest key of priorities unless minPriorityStale.
+	minPriority      int
+	minPriorityStale bool
+	borrowed         int
+	noVictims        map[preemptMemo]shape
 	// scratch space for the victim search
 	scratchVictims []*runAlloc
 	scratchNodes   []nodeGPUs
-	scale          map[*pool]int
+	// scratch space for a round's waits, indexed like pending
+	waitBuf    []Wait
+	waitingBuf []bool
+	scale      map[*pool]int
 }
 
 func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
@@ -96,6 +104,7 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 		future:     map[model.Provider]float64{},
 		teams:      map[string]*teamState{},
 		classes:    map[classKey]*class{},
+		byWorkload: map[workloadOption]*class{},
 		scale:      map[*pool]int{},
 		noVictims:  map[preemptMemo]shape{},
 		priorities: map[int]int{},
@@ -212,6 +221,9 @@ func (r *round) addRunning(ra *runAlloc) {
 	if r.allocs != nil {
 		r.allocs[ra.a.Workload] = ra
 	}
+	if r.running == 0 || ra.a.Priority < r.minPriority {
+		r.minPriority = ra.a.Priority
+	}
 	r.running++
 	r.priorities[ra.a.Priority]++
 	if ra.a.Borrowed {
@@ -260,6 +272,9 @@ func (r *round) dropRunning(ra *runAlloc, freeNodes bool) {
 	r.running--
 	if r.priorities[ra.a.Priority]--; r.priorities[ra.a.Priority] == 0 {
 		delete(r.priorities, ra.a.Priority)
+		if ra.a.Priority == r.minPriority {
+			r.minPriorityStale = true
+		}
 	}
 	if ra.a.Borrowed {
 		r.borrowed--
@@ -310,6 +325,9 @@ type class struct {
 	first   map[Reason]string
 	order   []Reason // reasons in the order first seen, for stable messages
 	noCap   map[shape]string
+	// mainReason and mainDetail memoise mainRejection.
+	mainReason Reason
+	mainDetail string
 }
 
 // subIndex holds the pools of one class that share provider, spot-ness and
@@ -339,6 +357,24 @@ func (s *subIndex) effective(i int, pr *profile) float64 {
 }
 
 func (r *round) class(w *model.Workload, opt int, ts *teamState) *class {
+	// A Scheduler sees the same pending workloads round after round:
+	// finding their class by pointer skips hashing the whole option.
+	wk := workloadOption{w, opt}
+	if c := r.byWorkload[wk]; c != nil {
+		return c
+	}
+	c := r.classFor(w, opt, ts)
+	r.byWorkload[wk] = c
+	return c
+}
+
+// workloadOption names one resource option of one pending workload.
+type workloadOption struct {
+	w   *model.Workload
+	opt int
+}
+
+func (r *round) classFor(w *model.Workload, opt int, ts *teamState) *class {
 	key := classKey{opt: w.Options[opt]}
 	if ts != nil && ts.team != nil && len(ts.team.Regions) > 0 {
 		key.team = ts.team.Name

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,7 +26,9 @@ func Schedule(snap *Snapshot, pending []*model.Workload, pol model.Policy, now t
 
 // Scheduler keeps a round's state from one round to the next, for a caller
 // that owns the whole fleet's state and reports every change to it: the
-// simulator, which runs hundreds of thousands of rounds. It is as pure as
+// simulator, which runs hundreds of thousands of rounds. A workload passed
+// to several rounds must keep its options, team, node count and data
+// region (its class is remembered by pointer); its Duration may change. It is as pure as
 // Schedule (no clock, no I/O, no goroutines; not safe for concurrent use),
 // and Schedule is exactly one round of a fresh Scheduler.
 //
@@ -54,20 +56,32 @@ func (s *Scheduler) Schedule(pending []*model.Workload, now time.Time) Decisions
 	// One allocation up front: growing by doubling copied more than the
 	// round's whole other work.
 	r.dec = Decisions{Admit: make([]Admission, 0, len(pending))}
+	if len(r.byWorkload) > 4*len(pending)+1024 {
+		clear(r.byWorkload) // forget workloads long gone
+	}
 	if !r.projectedAt.Equal(now) {
 		r.projectRunning() // time moved on: running work has less to go
 	}
 	clear(r.scale)
 	clear(r.noVictims)
-	waits := make([]indexedWait, 0)
+	// Waits come out in pending order: mark them by index, then collect.
+	if cap(r.waitBuf) < len(pending) {
+		r.waitBuf, r.waitingBuf = make([]Wait, len(pending)), make([]bool, len(pending))
+	}
+	waits, waiting := r.waitBuf[:len(pending)], r.waitingBuf[:len(pending)]
+	clear(waiting)
+	n := 0
 	r.forEachInOrder(pending, func(i int, w *model.Workload) {
 		if wt, ok := r.scheduleOne(w); !ok {
-			waits = append(waits, indexedWait{i, wt})
+			waits[i], waiting[i] = wt, true
+			n++
 		}
 	})
-	sort.Slice(waits, func(a, b int) bool { return waits[a].i < waits[b].i })
-	for _, wt := range waits {
-		r.dec.Wait = append(r.dec.Wait, wt.w)
+	r.dec.Wait = make([]Wait, 0, n)
+	for i, yes := range waiting {
+		if yes {
+			r.dec.Wait = append(r.dec.Wait, waits[i])
+		}
 	}
 	for _, pl := range r.pools {
 		if n := r.scale[pl]; n > 0 {
@@ -135,14 +149,10 @@ func (s *Scheduler) Reprice(now time.Time, contractSpentUSD map[string]float64) 
 // change to what the static checks or the cost order see.
 func (r *round) dropClasses() {
 	clear(r.classes)
+	clear(r.byWorkload)
 	for _, pl := range r.pools {
 		pl.regs = pl.regs[:0]
 	}
-}
-
-type indexedWait struct {
-	i int
-	w Wait
 }
 
 // forEachInOrder visits pending work by priority (highest first); within a
@@ -361,7 +371,8 @@ func waitFor(w *model.Workload, fails []attempt) Wait {
 	}
 	detail := pick.detail
 	if len(w.Options) > 1 {
-		detail = fmt.Sprintf("%s:%d: %s", w.Options[pick.opt].GPU, w.Options[pick.opt].GPUsPerNode, detail)
+		o := &w.Options[pick.opt]
+		detail = string(o.GPU) + ":" + strconv.Itoa(o.GPUsPerNode) + ": " + detail
 	}
 	return Wait{Workload: w.ID, Reason: pick.fail, Detail: detail}
 }
@@ -549,8 +560,12 @@ func (c *class) noCapacityDetail(n, g int, gpu model.GPUModel) string {
 // mainRejection is the reason a class has no candidate pool: the most
 // common static rejection, ties broken by checker order.
 func (c *class) mainRejection(gpu model.GPUModel) (Reason, string) {
+	if c.mainReason != "" {
+		return c.mainReason, c.mainDetail
+	}
 	if len(c.order) == 0 {
-		return ReasonGPUModel, fmt.Sprintf("no pool in the fleet has %s GPUs", gpu)
+		c.mainReason, c.mainDetail = ReasonGPUModel, fmt.Sprintf("no pool in the fleet has %s GPUs", gpu)
+		return c.mainReason, c.mainDetail
 	}
 	best := c.order[0]
 	for _, reason := range c.order[1:] {
@@ -558,7 +573,8 @@ func (c *class) mainRejection(gpu model.GPUModel) (Reason, string) {
 			best = reason
 		}
 	}
-	return best, fmt.Sprintf("%s (%d pool(s))", c.first[best], c.rejects[best])
+	c.mainReason, c.mainDetail = best, fmt.Sprintf("%s (%d pool(s))", c.first[best], c.rejects[best])
+	return c.mainReason, c.mainDetail
 }
 
 func (r *round) admit(w *model.Workload, ts *teamState, at *attempt) {
