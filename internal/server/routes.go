@@ -2,8 +2,11 @@ package server
 
 import (
 	_ "embed"
+	"errors"
 	"net/http"
 	"strconv"
+
+	"gpubroker/internal/server/web"
 )
 
 // handlerFunc is an API handler: it writes its answer and returns nil, or
@@ -54,6 +57,14 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/", s.authed(func(w http.ResponseWriter, r *http.Request, p principal) *apiError {
 		return notFound("no endpoint %s %s; GET /v1/openapi.json lists them", r.Method, r.URL.Path)
 	}))
+	// The dashboard (internal/server/web): pages at /, a client of /v1.
+	web.New(web.Config{API: mux, Now: s.now, Logger: s.log, Who: func(r *http.Request) (web.Principal, error) {
+		p, aerr := s.authenticate(r)
+		if aerr != nil {
+			return web.Principal{}, errors.New(aerr.Message)
+		}
+		return web.Principal{Team: p.tok.Team, Role: p.tok.Role}, nil
+	}}).Register(mux)
 	return s.countRequests(mux)
 }
 

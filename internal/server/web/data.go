@@ -1,0 +1,203 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"gpubroker/internal/model"
+	"gpubroker/internal/spec"
+	"gpubroker/internal/store"
+)
+
+// The shapes of the API's answers the dashboard reads (docs/api.md).
+
+type apiPool struct {
+	Name        string           `json:"name"`
+	GPU         model.GPUModel   `json:"gpu"`
+	GPUsPerNode int              `json:"gpus_per_node"`
+	Nodes       int              `json:"nodes"`
+	GPUsFree    int              `json:"gpus_free"`
+	PriceClass  model.PriceClass `json:"price_class"`
+}
+
+func (p apiPool) GPUs() int { return p.GPUsPerNode * p.Nodes }
+
+type apiCluster struct {
+	Name     string         `json:"name"`
+	Provider model.Provider `json:"provider"`
+	Region   string         `json:"region"`
+	Backend  string         `json:"backend"`
+	Healthy  bool           `json:"healthy"`
+	Why      string         `json:"why"`
+	Pools    []apiPool      `json:"pools"`
+}
+
+type apiTeam struct {
+	Name              string                 `json:"name"`
+	Cohort            string                 `json:"cohort"`
+	Weight            float64                `json:"weight"`
+	Quota             map[model.GPUModel]int `json:"quota"`
+	InUse             map[model.GPUModel]int `json:"in_use"`
+	MonthlyBudgetUSD  float64                `json:"monthly_budget_usd"`
+	SpendThisMonthUSD float64                `json:"spend_this_month_usd"`
+}
+
+type usageRow struct {
+	Provider string  `json:"provider"`
+	Team     string  `json:"team"`
+	Contract string  `json:"contract"`
+	GPUHours float64 `json:"gpu_hours"`
+	CostUSD  float64 `json:"cost_usd"`
+}
+
+type apiUsage struct {
+	Rows         []usageRow `json:"rows"`
+	TotalCostUSD float64    `json:"total_cost_usd"`
+}
+
+func (h *Handler) clusters(s *session) ([]apiCluster, error) {
+	var out struct {
+		Clusters []apiCluster `json:"clusters"`
+	}
+	err := h.getJSON(s, "/v1/clusters", &out)
+	return out.Clusters, err
+}
+
+func (h *Handler) teamList(s *session) ([]apiTeam, error) {
+	var out struct {
+		Teams []apiTeam `json:"teams"`
+	}
+	err := h.getJSON(s, "/v1/teams", &out)
+	return out.Teams, err
+}
+
+func (h *Handler) usage(s *session, since time.Time, by string) (apiUsage, error) {
+	var out apiUsage
+	q := url.Values{"since": {since.UTC().Format(time.RFC3339)}, "by": {by}}
+	err := h.getJSON(s, "/v1/usage?"+q.Encode(), &out)
+	return out, err
+}
+
+// fleetDoc is the applied fleet, or nil while the server runs its
+// built-in local fleet.
+func (h *Handler) fleetDoc(s *session) (*model.Fleet, error) {
+	var out struct {
+		Version int64  `json:"version"`
+		Fleet   string `json:"fleet"`
+	}
+	err := h.getJSON(s, "/v1/fleet", &out)
+	var ae *apiErr
+	if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f, _, err := spec.ParseFleet([]byte(out.Fleet), "fleet.yaml", nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading the applied fleet: %w", err)
+	}
+	return f, nil
+}
+
+// activeStates are the states of work that holds or waits for GPUs.
+var activeStates = []store.State{store.Pending, store.Admitted, store.Dispatched, store.Running}
+
+// jobs lists every job the session sees in the given states, in ID order,
+// paging through the API.
+func (h *Handler) jobs(s *session, states []store.State) ([]*store.Job, error) {
+	st := ""
+	for i, x := range states {
+		if i > 0 {
+			st += ","
+		}
+		st += string(x)
+	}
+	var all []*store.Job
+	var after int64
+	for {
+		q := url.Values{"limit": {"10000"}, "after": {strconv.FormatInt(after, 10)}}
+		if st != "" {
+			q.Set("state", st)
+		}
+		var out struct {
+			Jobs []*store.Job `json:"jobs"`
+		}
+		if err := h.getJSON(s, "/v1/jobs?"+q.Encode(), &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.Jobs...)
+		if len(out.Jobs) < 10000 {
+			return all, nil
+		}
+		after = out.Jobs[len(out.Jobs)-1].ID
+	}
+}
+
+// queueOrder sorts pending work the way the engine takes it: higher
+// priority first, then earlier submission, then ID.
+func queueOrder(js []*store.Job) {
+	prio := func(j *store.Job) int {
+		if j.Workload == nil {
+			return 0
+		}
+		return j.Workload.Priority
+	}
+	slices.SortStableFunc(js, func(a, b *store.Job) int {
+		if pa, pb := prio(a), prio(b); pa != pb {
+			return pb - pa
+		}
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return int(a.ID - b.ID)
+	})
+}
+
+// jobName is the workload's name, or "job N".
+func jobName(j *store.Job) string {
+	if j.Workload != nil && j.Workload.Name != "" {
+		return j.Workload.Name
+	}
+	return "job " + strconv.FormatInt(j.ID, 10)
+}
+
+// jobGPUs is what the job holds (placed) or asks for (first option).
+func jobGPUs(j *store.Job) (model.GPUModel, int) {
+	if p := j.Placement; p != nil {
+		return p.GPU, p.GPUsPerNode * len(p.Nodes)
+	}
+	if w := j.Workload; w != nil && len(w.Options) > 0 {
+		return w.Options[0].GPU, w.GPUs(0)
+	}
+	return "", 0
+}
+
+// page cuts one page out of n rows: [lo, hi) and the number of pages.
+type pager struct {
+	Page, Pages, Total, From, To int
+}
+
+func (p pager) Prev() int { return p.Page - 1 }
+func (p pager) Next() int { return p.Page + 1 }
+func (p pager) HasPrev() bool {
+	return p.Page > 1
+}
+func (p pager) HasNext() bool { return p.Page < p.Pages }
+
+func paginate(r *http.Request, key string, n int) pager {
+	pages := (n + PageSize - 1) / PageSize
+	if pages < 1 {
+		pages = 1
+	}
+	page, _ := strconv.Atoi(r.URL.Query().Get(key))
+	page = max(1, min(page, pages))
+	lo := (page - 1) * PageSize
+	hi := min(lo+PageSize, n)
+	return pager{Page: page, Pages: pages, Total: n, From: lo, To: hi}
+}

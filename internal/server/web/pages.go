@@ -1,0 +1,644 @@
+package web
+
+import (
+	"cmp"
+	"fmt"
+	"html/template"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gpubroker/internal/ledger"
+	"gpubroker/internal/model"
+	"gpubroker/internal/store"
+)
+
+// refreshSeconds is how often the script reloads a page's content.
+const refreshSeconds = 5
+
+// capacityRow is GPUs of one provider and price class.
+type capacityRow struct {
+	Provider   model.Provider
+	PriceClass model.PriceClass
+	Total      int
+	Used       int
+}
+
+type overviewData struct {
+	Capacity      []capacityRow
+	CapacityChart template.HTML
+	GPUsTotal     int
+	GPUsUsed      int
+	SpendRate     float64 // USD per hour of what runs now
+	MonthStart    time.Time
+	MonthTotal    float64
+	ByProvider    template.HTML
+	ByTeam        template.HTML
+	ShareChart    template.HTML
+	ShareCap      float64
+	ShareWindow   time.Duration
+	Depth         []stateCount
+	Clusters      []apiCluster
+	Unhealthy     int
+}
+
+type stateCount struct {
+	State store.State
+	N     int
+}
+
+func (h *Handler) overview(s *session) (string, view, error) {
+	cls, err := h.clusters(s)
+	if err != nil {
+		return "", view{}, err
+	}
+	fl, err := h.fleetDoc(s)
+	if err != nil {
+		return "", view{}, err
+	}
+	policy := model.DefaultPolicy()
+	if fl != nil {
+		policy = fl.Policy
+	}
+	d := overviewData{Clusters: cls, ShareCap: policy.MaxProviderShare, ShareWindow: policy.ShareWindow}
+
+	// GPUs by provider and price class.
+	idx := map[string]int{}
+	for _, c := range cls {
+		if !c.Healthy {
+			d.Unhealthy++
+		}
+		for _, p := range c.Pools {
+			k := string(c.Provider) + "/" + string(p.PriceClass)
+			i, ok := idx[k]
+			if !ok {
+				i = len(d.Capacity)
+				idx[k] = i
+				d.Capacity = append(d.Capacity, capacityRow{Provider: c.Provider, PriceClass: p.PriceClass})
+			}
+			d.Capacity[i].Total += p.GPUs()
+			d.Capacity[i].Used += p.GPUs() - p.GPUsFree
+			d.GPUsTotal += p.GPUs()
+			d.GPUsUsed += p.GPUs() - p.GPUsFree
+		}
+	}
+	slices.SortFunc(d.Capacity, func(a, b capacityRow) int {
+		return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.PriceClass, b.PriceClass))
+	})
+	var bars []bar
+	for _, c := range d.Capacity {
+		bars = append(bars, bar{Label: string(c.Provider) + " " + string(c.PriceClass), Parts: []float64{float64(c.Used), float64(c.Total - c.Used)},
+			Note: fmt.Sprintf("%d used / %d free", c.Used, c.Total-c.Used)})
+	}
+	d.CapacityChart = barChart("GPUs in use and free by provider and price class", bars, 0, 0, "")
+
+	// Queue depth and the spend rate of what runs now.
+	active, err := h.jobs(s, activeStates)
+	if err != nil {
+		return "", view{}, err
+	}
+	counts := map[store.State]int{}
+	for _, j := range active {
+		counts[j.State]++
+		if p := j.Placement; p != nil && (j.State == store.Running || j.State == store.Dispatched) {
+			d.SpendRate += p.BilledPerGPUHour * float64(p.GPUsPerNode*len(p.Nodes))
+		}
+	}
+	for _, st := range activeStates {
+		d.Depth = append(d.Depth, stateCount{st, counts[st]})
+	}
+
+	// Spend this month by provider and by team.
+	d.MonthStart = time.Date(s.now.Year(), s.now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	u, err := h.usage(s, d.MonthStart, "provider,team")
+	if err != nil {
+		return "", view{}, err
+	}
+	d.MonthTotal = u.TotalCostUSD
+	byProv, byTeam := map[string]float64{}, map[string]float64{}
+	for _, r := range u.Rows {
+		byProv[r.Provider] += r.CostUSD
+		byTeam[r.Team] += r.CostUSD
+	}
+	d.ByProvider = barChart("Spend this month by provider", moneyBars(byProv), 0, 0, "")
+	d.ByTeam = barChart("Spend this month by team", moneyBars(byTeam), 0, 0, "")
+
+	// Provider share of GPU-hours over the policy window against the cap.
+	win := policy.ShareWindow
+	if win <= 0 {
+		win = 30 * 24 * time.Hour
+	}
+	su, err := h.usage(s, s.now.Add(-win), "provider")
+	if err != nil {
+		return "", view{}, err
+	}
+	total := 0.0
+	for _, r := range su.Rows {
+		total += r.GPUHours
+	}
+	var share []bar
+	for _, r := range su.Rows {
+		f := 0.0
+		if total > 0 {
+			f = r.GPUHours / total
+		}
+		share = append(share, bar{Label: r.Provider, Parts: []float64{f}, Note: fmt.Sprintf("%.0f%% · %.0f GPU-h", f*100, r.GPUHours)})
+	}
+	capLabel := ""
+	if policy.MaxProviderShare > 0 {
+		capLabel = fmt.Sprintf("cap %.0f%%", policy.MaxProviderShare*100)
+	}
+	d.ShareChart = barChart("Provider share of GPU-hours against the policy cap", share, 1, policy.MaxProviderShare, capLabel)
+	return "overview", view{Title: "Overview", Nav: "overview", Refresh: refreshSeconds, Data: d}, nil
+}
+
+// moneyBars turns totals by key into bars sorted by key.
+func moneyBars(m map[string]float64) []bar {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]bar, 0, len(keys))
+	for _, k := range keys {
+		label := k
+		if label == "" {
+			label = "(none)"
+		}
+		out = append(out, bar{Label: label, Parts: []float64{m[k]}, Note: money(m[k])})
+	}
+	return out
+}
+
+type queueRow struct {
+	Pos    int
+	Job    *store.Job
+	Name   string
+	GPU    model.GPUModel
+	GPUs   int
+	Where  string
+	Since  time.Time
+	Reason string
+}
+
+type queueData struct {
+	Pending, Running []queueRow
+	PPage, RPage     pager
+}
+
+func (h *Handler) queue(s *session) (string, view, error) {
+	active, err := h.jobs(s, activeStates)
+	if err != nil {
+		return "", view{}, err
+	}
+	var pending, running []*store.Job
+	for _, j := range active {
+		if j.State == store.Pending {
+			pending = append(pending, j)
+		} else {
+			running = append(running, j)
+		}
+	}
+	queueOrder(pending)
+	d := queueData{PPage: paginate(s.r, "page", len(pending)), RPage: paginate(s.r, "rpage", len(running))}
+	for i, j := range pending[d.PPage.From:d.PPage.To] {
+		g, n := jobGPUs(j)
+		d.Pending = append(d.Pending, queueRow{Pos: d.PPage.From + i + 1, Job: j, Name: jobName(j), GPU: g, GPUs: n, Since: j.Created, Reason: j.Reason})
+	}
+	for _, j := range running[d.RPage.From:d.RPage.To] {
+		g, n := jobGPUs(j)
+		since := j.StartedAt
+		if since.IsZero() {
+			since = j.Updated
+		}
+		d.Running = append(d.Running, queueRow{Job: j, Name: jobName(j), GPU: g, GPUs: n, Where: where(j.Placement), Since: since})
+	}
+	return "queue", view{Title: "Queue", Nav: "queue", Refresh: refreshSeconds, Data: d}, nil
+}
+
+func where(p *store.Placement) string {
+	if p == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s/%s (%s %s, %s)", p.Cluster, p.Pool, p.Provider, p.Region, p.PriceClass)
+}
+
+type attempt struct {
+	N        int
+	Where    string
+	Start    time.Time
+	End      time.Time
+	Ended    string
+	Running  bool
+	Duration time.Duration
+}
+
+type jobData struct {
+	Job       *store.Job
+	Name      string
+	GPU       model.GPUModel
+	GPUs      int
+	Where     string
+	Attempts  []attempt
+	Events    []store.Event
+	Logs      string
+	CostSoFar float64
+	CanCancel bool
+}
+
+func (h *Handler) loadJob(s *session, idText string) (*store.Job, error) {
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil || id <= 0 {
+		return nil, &apiErr{status: http.StatusNotFound, msg: fmt.Sprintf("no job %q", idText)}
+	}
+	var j store.Job
+	if err := h.getJSON(s, "/v1/jobs/"+strconv.FormatInt(id, 10), &j); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// logTail is the last lines of the job's current attempt.
+func (h *Handler) logTail(s *session, id int64) string {
+	b, err := s.call(h.cfg.API, http.MethodGet, "/v1/jobs/"+strconv.FormatInt(id, 10)+"/logs", nil)
+	if err != nil {
+		return "(logs unavailable: " + err.Error() + ")"
+	}
+	const maxBytes, maxLines = 64 << 10, 200
+	if len(b) > maxBytes {
+		b = b[len(b)-maxBytes:]
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > maxLines {
+		lines = lines[len(lines)-maxLines:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (h *Handler) job(s *session) (string, view, error) {
+	j, err := h.loadJob(s, s.r.PathValue("id"))
+	if err != nil {
+		return "", view{}, err
+	}
+	var ev struct {
+		Events []store.Event `json:"events"`
+	}
+	if err := h.getJSON(s, fmt.Sprintf("/v1/jobs/%d/events", j.ID), &ev); err != nil {
+		return "", view{}, err
+	}
+	g, n := jobGPUs(j)
+	d := jobData{Job: j, Name: jobName(j), GPU: g, GPUs: n, Where: where(j.Placement), Events: ev.Events,
+		Logs: h.logTail(s, j.ID), CanCancel: s.who.CanCancel() && !j.State.Terminal()}
+	d.Attempts = attempts(ev.Events, s.now)
+	// Cost so far: the GPUs held by each attempt that ran, at the current
+	// placement's billed price (the API keeps no per-job usage).
+	if p := j.Placement; p != nil {
+		for _, a := range d.Attempts {
+			d.CostSoFar += a.Duration.Hours() * float64(p.GPUsPerNode*len(p.Nodes)) * p.BilledPerGPUHour
+		}
+	}
+	return "job", view{Title: fmt.Sprintf("Job %d · %s", j.ID, d.Name), Nav: "queue", Refresh: refreshSeconds, Data: d}, nil
+}
+
+// attempts reads each attempt's story from the events: where it was
+// placed, when it started running and why it ended.
+func attempts(evs []store.Event, now time.Time) []attempt {
+	var out []attempt
+	cur := func(n int) *attempt {
+		if len(out) == 0 || out[len(out)-1].N != n {
+			out = append(out, attempt{N: n})
+		}
+		return &out[len(out)-1]
+	}
+	for _, e := range evs {
+		if e.Attempt <= 0 {
+			continue
+		}
+		a := cur(e.Attempt)
+		switch e.To {
+		case store.Admitted:
+			a.Where = strings.TrimPrefix(e.Message, "placed on ")
+		case store.Running:
+			a.Start, a.Running = e.At, true
+		case store.Pending:
+			if e.From != "" && e.From != store.Pending {
+				a.End, a.Running = e.At, false
+				a.Ended = strings.TrimSpace(string(e.From) + " → PENDING: " + e.Message)
+			}
+		case store.Succeeded, store.Failed, store.Cancelled:
+			a.End, a.Running = e.At, false
+			a.Ended = string(e.To)
+			if e.Message != "" {
+				a.Ended += ": " + e.Message
+			}
+		}
+	}
+	for i := range out {
+		a := &out[i]
+		if a.Start.IsZero() {
+			continue
+		}
+		end := a.End
+		if a.Running || end.IsZero() {
+			end = now
+		}
+		if end.After(a.Start) {
+			a.Duration = end.Sub(a.Start)
+		}
+	}
+	return out
+}
+
+// logsFragment is the log tail alone, for the refresh script.
+func (h *Handler) logsFragment(w http.ResponseWriter, r *http.Request) {
+	s, err := h.session(r)
+	if err != nil {
+		http.Error(w, "log in first", http.StatusUnauthorized)
+		return
+	}
+	j, err := h.loadJob(s, r.PathValue("id"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write([]byte(h.logTail(s, j.ID)))
+}
+
+// cancel asks the API to cancel the job; the API decides who may.
+func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
+	s, err := h.session(r)
+	if err != nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if !h.checkCSRF(s, r) {
+		http.Error(w, "bad form token; reload the page and try again", http.StatusForbidden)
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	if _, err := s.call(h.cfg.API, http.MethodPost, fmt.Sprintf("/v1/jobs/%d/cancel", id), nil); err != nil {
+		status := http.StatusInternalServerError
+		if ae, ok := err.(*apiErr); ok {
+			status = ae.status
+		}
+		h.render(w, r, status, "error", view{Title: "Cancel failed", Error: err.Error(), Who: s.who, CSRF: s.csrf, Now: s.now})
+		return
+	}
+	http.Redirect(w, r, fmt.Sprintf("/jobs/%d", id), http.StatusSeeOther)
+}
+
+type fleetPool struct {
+	apiPool
+	Used  int
+	Price float64
+}
+
+type fleetCluster struct {
+	apiCluster
+	Pools     []fleetPool
+	GPUs      int
+	Free      int
+	HourlyUSD float64
+}
+
+type fleetData struct {
+	Applied  bool
+	Clusters []fleetCluster
+}
+
+func (h *Handler) fleet(s *session) (string, view, error) {
+	cls, err := h.clusters(s)
+	if err != nil {
+		return "", view{}, err
+	}
+	fl, err := h.fleetDoc(s)
+	if err != nil {
+		return "", view{}, err
+	}
+	price := map[string]float64{}
+	if fl != nil {
+		for ci := range fl.Clusters {
+			c := &fl.Clusters[ci]
+			for pi := range c.Pools {
+				price[c.Name+"/"+c.Pools[pi].Name] = ledger.PoolRate(fl, c, &c.Pools[pi], s.now).PerGPUHour
+			}
+		}
+	}
+	d := fleetData{Applied: fl != nil}
+	for _, c := range cls {
+		fc := fleetCluster{apiCluster: c}
+		for _, p := range c.Pools {
+			fp := fleetPool{apiPool: p, Used: p.GPUs() - p.GPUsFree, Price: price[c.Name+"/"+p.Name]}
+			fc.Pools = append(fc.Pools, fp)
+			fc.GPUs += p.GPUs()
+			fc.Free += p.GPUsFree
+			fc.HourlyUSD += float64(fp.Used) * fp.Price
+		}
+		d.Clusters = append(d.Clusters, fc)
+	}
+	return "fleet", view{Title: "Fleet", Nav: "fleet", Refresh: refreshSeconds, Data: d}, nil
+}
+
+type contractRow struct {
+	C           model.Contract
+	Commit      float64
+	Spent       float64
+	Plan        float64
+	Shortfall   float64
+	RatePerDay  float64
+	Forecast    float64
+	ForecastGap float64 // forecast - commitment (negative: under-burn)
+	Chart       template.HTML
+	// Take-or-pay capacity bound to the contract: GPUs in its pools, in
+	// use now, and what the idle part costs per hour.
+	PoolGPUs, PoolUsed int
+	IdleUSDPerHour     float64
+}
+
+type contractsData struct {
+	Applied   bool
+	Contracts []contractRow
+	Scoped    bool
+}
+
+func (h *Handler) contracts(s *session) (string, view, error) {
+	fl, err := h.fleetDoc(s)
+	if err != nil {
+		return "", view{}, err
+	}
+	d := contractsData{Applied: fl != nil, Scoped: !s.who.Admin()}
+	v := view{Title: "Contracts", Nav: "contracts", Refresh: 30, Data: &d}
+	if fl == nil || len(fl.Contracts) == 0 {
+		return "contracts", v, nil
+	}
+	cls, err := h.clusters(s)
+	if err != nil {
+		return "", view{}, err
+	}
+	used := map[string]int{}
+	for _, c := range cls {
+		for _, p := range c.Pools {
+			used[c.Name+"/"+p.Name] = p.GPUs() - p.GPUsFree
+		}
+	}
+	// Spend toward each contract since the earliest start, and since a
+	// few sample times, give each contract's cumulative spend curve:
+	// spent(t) = spent(since start) - spent(since t).
+	earliest := fl.Contracts[0].Start
+	for _, c := range fl.Contracts {
+		if c.Start.Before(earliest) {
+			earliest = c.Start
+		}
+	}
+	if earliest.After(s.now) {
+		earliest = s.now
+	}
+	const samples = 8
+	sinceTimes := []time.Time{earliest}
+	for i := 1; i < samples; i++ {
+		sinceTimes = append(sinceTimes, earliest.Add(s.now.Sub(earliest)*time.Duration(i)/samples))
+	}
+	recent := s.now.Add(-30 * 24 * time.Hour)
+	sinceTimes = append(sinceTimes, recent)
+	spentSince := make([]map[string]float64, len(sinceTimes))
+	for i, t := range sinceTimes {
+		u, err := h.usage(s, t, "contract")
+		if err != nil {
+			return "", view{}, err
+		}
+		spentSince[i] = map[string]float64{}
+		for _, r := range u.Rows {
+			spentSince[i][r.Contract] += r.CostUSD
+		}
+	}
+	for _, c := range fl.Contracts {
+		row := contractRow{C: c, Commit: ledger.Plan(c, c.End), Plan: ledger.Plan(c, s.now)}
+		total := spentSince[0][c.Name]
+		row.Spent = total
+		row.Shortfall = max(0, row.Plan-row.Spent)
+		var spent []point
+		for i, t := range sinceTimes[:samples] {
+			if t.Before(c.Start) {
+				continue
+			}
+			spent = append(spent, point{t, total - spentSince[i][c.Name]})
+		}
+		if s.now.After(c.Start) {
+			spent = append(spent, point{s.now, total})
+		}
+		// Current rate: the last 30 days (or the term so far when shorter).
+		from := recent
+		if from.Before(c.Start) {
+			from = c.Start
+		}
+		if days := s.now.Sub(from).Hours() / 24; days > 0 {
+			row.RatePerDay = spentSince[samples][c.Name] / days
+			if from.Equal(c.Start) {
+				row.RatePerDay = total / days
+			}
+		}
+		row.Forecast = row.Spent
+		if s.now.Before(c.End) {
+			row.Forecast += row.RatePerDay * c.End.Sub(s.now).Hours() / 24
+		}
+		row.ForecastGap = row.Forecast - row.Commit
+		var plan []point
+		for i := 0; i <= 24; i++ {
+			t := c.Start.Add(c.End.Sub(c.Start) * time.Duration(i) / 24)
+			plan = append(plan, point{t, ledger.Plan(c, t)})
+		}
+		var fc []point
+		if s.now.After(c.Start) && s.now.Before(c.End) {
+			fc = []point{{s.now, row.Spent}, {c.End, row.Forecast}}
+		}
+		row.Chart = burnChart("Burn-down of "+c.Name, c.Start, c.End, plan, spent, fc, row.Commit)
+		// Take-or-pay pools whose capacity counts toward this contract.
+		for ci := range fl.Clusters {
+			cl := &fl.Clusters[ci]
+			for pi := range cl.Pools {
+				p := &cl.Pools[pi]
+				rate := ledger.PoolRate(fl, cl, p, s.now)
+				if rate.Contract != c.Name || !rate.TakeOrPay {
+					continue
+				}
+				u := used[cl.Name+"/"+p.Name]
+				row.PoolGPUs += p.GPUs()
+				row.PoolUsed += u
+				row.IdleUSDPerHour += float64(p.GPUs()-u) * rate.PerGPUHour
+			}
+		}
+		d.Contracts = append(d.Contracts, row)
+	}
+	return "contracts", v, nil
+}
+
+type teamRow struct {
+	apiTeam
+	GPUs     []teamGPU
+	Share    float64 // fair share: weight over the sum of weights shown
+	Borrowed int
+}
+
+type teamGPU struct {
+	GPU      model.GPUModel
+	Quota    int
+	InUse    int
+	Borrowed int
+}
+
+func (h *Handler) teams(s *session) (string, view, error) {
+	ts, err := h.teamList(s)
+	if err != nil {
+		return "", view{}, err
+	}
+	sum := 0.0
+	for _, t := range ts {
+		sum += t.Weight
+	}
+	var rows []teamRow
+	var bars []bar
+	for _, t := range ts {
+		r := teamRow{apiTeam: t}
+		if sum > 0 {
+			r.Share = t.Weight / sum
+		}
+		var gpus []model.GPUModel
+		for g := range t.Quota {
+			gpus = append(gpus, g)
+		}
+		for g := range t.InUse {
+			if _, ok := t.Quota[g]; !ok {
+				gpus = append(gpus, g)
+			}
+		}
+		slices.Sort(gpus)
+		for _, g := range gpus {
+			tg := teamGPU{GPU: g, Quota: t.Quota[g], InUse: t.InUse[g]}
+			if len(t.Quota) > 0 {
+				tg.Borrowed = max(0, tg.InUse-tg.Quota)
+			}
+			r.Borrowed += tg.Borrowed
+			r.GPUs = append(r.GPUs, tg)
+		}
+		rows = append(rows, r)
+		note := money(t.SpendThisMonthUSD)
+		if t.MonthlyBudgetUSD > 0 {
+			note += " of " + money(t.MonthlyBudgetUSD)
+		}
+		bars = append(bars, bar{Label: t.Name, Parts: []float64{t.SpendThisMonthUSD}, Note: note})
+	}
+	d := struct {
+		Teams []teamRow
+		Spend template.HTML
+	}{rows, barChart("Spend this month by team", bars, 0, 0, "")}
+	return "teams", view{Title: "Teams", Nav: "teams", Refresh: refreshSeconds, Data: d}, nil
+}
