@@ -36,6 +36,7 @@ type job struct {
 	started  int64 // first start, ns (-1: never)
 	done     int64 // finish, ns
 	listed   bool  // on s.pending
+	isFresh  bool  // on s.fresh
 	reason   engine.Reason
 	detail   string
 	a        *alloc
@@ -97,10 +98,17 @@ type sim struct {
 	roundPending bool
 	lastRound    int64
 	idleRetries  int
-	lastReprice  int64
-	finished     int
-	lastProgress int
-	outages      []outage
+	// A round looks at every pending job only when capacity may have been
+	// freed (a completion, a preemption, an outage) or an hour has passed
+	// (share windows and budget months move on); otherwise jobs that waited
+	// last round would wait again, and only the fresh ones are offered.
+	loosened      bool
+	lastFullRound int64
+	fresh         []*job
+	lastReprice   int64
+	finished      int
+	lastProgress  int
+	outages       []outage
 }
 
 type outage struct {
@@ -141,13 +149,14 @@ func Run(cfg Config, workloads []*model.Workload) (*Result, error) {
 	}
 	s := &sim{
 		cfg: cfg, v: v,
-		rng:        rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)),
-		byID:       make(map[string]*job, len(workloads)),
-		byRef:      map[engine.PoolRef]int{},
-		interval:   int64(cfg.RoundInterval),
-		scaleDelay: int64(cfg.ScaleDelay),
-		lastRound:  math.MinInt64 / 2,
-		res:        &Result{Policy: cfg.Policy, Seed: cfg.Seed, Jobs: len(workloads)},
+		rng:           rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)),
+		byID:          make(map[string]*job, len(workloads)),
+		byRef:         map[engine.PoolRef]int{},
+		interval:      int64(cfg.RoundInterval),
+		scaleDelay:    int64(cfg.ScaleDelay),
+		lastRound:     math.MinInt64 / 2,
+		lastFullRound: math.MinInt64 / 2,
+		res:           &Result{Policy: cfg.Policy, Seed: cfg.Seed, Jobs: len(workloads)},
 	}
 	s.loadJobs(workloads)
 	if err := s.loadFleet(); err != nil {
@@ -428,6 +437,7 @@ func (s *sim) handle(e event) error {
 			return nil
 		}
 		s.complete(j)
+		s.loosened = true
 		s.changed()
 	case evSpot:
 		j := s.jobs[e.id]
@@ -437,6 +447,7 @@ func (s *sim) handle(e event) error {
 		s.res.SpotPreemptions++
 		s.stop(j, true)
 		s.sched.Release(j.w.ID)
+		s.loosened = true
 		s.changed()
 	case evOutageStart:
 		o := &s.outages[e.id]
@@ -454,6 +465,7 @@ func (s *sim) handle(e event) error {
 				s.sched.Release(j.w.ID)
 			}
 		}
+		s.loosened = true
 		s.changed()
 	case evOutageEnd:
 		o := &s.outages[e.id]
@@ -465,6 +477,7 @@ func (s *sim) handle(e event) error {
 			}
 		}
 		s.unpark()
+		s.loosened = true
 		s.changed()
 	}
 	return nil
@@ -475,6 +488,10 @@ func (s *sim) enqueue(j *job) {
 	if !j.listed {
 		j.listed = true
 		s.pending = append(s.pending, j)
+	}
+	if !j.isFresh {
+		j.isFresh = true
+		s.fresh = append(s.fresh, j)
 	}
 }
 
@@ -513,8 +530,27 @@ func (s *sim) round() error {
 	if len(s.pending) == 0 {
 		return nil
 	}
-	ws := make([]*model.Workload, len(s.pending))
-	for i, j := range s.pending {
+	offer := s.pending
+	if !s.loosened && s.now-s.lastFullRound < int64(time.Hour) && s.lastFullRound > math.MinInt64/2 {
+		offer = offer[:0:0]
+		for _, j := range s.fresh {
+			if j.state == stPending {
+				offer = append(offer, j)
+			}
+		}
+	} else {
+		s.loosened = false
+		s.lastFullRound = s.now
+	}
+	for _, j := range s.fresh {
+		j.isFresh = false
+	}
+	s.fresh = s.fresh[:0]
+	if len(offer) == 0 {
+		return nil
+	}
+	ws := make([]*model.Workload, len(offer))
+	for i, j := range offer {
 		ws[i] = j.w
 	}
 	var capCheck *capChecker
