@@ -39,7 +39,7 @@ func barChart(title string, bars []bar, max float64, capAt float64, capLabel str
 	if max <= 0 {
 		max = 1
 	}
-	const w, labelW, noteW, rowH = 640.0, 130.0, 150.0, 26.0
+	const w, labelW, noteW, rowH = 480.0, 120.0, 130.0, 26.0
 	plotW := w - labelW - noteW
 	hgt := rowH*float64(len(bars)) + 24
 	var sb strings.Builder
@@ -78,7 +78,7 @@ type point struct {
 // burnChart draws a contract's plan (line over the whole term), its spend
 // so far, and the forecast from now to the end at the current rate.
 func burnChart(title string, start, end time.Time, plan, spent, forecast []point, commit float64) template.HTML {
-	const w, h, l, r, t, b = 640.0, 220.0, 70.0, 16.0, 12.0, 30.0
+	const w, h, l, r, t, b = 560.0, 220.0, 64.0, 16.0, 12.0, 30.0
 	top := commit
 	for _, s := range [][]point{plan, spent, forecast} {
 		for _, p := range s {
