@@ -359,6 +359,10 @@ func (s *subIndex) effective(i int, pr *profile) float64 {
 func (r *round) class(w *model.Workload, opt int, ts *teamState) *class {
 	// A Scheduler sees the same pending workloads round after round:
 	// finding their class by pointer skips hashing the whole option.
+	// (A one-shot Schedule, round 1, would only pay for filling it.)
+	if r.roundNo <= 1 {
+		return r.classFor(w, opt, ts)
+	}
 	wk := workloadOption{w, opt}
 	if c := r.byWorkload[wk]; c != nil {
 		return c
