@@ -144,7 +144,7 @@ func (h *Handler) overview(s *session) (string, view, error) {
 		if total > 0 {
 			f = r.GPUHours / total
 		}
-		share = append(share, bar{Label: r.Provider, Parts: []float64{f}, Note: fmt.Sprintf("%.0f%% · %.0f GPU-h", f*100, r.GPUHours)})
+		share = append(share, bar{Label: r.Provider, Parts: []float64{f}, Note: fmt.Sprintf("%.0f%% · %s GPU-h", f*100, qty(r.GPUHours))})
 	}
 	capLabel := ""
 	if policy.MaxProviderShare > 0 {

@@ -39,7 +39,7 @@ func barChart(title string, bars []bar, max float64, capAt float64, capLabel str
 	if max <= 0 {
 		max = 1
 	}
-	const w, labelW, noteW, rowH = 480.0, 120.0, 130.0, 26.0
+	const w, labelW, noteW, rowH = 540.0, 150.0, 150.0, 26.0
 	plotW := w - labelW - noteW
 	hgt := rowH*float64(len(bars)) + 24
 	var sb strings.Builder
@@ -132,6 +132,19 @@ func burnChart(title string, start, end time.Time, plan, spent, forecast []point
 	}
 	sb.WriteString(`</svg>`)
 	return template.HTML(sb.String())
+}
+
+// qty formats a count compactly: 950, 12.3k, 1.47M.
+func qty(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case a >= 1e4:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
 }
 
 // money formats USD compactly: $950, $12.3k, $4.5M, $38.0B.
