@@ -178,7 +178,8 @@ func jobGPUs(j *store.Job) (model.GPUModel, int) {
 	return "", 0
 }
 
-// page cuts one page out of n rows: [lo, hi) and the number of pages.
+// pager is one page of a list: its number (from 1), how many pages and
+// rows there are, and the rows [From, To) it shows.
 type pager struct {
 	Page, Pages, Total, From, To int
 }
@@ -190,6 +191,8 @@ func (p pager) HasPrev() bool {
 }
 func (p pager) HasNext() bool { return p.Page < p.Pages }
 
+// paginate reads the page number from the query parameter key (out of
+// range: the nearest page) for a list of n rows, PageSize a page.
 func paginate(r *http.Request, key string, n int) pager {
 	pages := (n + PageSize - 1) / PageSize
 	if pages < 1 {
