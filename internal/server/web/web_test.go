@@ -339,9 +339,14 @@ func TestTenThousandJobs(t *testing.T) {
 	for _, p := range []string{"/", "/queue", "/queue?page=37", "/queue?page=100"} {
 		start := time.Now()
 		body := e.mustPage(p, e.admin)
-		// A smoke bound only (the race detector slows this several
-		// times); BenchmarkOverview10k gives the real figure.
-		if d := time.Since(start); d > 5*time.Second {
+		// A smoke bound only: the race detector slows this down ten to
+		// twenty times on a loaded CI machine; BenchmarkOverview10k gives
+		// the real figure.
+		bound := 3 * time.Second
+		if raceEnabled {
+			bound = 60 * time.Second
+		}
+		if d := time.Since(start); d > bound {
 			t.Errorf("GET %s took %v", p, d)
 		}
 		switch p {
