@@ -42,6 +42,7 @@ type pool struct {
 	running        []*runAlloc
 	fresh          []*runAlloc // admitted by the Scheduler, not yet in running
 	runSorted      bool
+	busy           bool // on round.busy
 	sortedRound    int
 	runMinPriority int
 	runBorrowed    bool

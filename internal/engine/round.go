@@ -61,8 +61,11 @@ type round struct {
 	totalUsage  float64
 	future      map[model.Provider]float64
 	totalFuture float64
+	projected   bool
 	projectedAt time.Time
-	shareFloor  float64
+	// busy lists the pools holding running work (projectRunning's input).
+	busy       []*pool
+	shareFloor float64
 
 	quotas bool
 	teams  map[string]*teamState
@@ -168,7 +171,6 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 	for i := range snap.Running {
 		r.addRunning(&runAlloc{a: snap.Running[i]})
 	}
-	r.projectRunning()
 	return r
 }
 
@@ -186,12 +188,26 @@ func (r *round) remaining(ra *runAlloc) float64 {
 	return max(0, h) * float64(ra.a.GPUs())
 }
 
+// project makes future current for this round: computed on first use
+// (only a policy with a share cap needs it), at most once per round.
+func (r *round) project() {
+	if !r.projected || !r.projectedAt.Equal(r.now) {
+		r.projectRunning()
+	}
+}
+
 // projectRunning recomputes the expected future usage of running work.
 func (r *round) projectRunning() {
-	r.projectedAt = r.now
+	r.projected, r.projectedAt = true, r.now
 	clear(r.future)
 	r.totalFuture = 0
-	for _, pl := range r.pools {
+	busy := r.busy[:0]
+	for _, pl := range r.busy {
+		if len(pl.running)+len(pl.fresh) == 0 {
+			pl.busy = false
+			continue
+		}
+		busy = append(busy, pl)
 		for _, list := range [][]*runAlloc{pl.running, pl.fresh} {
 			for _, ra := range list {
 				if !ra.evicted {
@@ -200,6 +216,10 @@ func (r *round) projectRunning() {
 			}
 		}
 	}
+	// Pool order, so the sums (and the decisions they feed) are the same
+	// however the pools became busy.
+	slices.SortFunc(busy, func(a, b *pool) int { return a.seq - b.seq })
+	r.busy = busy
 	for _, p := range sortedKeys(r.future) {
 		r.totalFuture += r.future[p]
 	}
@@ -209,6 +229,10 @@ func (r *round) projectRunning() {
 // counted as used in the pool).
 func (r *round) addRunning(ra *runAlloc) {
 	if pl := r.byRef[ra.a.Pool]; pl != nil {
+		if !pl.busy {
+			pl.busy = true
+			r.busy = append(r.busy, pl)
+		}
 		if ra.round > 0 {
 			// Admitted this round: not a victim before the next round,
 			// so it joins the sorted victim list only then.

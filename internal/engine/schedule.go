@@ -59,9 +59,6 @@ func (s *Scheduler) Schedule(pending []*model.Workload, now time.Time) Decisions
 	if len(r.byWorkload) > 4*len(pending)+1024 {
 		clear(r.byWorkload) // forget workloads long gone
 	}
-	if !r.projectedAt.Equal(now) {
-		r.projectRunning() // time moved on: running work has less to go
-	}
 	clear(r.scale)
 	clear(r.noVictims)
 	// Waits come out in pending order: mark them by index, then collect.
@@ -413,6 +410,7 @@ func (r *round) capBlocked(p model.Provider, w *model.Workload, need int) (bool,
 	if r.pol.MaxProviderShare <= 0 {
 		return false, ""
 	}
+	r.project()
 	add := r.shareAdd(w, need)
 	around := (r.provUsage[p] + r.future[p] + add) / math.Max(r.totalUsage+r.totalFuture+add, r.shareFloor)
 	ahead := (r.future[p] + add) / math.Max(r.totalFuture+add, r.shareFloor)
