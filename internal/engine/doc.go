@@ -12,6 +12,10 @@
 // same decisions byte for byte. That is what lets the simulator (internal/sim)
 // and the server (internal/server) run the very same core.
 //
+// Schedule is one round from a snapshot. A Scheduler runs the same rounds
+// but keeps their state between them, for a caller that reports every change
+// (the simulator); a test checks that both decide alike.
+//
 // A round works like this:
 //
 //  1. Build round state from the snapshot: per-pool free nodes, usage by team,
@@ -21,17 +25,21 @@
 //  3. For each workload and each of its resource options, take the candidate
 //     pools that pass every static check (one small checker per constraint,
 //     each rejection named), ranked by effective cost per GPU-hour. These
-//     lists are built once per class of alike workloads and indexed per
-//     provider by a segment tree over free capacity, so finding the cheapest
-//     pool with room for a gang costs O(providers x log pools).
+//     lists are built once per class of alike workloads, split by provider,
+//     spot-ness and data region (inside such a sub-index every workload of
+//     the class ranks the pools alike), each with a segment tree over free
+//     capacity, so finding the cheapest pool with room for a gang costs
+//     O(sub-indexes x log pools).
 //  4. Apply the dynamic checks (quota and cohort borrowing, team budget,
-//     provider share cap) and place the gang on whole nodes of one pool,
-//     best fit, or preempt the running work that loses the least.
+//     provider share cap, judged on what the window has used plus what
+//     running work and this admission are expected to use) and place the
+//     gang on nodes of one pool, best fit, or preempt the running work that
+//     loses the least.
 //  5. Record the admission and update the indexes, so later workloads of the
 //     round see the capacity as taken.
 //
 // Effective cost (see cost.go): list price, less contract discount, less the
-// list price of committed or reserved capacity (already paid for), less a
+// price of committed or reserved capacity (already paid for), less a
 // shadow discount where a take-or-pay spend commitment is behind its burn
 // plan, plus the expected cost of work lost to spot preemption, plus data
 // egress spread over the job's GPU-hours.
