@@ -1,0 +1,45 @@
+// Package kubernetes is the backend that runs attempts on a Kubernetes
+// cluster through the API server (client-go typed clients).
+//
+// # One attempt, one Indexed Job
+//
+// An attempt becomes one batch/v1 Job named backend.Name(job, attempt), with
+// completionMode Indexed and completions = parallelism = the gang's node
+// count: pod i is node rank i (its completion index, passed to the job
+// through the downward API). An Indexed Job is chosen over a JobSet because
+// it is built into every cluster (JobSet is a CRD plus a controller that the
+// cluster would have to run), and one replicated pod template is all a gang
+// of identical nodes needs. A gang of more than one node also gets a
+// headless Service of the same name, owned by the Job, so that rank i is
+// reachable as NAME-i.NAME; those names are GPUBROKER_NODE_IPS.
+//
+// The Job never retries inside Kubernetes (backoffLimit 0): a failed
+// attempt is the control plane's to retry, as a new attempt. Its pod failure
+// policy fails the Job at once when a pod is disrupted (evicted, preempted,
+// its node lost: reported PhaseLost) or when the container exits non-zero,
+// and the Job's Failed condition then carries the exit code, so Observe
+// reads every attempt's state from one List of Jobs and never from pods.
+//
+// Pods request nvidia.com/gpu (Options.GPUResource) per node as
+// Node.GPUs says, and select the GPU model through the
+// nvidia.com/gpu.product node label: Options.PoolProducts maps a pool name
+// to that label's value; a pool name that is not in the map is taken to be
+// the value itself, as DiscoverPools names the pools it finds.
+//
+// # Submit, Cancel, Forget
+//
+// Submit creates the Job and treats AlreadyExists as success, so a broker
+// that died between "submit" and "record" never starts an attempt twice.
+// Cancel does not delete the Job: the contract wants a cancelled attempt
+// to stay observable (ended) until Forget. It marks the Job cancelled and
+// sets its activeDeadlineSeconds to 1, so that the Job controller itself
+// stops every pod and fails the Job (reason DeadlineExceeded, reported as
+// Failed, "cancelled"). Forget deletes the Job with foreground propagation,
+// which takes its pods and Service with it.
+//
+// # What it never does
+//
+// It never creates pods itself, never binds pods to nodes, never polls one
+// Job at a time, and keeps no state outside the cluster: a new Backend finds
+// every attempt of an earlier broker by its labels.
+package kubernetes

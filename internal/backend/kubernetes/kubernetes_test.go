@@ -1,0 +1,511 @@
+package kubernetes
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/catalog"
+	"gpubroker/internal/model"
+)
+
+// The tests run against the real API server and kwok nodes that
+// scripts/engines/k8s-up.sh starts (2 nodes x 8 nvidia.com/gpu). kwok has
+// no kubelet: pods never run a process, so there is no output and the exit
+// code is kwok's (0, or 1 for a pod annotated kwok.x-k8s.io/outcome=failed).
+// Each test works in a namespace of its own, deleted afterwards.
+
+// kubeconfig returns the CI cluster's kubeconfig, skipping the test when
+// the cluster is not running (failing it with GPUBROKER_REQUIRE_ENGINES=1).
+// Only the cluster k8s-up.sh started is used, never $KUBECONFIG: the tests
+// create and delete namespaces.
+func kubeconfig(t *testing.T) *rest.Config {
+	t.Helper()
+	dir := os.Getenv("K8S_CI_DIR")
+	if dir == "" {
+		dir = "/tmp/k8s-ci"
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err == nil {
+		cfg.Timeout = 5 * time.Second
+		var c *k8s.Clientset
+		if c, err = k8s.NewForConfig(cfg); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var body []byte
+			body, err = c.CoreV1().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+			if err == nil && string(body) != "ok" {
+				err = errors.New("/readyz: " + string(body))
+			}
+		}
+		cfg.Timeout = 0
+	}
+	if err != nil {
+		msg := "Kubernetes not running; start it with scripts/engines/k8s-up.sh (" + err.Error() + ")"
+		if os.Getenv("GPUBROKER_REQUIRE_ENGINES") == "1" {
+			t.Fatal(msg + " (GPUBROKER_REQUIRE_ENGINES=1: required)")
+		}
+		t.Skip(msg)
+	}
+	return cfg
+}
+
+// newBackend returns a Backend in a fresh namespace, removed at the end.
+func newBackend(t *testing.T, opts Options) *Backend {
+	t.Helper()
+	cfg := kubeconfig(t)
+	if opts.RESTConfig == nil {
+		opts.RESTConfig = cfg
+	}
+	if opts.Namespace == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		opts.Namespace = "gpubroker-test-" + hex.EncodeToString(b[:])
+		t.Cleanup(func() {
+			nb, err := New(Options{RESTConfig: cfg})
+			if err == nil {
+				_ = nb.client.CoreV1().Namespaces().Delete(context.Background(), opts.Namespace, metav1.DeleteOptions{})
+			}
+		})
+	}
+	b, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var nextID atomic.Int64
+
+func spec(nodes, gpus int) backend.Spec {
+	id := time.Now().UnixNano()/1e3%1e9*100 + nextID.Add(1)
+	s := backend.Spec{Name: backend.Name(id, 1), JobID: id, Attempt: 1, Team: "test", Run: "echo hi"}
+	for i := range nodes {
+		n := backend.Node{Index: i}
+		for g := range gpus {
+			n.GPUs = append(n.GPUs, g)
+		}
+		s.Nodes = append(s.Nodes, n)
+	}
+	return s
+}
+
+func observe(t *testing.T, b *Backend, name string) (backend.Status, bool) {
+	t.Helper()
+	all, err := b.Observe(context.Background())
+	if err != nil {
+		t.Fatalf("Observe: %v", err)
+	}
+	for _, st := range all {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return backend.Status{}, false
+}
+
+// wait polls Observe until name is in phase want.
+func wait(t *testing.T, b *Backend, name string, want backend.Phase) backend.Status {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last backend.Status
+	for time.Now().Before(deadline) {
+		st, ok := observe(t, b, name)
+		if !ok {
+			t.Fatalf("%s: not observed", name)
+		}
+		if st.Phase == want {
+			return st
+		}
+		if st.Phase != backend.PhasePending && st.Phase != backend.PhaseRunning {
+			t.Fatalf("%s: %s (%s), want %s", name, st.Phase, st.Message, want)
+		}
+		last = st
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: still %s after 30s, want %s", name, last.Phase, want)
+	return last
+}
+
+func submit(t *testing.T, b *Backend, s backend.Spec) {
+	t.Helper()
+	if err := b.Submit(context.Background(), s); err != nil {
+		t.Fatalf("Submit: %v", err)
+	}
+}
+
+func TestSucceeds(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{})
+	s := spec(1, 1)
+	s.Pool = "NVIDIA-H100-80GB-HBM3"
+	submit(t, b, s)
+	st := wait(t, b, s.Name, backend.PhaseSucceeded)
+	if st.ExitCode == nil || *st.ExitCode != 0 {
+		t.Errorf("ExitCode = %v, want 0", st.ExitCode)
+	}
+	if st.Ended.IsZero() || st.Started.IsZero() || st.Ended.Before(st.Started) {
+		t.Errorf("Started %v, Ended %v", st.Started, st.Ended)
+	}
+	// kwok pods have no kubelet, hence no logs: Logs returns what exists
+	// (nothing), and a follow ends because the Job has ended.
+	for _, follow := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r, err := b.Logs(ctx, s.Name, follow)
+		if err != nil {
+			t.Fatalf("Logs(follow=%v): %v", follow, err)
+		}
+		buf := make([]byte, 100)
+		if _, err := r.Read(buf); err == nil || ctx.Err() != nil {
+			t.Errorf("Logs(follow=%v) did not end with the Job (%v, ctx %v)", follow, err, ctx.Err())
+		}
+		r.Close()
+		cancel()
+	}
+	pods, err := b.client.CoreV1().Pods(b.ns).List(context.Background(), metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + s.Name})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods: %v, %d, want 1", err, len(pods.Items))
+	}
+	p := pods.Items[0]
+	if got := p.Spec.NodeSelector[ProductLabel]; got != s.Pool {
+		t.Errorf("node selector %s=%q, want %q", ProductLabel, got, s.Pool)
+	}
+	if got := p.Spec.Containers[0].Resources.Limits["nvidia.com/gpu"]; got.Value() != 1 {
+		t.Errorf("nvidia.com/gpu limit %v, want 1", got.String())
+	}
+	if p.Labels[LabelJobID] == "" || p.Labels[LabelAttempt] != "1" {
+		t.Errorf("pod labels %v lack job id and attempt", p.Labels)
+	}
+}
+
+func TestFailsWithExitCode(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{PodAnnotations: map[string]string{"kwok.x-k8s.io/outcome": "failed"}})
+	s := spec(1, 1)
+	submit(t, b, s)
+	st := wait(t, b, s.Name, backend.PhaseFailed)
+	if st.ExitCode == nil || *st.ExitCode != 1 {
+		t.Errorf("ExitCode = %v (%s), want 1 (kwok's failed outcome)", st.ExitCode, st.Message)
+	}
+	if !strings.Contains(st.Message, batchv1.JobReasonPodFailurePolicy) {
+		t.Errorf("Message %q does not name the pod failure policy", st.Message)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{PodAnnotations: map[string]string{"kwok.x-k8s.io/outcome": "running"}})
+	ctx := context.Background()
+	s := spec(2, 1)
+	submit(t, b, s)
+	wait(t, b, s.Name, backend.PhaseRunning)
+	if err := b.Cancel(ctx, s.Name); err != nil {
+		t.Fatalf("Cancel: %v", err)
+	}
+	st := wait(t, b, s.Name, backend.PhaseFailed)
+	if st.Message != "cancelled" {
+		t.Errorf("Message %q, want cancelled", st.Message)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pods, err := b.client.CoreV1().Pods(b.ns).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + s.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				running++
+			}
+		}
+		if running == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pods still running after Cancel", running)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := b.Cancel(ctx, s.Name); err != nil {
+		t.Errorf("Cancel of an ended attempt: %v", err)
+	}
+	if err := b.Cancel(ctx, spec(1, 0).Name); err != nil {
+		t.Errorf("Cancel of an unknown attempt: %v", err)
+	}
+}
+
+func TestSubmitTwiceCreatesOneJob(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{})
+	ctx := context.Background()
+	s := spec(2, 1)
+	var wg sync.WaitGroup
+	errs := make(chan error, 5)
+	for range 5 {
+		wg.Go(func() { errs <- b.Submit(ctx, s) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Submit: %v", err)
+		}
+	}
+	wait(t, b, s.Name, backend.PhaseSucceeded)
+	submit(t, b, s) // after the end: still nothing new
+	jobs, err := b.client.BatchV1().Jobs(b.ns).List(ctx, metav1.ListOptions{LabelSelector: LabelJobID})
+	if err != nil || len(jobs.Items) != 1 {
+		t.Fatalf("jobs: %v, %d, want 1", err, len(jobs.Items))
+	}
+	pods, err := b.client.CoreV1().Pods(b.ns).List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) != 2 {
+		t.Fatalf("pods: %v, %d, want 2 (one per node, started once)", err, len(pods.Items))
+	}
+	if st, _ := observe(t, b, s.Name); st.Phase != backend.PhaseSucceeded {
+		t.Errorf("after a re-Submit: %s, want Succeeded", st.Phase)
+	}
+}
+
+// countingTransport counts the requests a client makes.
+type countingTransport struct {
+	rt   http.RoundTripper
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+	c.mu.Unlock()
+	return c.rt.RoundTrip(r)
+}
+
+func TestObserveIsOneList(t *testing.T) {
+	t.Parallel()
+	cfg := rest.CopyConfig(kubeconfig(t))
+	ct := &countingTransport{}
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct }
+	b := newBackend(t, Options{RESTConfig: cfg})
+	var names []string
+	for range 3 {
+		s := spec(1, 1)
+		submit(t, b, s)
+		names = append(names, s.Name)
+	}
+	for _, n := range names {
+		wait(t, b, n, backend.PhaseSucceeded)
+	}
+	ct.mu.Lock()
+	ct.reqs = nil
+	ct.mu.Unlock()
+	all, err := b.Observe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 {
+		t.Errorf("Observe: %d statuses, want 3", len(all))
+	}
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if len(ct.reqs) != 1 || !strings.HasPrefix(ct.reqs[0], "GET /apis/batch/v1/namespaces/"+b.ns+"/jobs?") {
+		t.Errorf("Observe made requests %q, want one List of Jobs", ct.reqs)
+	}
+}
+
+func TestGang(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{})
+	ctx := context.Background()
+	s := spec(2, 1)
+	submit(t, b, s)
+	wait(t, b, s.Name, backend.PhaseSucceeded)
+	job, err := b.client.BatchV1().Jobs(b.ns).Get(ctx, s.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *job.Spec.Completions != 2 || *job.Spec.Parallelism != 2 || *job.Spec.CompletionMode != batchv1.IndexedCompletion {
+		t.Errorf("job spec: completions %d parallelism %d mode %s", *job.Spec.Completions, *job.Spec.Parallelism, *job.Spec.CompletionMode)
+	}
+	svc, err := b.client.CoreV1().Services(b.ns).Get(ctx, s.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("gang service: %v", err)
+	}
+	if len(svc.OwnerReferences) != 1 || svc.OwnerReferences[0].UID != job.UID {
+		t.Errorf("service owners %v, want the Job", svc.OwnerReferences)
+	}
+	pods, err := b.client.CoreV1().Pods(b.ns).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + s.Name})
+	if err != nil || len(pods.Items) != 2 {
+		t.Fatalf("pods: %v, %d, want 2", err, len(pods.Items))
+	}
+	indexes := map[string]bool{}
+	for _, p := range pods.Items {
+		indexes[p.Annotations[batchv1.JobCompletionIndexAnnotation]] = true
+		env := map[string]corev1.EnvVar{}
+		for _, e := range p.Spec.Containers[0].Env {
+			env[e.Name] = e
+		}
+		rank := env["GPUBROKER_NODE_RANK"]
+		if rank.ValueFrom == nil || rank.ValueFrom.FieldRef == nil ||
+			rank.ValueFrom.FieldRef.FieldPath != "metadata.annotations['batch.kubernetes.io/job-completion-index']" {
+			t.Errorf("GPUBROKER_NODE_RANK = %+v, want the completion index through the downward API", rank)
+		}
+		want := s.Name + "-0." + s.Name + "\n" + s.Name + "-1." + s.Name
+		if env["GPUBROKER_NODE_IPS"].Value != want || env["SKYPILOT_NODE_IPS"].Value != want {
+			t.Errorf("NODE_IPS %q, want %q", env["GPUBROKER_NODE_IPS"].Value, want)
+		}
+		if env["GPUBROKER_NUM_NODES"].Value != "2" || env["SKYPILOT_NUM_GPUS_PER_NODE"].Value != "1" {
+			t.Errorf("env %v", env)
+		}
+	}
+	if !indexes["0"] || !indexes["1"] {
+		t.Errorf("completion indexes %v, want 0 and 1", indexes)
+	}
+}
+
+// A second Backend (a restarted broker) finds the first one's attempts.
+func TestRestartFindsAttempts(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{PodAnnotations: map[string]string{"kwok.x-k8s.io/outcome": "running"}})
+	s := spec(1, 1)
+	submit(t, b, s)
+	wait(t, b, s.Name, backend.PhaseRunning)
+	b2 := newBackend(t, Options{Namespace: b.ns, RESTConfig: b.opts.RESTConfig})
+	if st, ok := observe(t, b2, s.Name); !ok || st.Phase != backend.PhaseRunning {
+		t.Errorf("new backend observes %+v (%v), want Running", st, ok)
+	}
+	submit(t, b2, s)
+	jobs, err := b2.client.BatchV1().Jobs(b.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(jobs.Items) != 1 {
+		t.Errorf("jobs after re-Submit from a new backend: %v, %d, want 1", err, len(jobs.Items))
+	}
+}
+
+func TestForgetAndLogsUnknown(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{})
+	ctx := context.Background()
+	s := spec(1, 1)
+	submit(t, b, s)
+	wait(t, b, s.Name, backend.PhaseSucceeded)
+	if err := b.Forget(ctx, s.Name); err != nil {
+		t.Fatalf("Forget: %v", err)
+	}
+	if st, ok := observe(t, b, s.Name); ok {
+		t.Errorf("Observe reports a forgotten attempt: %+v", st)
+	}
+	if err := b.Forget(ctx, s.Name); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Forget twice: %v", err)
+	}
+	if _, err := b.Logs(ctx, spec(1, 0).Name, false); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Logs of an unknown attempt: %v, want ErrNotFound", err)
+	}
+}
+
+func TestHealthAndDiscovery(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{})
+	ctx := context.Background()
+	if err := b.Health(ctx); err != nil {
+		t.Errorf("Health: %v", err)
+	}
+	gpus, err := b.GPUs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int{8, 8}, gpus); diff != "" {
+		t.Errorf("GPUs (-want +got):\n%s", diff)
+	}
+	pools, err := b.DiscoverPools(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h100, err := catalog.ParseGPU("NVIDIA-H100-80GB-HBM3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []model.Pool{{
+		Name: "NVIDIA-H100-80GB-HBM3", GPU: h100, GPUsPerNode: 8, Nodes: 2, PriceClass: model.OnDemand,
+		CPUsPerNode: 64, MemoryGiBPerNode: 512,
+	}}
+	if diff := cmp.Diff(want, pools); diff != "" {
+		t.Errorf("DiscoverPools (-want +got):\n%s", diff)
+	}
+}
+
+// A cluster that does not answer is ErrUnavailable, in every call.
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	b, err := New(Options{RESTConfig: &rest.Config{Host: "https://127.0.0.1:1", Timeout: 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := b.Observe(ctx); !errors.Is(err, backend.ErrUnavailable) {
+		t.Errorf("Observe: %v, want ErrUnavailable", err)
+	}
+	if err := b.Health(ctx); !errors.Is(err, backend.ErrUnavailable) {
+		t.Errorf("Health: %v, want ErrUnavailable", err)
+	}
+	if err := b.Submit(ctx, spec(1, 1)); !errors.Is(err, backend.ErrUnavailable) {
+		t.Errorf("Submit: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestStatusFromConditions(t *testing.T) {
+	t.Parallel()
+	at := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	start := metav1.NewTime(at.Add(-time.Minute))
+	job := func(ann map[string]string, st batchv1.JobStatus) *batchv1.Job {
+		st.StartTime = &start
+		return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "j", Annotations: ann}, Status: st}
+	}
+	cond := func(typ batchv1.JobConditionType, reason, msg string) []batchv1.JobCondition {
+		return []batchv1.JobCondition{{Type: typ, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: at}}
+	}
+	for name, tc := range map[string]struct {
+		job  *batchv1.Job
+		want backend.Status
+	}{
+		"pending": {job(nil, batchv1.JobStatus{Active: 1, Ready: ptr(int32(0))}),
+			backend.Status{Name: "j", Phase: backend.PhasePending}},
+		"running": {job(nil, batchv1.JobStatus{Active: 2, Ready: ptr(int32(2))}),
+			backend.Status{Name: "j", Phase: backend.PhaseRunning, Started: start.Time}},
+		"complete": {job(nil, batchv1.JobStatus{Succeeded: 1, Conditions: cond(batchv1.JobComplete, "", "")}),
+			backend.Status{Name: "j", Phase: backend.PhaseSucceeded, ExitCode: ptr(0), Started: start.Time, Ended: at.Time}},
+		"exit code": {job(nil, batchv1.JobStatus{Failed: 1, Conditions: cond(batchv1.JobFailed, "PodFailurePolicy",
+			"Container main for pod ns/j-0-abc failed with exit code 3 matching FailJob rule at index 1")}),
+			backend.Status{Name: "j", Phase: backend.PhaseFailed, ExitCode: ptr(3), Started: start.Time, Ended: at.Time,
+				Message: "PodFailurePolicy: Container main for pod ns/j-0-abc failed with exit code 3 matching FailJob rule at index 1"}},
+		"disrupted": {job(nil, batchv1.JobStatus{Failed: 1, Conditions: cond(batchv1.JobFailed, "PodFailurePolicy",
+			"Pod ns/j-0-abc has condition DisruptionTarget matching FailJob rule at index 0")}),
+			backend.Status{Name: "j", Phase: backend.PhaseLost, Started: start.Time, Ended: at.Time,
+				Message: "PodFailurePolicy: Pod ns/j-0-abc has condition DisruptionTarget matching FailJob rule at index 0"}},
+		"cancelled": {job(map[string]string{AnnotationCancelled: "true"}, batchv1.JobStatus{Conditions: cond(batchv1.JobFailed, "DeadlineExceeded", "Job was active longer than specified deadline")}),
+			backend.Status{Name: "j", Phase: backend.PhaseFailed, Started: start.Time, Ended: at.Time, Message: "cancelled"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, status(tc.job)); diff != "" {
+				t.Errorf("status (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,151 @@
+package kubernetes
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// logPoll is how often a following reader looks again for a pod that has
+// not started or a Job that has not ended.
+const logPoll = 250 * time.Millisecond
+
+// Logs streams the container output of the attempt's pods, each line
+// prefixed "[rank R] " for a gang. Pods whose logs the cluster cannot give
+// (not started yet, deleted, or on a node without a kubelet, as with kwok)
+// contribute nothing: Logs returns what exists. With follow it streams each
+// rank until its container ends, and ends when every rank has or the Job
+// has ended, or when ctx is done. ErrNotFound when there is no such Job.
+func (b *Backend) Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error) {
+	job, err := b.client.BatchV1().Jobs(b.ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, wrap("logs "+name, err)
+	}
+	ranks := 1
+	if job.Spec.Completions != nil {
+		ranks = int(*job.Spec.Completions)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	var mu sync.Mutex // whole lines only
+	var wg sync.WaitGroup
+	for r := range ranks {
+		prefix := ""
+		if ranks > 1 {
+			prefix = "[rank " + strconv.Itoa(r) + "] "
+		}
+		wg.Go(func() {
+			w := func(line string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				_, err := io.WriteString(pw, prefix+line)
+				return err
+			}
+			if follow {
+				b.followRank(ctx, name, r, w)
+			} else {
+				b.copyRank(ctx, name, r, false, w)
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		cancel()
+		pw.Close()
+	}()
+	return &logReader{PipeReader: pr, cancel: cancel}, nil
+}
+
+type logReader struct {
+	*io.PipeReader
+	cancel context.CancelFunc
+}
+
+func (r *logReader) Close() error {
+	r.cancel()
+	return r.PipeReader.Close()
+}
+
+// rankPod returns the newest pod of the Job with completion index rank.
+func (b *Backend) rankPod(ctx context.Context, name string, rank int) (*corev1.Pod, error) {
+	pods, err := b.client.CoreV1().Pods(b.ns).List(ctx, metav1.ListOptions{
+		LabelSelector: batchv1.JobNameLabel + "=" + name + "," + batchv1.JobCompletionIndexAnnotation + "=" + strconv.Itoa(rank),
+	})
+	if err != nil || len(pods.Items) == 0 {
+		return nil, err
+	}
+	sort.Slice(pods.Items, func(i, j int) bool {
+		return pods.Items[i].CreationTimestamp.After(pods.Items[j].CreationTimestamp.Time)
+	})
+	return &pods.Items[0], nil
+}
+
+// copyRank copies one rank's log to w; it reports whether a stream was
+// opened (and so read to its end).
+func (b *Backend) copyRank(ctx context.Context, name string, rank int, follow bool, w func(string) error) bool {
+	pod, err := b.rankPod(ctx, name, rank)
+	if err != nil || pod == nil || pod.Status.Phase == corev1.PodPending {
+		return false
+	}
+	rc, err := b.client.CoreV1().Pods(b.ns).GetLogs(pod.Name, &corev1.PodLogOptions{
+		Container: container, Follow: follow,
+	}).Stream(ctx)
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	br := bufio.NewReader(rc)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			if line[len(line)-1] != '\n' {
+				line += "\n"
+			}
+			if w(line) != nil {
+				return true
+			}
+		}
+		if err != nil {
+			return true
+		}
+	}
+}
+
+// followRank waits for the rank's pod to start, then streams its log to
+// the end; it gives up when the Job has ended without a stream to follow.
+func (b *Backend) followRank(ctx context.Context, name string, rank int, w func(string) error) {
+	for ctx.Err() == nil {
+		if b.copyRank(ctx, name, rank, true, w) {
+			return
+		}
+		job, err := b.client.BatchV1().Jobs(b.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || finished(job) {
+			if err == nil {
+				// The pod may have ended between the two looks.
+				b.copyRank(ctx, name, rank, false, w)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(logPoll):
+		}
+	}
+}
+
+func finished(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}

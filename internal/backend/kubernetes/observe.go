@@ -1,0 +1,97 @@
+package kubernetes
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"gpubroker/internal/backend"
+)
+
+// Observe lists the backend's Jobs (every Job carrying LabelJobID in the
+// namespace) in one call and reads each attempt's phase from its Job's
+// conditions alone. Jobs being deleted are not reported.
+func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
+	list, err := b.client.BatchV1().Jobs(b.ns).List(ctx, metav1.ListOptions{LabelSelector: LabelJobID})
+	if err != nil {
+		return nil, wrap("observe", err)
+	}
+	out := make([]backend.Status, 0, len(list.Items))
+	for i := range list.Items {
+		if list.Items[i].DeletionTimestamp != nil {
+			continue // forgotten (or deleted by someone else): no longer held
+		}
+		out = append(out, status(&list.Items[i]))
+	}
+	return out, nil
+}
+
+// exitCodeRE finds the exit code in the message the Job controller writes
+// when a pod failure policy rule on exit codes fails the Job: "Container
+// main for pod NS/POD failed with exit code 3 matching FailJob rule at
+// index 1".
+var exitCodeRE = regexp.MustCompile(`failed with exit code (\d+) matching`)
+
+// status maps a Job to an attempt's status:
+//   - condition Complete: Succeeded, exit code 0;
+//   - condition Failed: Lost when a pod was disrupted (evicted, preempted,
+//     node lost: the pod failure policy's DisruptionTarget rule); Failed
+//     otherwise, with the exit code from the message when a container's
+//     exit failed it, and "cancelled" when Cancel stopped it;
+//   - active or finished pods but no final condition: Running;
+//   - otherwise Pending.
+func status(j *batchv1.Job) backend.Status {
+	st := backend.Status{Name: j.Name, Phase: backend.PhasePending}
+	if j.Status.StartTime != nil && (j.Status.Ready != nil && *j.Status.Ready > 0 || j.Status.Succeeded > 0 || j.Status.Failed > 0) {
+		st.Started = j.Status.StartTime.Time
+	}
+	if j.Status.Active > 0 && j.Status.Ready != nil && *j.Status.Ready > 0 || j.Status.Succeeded > 0 || j.Status.Failed > 0 {
+		st.Phase = backend.PhaseRunning
+	}
+	cancelled := j.Annotations[AnnotationCancelled] == "true"
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			st.Phase = backend.PhaseSucceeded
+			st.ExitCode = ptr(0)
+			st.Ended = c.LastTransitionTime.Time
+			if j.Status.CompletionTime != nil {
+				st.Ended = j.Status.CompletionTime.Time
+			}
+		case batchv1.JobFailed:
+			st.Phase = backend.PhaseFailed
+			st.Ended = c.LastTransitionTime.Time
+			st.Message = c.Reason
+			if c.Message != "" {
+				st.Message += ": " + c.Message
+			}
+			switch {
+			case cancelled:
+				st.Message = "cancelled"
+			case c.Reason == batchv1.JobReasonPodFailurePolicy && strings.Contains(c.Message, string(corev1.DisruptionTarget)):
+				st.Phase = backend.PhaseLost
+			default:
+				if m := exitCodeRE.FindStringSubmatch(c.Message); m != nil {
+					if code, err := strconv.Atoi(m[1]); err == nil {
+						st.ExitCode = &code
+					}
+				}
+			}
+		}
+	}
+	if st.Started.IsZero() && !st.Ended.IsZero() && j.Status.StartTime != nil {
+		st.Started = j.Status.StartTime.Time
+	}
+	if !st.Started.IsZero() && st.Ended.Before(st.Started) && !st.Ended.IsZero() {
+		st.Started = st.Ended
+	}
+	return st
+}
