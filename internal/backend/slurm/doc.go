@@ -1,0 +1,71 @@
+// Package slurm is the backend that runs work on a Slurm cluster through the
+// Slurm command-line tools: sbatch to submit, squeue and sacct to observe,
+// scancel to cancel, scontrol and sinfo for health and discovery.
+//
+// # Why the CLI and not slurmrestd
+//
+// The CLI tools are installed wherever a Slurm client is (every login node
+// has them), speak whatever version the cluster runs, and authenticate the
+// way the site already does (munge, or none in CI). slurmrestd is an extra
+// daemon a site must run and secure, needs JWT keys and tokens to be set
+// up and rotated, and its JSON schema changes with every plugin version
+// (v0.0.38, v0.0.39, ...). The cost of the CLI is a process per command,
+// which is why Observe is batched: one squeue call per round for every
+// attempt, plus one sacct call only for attempts slurmctld has already
+// forgotten (older than its MinJobAge).
+//
+// # Names, idempotence and restarts
+//
+// Every attempt is a Slurm job named spec.Name (backend.Name: gpub-JOB-ATTEMPT),
+// submitted with the broker's user. Submit looks the name up first (squeue,
+// then sacct) and starts nothing when a job of that name exists, so a broker
+// that died between sbatch and recording the submission finds the job again
+// instead of launching twice. Concurrent Submits of one name are serialised
+// by a flock on the attempt's directory.
+//
+// # The shared directory
+//
+// Options.Dir must be visible at the same path on the broker and on every
+// compute node (a shared file system). Each attempt has DIR/NAME/ holding:
+//
+//	attempt.json   nodes and submit time; what a restarted Backend reloads
+//	setup.sh run.sh env.sh node.sh job.sh
+//	               the spec's scripts, its environment, the per-node wrapper
+//	               and the batch script sbatch runs
+//	node-R.log     node R's output (srun --output node-%t.log)
+//	slurm-ID.out   the batch script's own output (srun's errors, cancellations)
+//	forgotten      present once Forget was called
+//
+// The attempts a Backend holds (what Observe reports) are the directories
+// with an attempt.json and no forgotten marker, loaded once by New. One
+// broker owns a directory at a time.
+//
+// # What a job sees
+//
+// The batch script runs `srun --ntasks-per-node=1 --kill-on-bad-exit=1`, so
+// there is one task per node and a failing node stops the gang. Each task
+// sources env.sh (the spec's Envs, then GPUBROKER_* and SKYPILOT_* as the
+// local backend sets them), takes its rank from SLURM_NODEID, and runs setup
+// then run in the spec's Workdir (DIR/NAME when empty). GPUBROKER_NODE_IPS
+// lists the NodeAddr of each node of SLURM_JOB_NODELIST (scontrol show
+// hostnames order), one a line. CUDA_VISIBLE_DEVICES is Slurm's, set by GRES:
+// the GPU slots in spec.Nodes give the count per node (--gres=gpu[:TYPE]:N),
+// not which devices, which Slurm chooses.
+//
+// Cancel relies on Slurm's process tracking to stop every process of a job.
+// proctrack/cgroup (production) and proctrack/pgid (CI) signal all of them
+// at once; with proctrack/linuxproc they are signalled one at a time, and a
+// job's background subshell can run its next command in between.
+//
+// # Phases
+//
+// PENDING, REQUEUED, CONFIGURING → Pending; RUNNING, COMPLETING, SUSPENDED,
+// STOPPED → Running; COMPLETED → Succeeded; FAILED, TIMEOUT, OUT_OF_MEMORY,
+// DEADLINE → Failed with the exit code (128+signal when killed by a signal);
+// CANCELLED → Failed ("cancelled"); NODE_FAIL, PREEMPTED, BOOT_FAIL → Lost.
+// An attempt that neither squeue nor sacct knows (the broker died before
+// sbatch) is Lost. Times are read in the broker's local time zone, which must
+// be the controller's.
+//
+// This package must never import the engine, the server or another driver.
+package slurm

@@ -1,0 +1,284 @@
+package slurm
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"gpubroker/internal/backend"
+)
+
+// squeueFormat is what Observe asks squeue for; parseSqueue reads it. The
+// name is last, so that nothing in it can shift the other fields.
+const squeueFormat = "JobID:|,State:|,Reason:|,SubmitTime:|,StartTime:|,EndTime:|,exit_code:|,Name:|"
+
+// sacctFormat is what Observe asks sacct for; parseSacct reads it.
+const sacctFormat = "JobIDRaw,State,ExitCode,Submit,Start,End,JobName"
+
+// job is one job as squeue or sacct reports it.
+type job struct {
+	ID     int64
+	Name   string
+	State  string // first word of the state, e.g. CANCELLED of "CANCELLED by 0"
+	Reason string
+	// Code is the exit code and Signal the signal that ended the job (0 for
+	// none); HasCode is false while the job has not ended.
+	Code, Signal int
+	HasCode      bool
+	Submit       time.Time
+	Start        time.Time
+	End          time.Time
+}
+
+// Observe reports every held attempt with two Slurm commands at most: one
+// squeue for every job of this user that slurmctld still remembers, and,
+// only when some held attempt is not among them, one sacct for those names.
+func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
+	held := b.heldRecords()
+	if len(held) == 0 {
+		return nil, nil
+	}
+	out, err := b.run(ctx, "squeue", "--me", "--noheader", "--states=all", "--Format="+squeueFormat)
+	if err != nil {
+		return nil, fmt.Errorf("slurm: observe: %w", err)
+	}
+	jobs, err := parseSqueue(string(out))
+	if err != nil {
+		return nil, fmt.Errorf("slurm: observe: %w", err)
+	}
+	live := newest(jobs)
+
+	var missing []string
+	var since time.Time
+	for _, r := range held {
+		if _, ok := live[r.Name]; ok {
+			continue
+		}
+		missing = append(missing, r.Name)
+		if since.IsZero() || r.Submitted.Before(since) {
+			since = r.Submitted
+		}
+	}
+	past := map[string]job{}
+	accounting := true
+	if len(missing) > 0 {
+		out, err := b.run(ctx, "sacct", "--noheader", "--parsable2", "--allocations",
+			"--starttime="+slurmTime(since.Add(-time.Minute)), "--name="+strings.Join(missing, ","),
+			"--format="+sacctFormat)
+		switch {
+		case err == nil:
+			jobs, err := parseSacct(string(out))
+			if err != nil {
+				return nil, fmt.Errorf("slurm: observe: %w", err)
+			}
+			past = newest(jobs)
+		case accountingDisabled(err):
+			accounting = false
+		default:
+			return nil, fmt.Errorf("slurm: observe: %w", err)
+		}
+	}
+
+	sts := make([]backend.Status, 0, len(held))
+	for _, r := range held {
+		j, ok := live[r.Name]
+		if !ok {
+			j, ok = past[r.Name]
+		}
+		if !ok {
+			st := backend.Status{Name: r.Name, Phase: backend.PhaseLost, Ended: r.Submitted}
+			switch {
+			case r.JobID == 0:
+				st.Message = "the broker stopped before sbatch accepted the job"
+			case !accounting:
+				st.Message = fmt.Sprintf("job %d is gone from slurmctld and the cluster keeps no accounting", r.JobID)
+			default:
+				st.Message = fmt.Sprintf("job %d is known to neither squeue nor sacct", r.JobID)
+			}
+			sts = append(sts, st)
+			continue
+		}
+		sts = append(sts, status(j))
+	}
+	return sts, nil
+}
+
+// newest keeps, per name, the job to report: an active one over an ended
+// one (a resubmission racing its predecessor), then the highest id.
+func newest(jobs []job) map[string]job {
+	m := map[string]job{}
+	for _, j := range jobs {
+		if !strings.HasPrefix(j.Name, namePrefix) {
+			continue
+		}
+		old, ok := m[j.Name]
+		if !ok {
+			m[j.Name] = j
+			continue
+		}
+		oa, ja := active(phaseOf(old.State)), active(phaseOf(j.State))
+		if (ja && !oa) || (ja == oa && j.ID > old.ID) {
+			m[j.Name] = j
+		}
+	}
+	return m
+}
+
+func active(p backend.Phase) bool {
+	return p == backend.PhasePending || p == backend.PhaseRunning
+}
+
+// phaseOf maps a Slurm job state to a phase. States a job holds resources
+// in (COMPLETING, SUSPENDED, ...) are Running, so that its GPUs are not
+// handed out while still in use.
+func phaseOf(state string) backend.Phase {
+	switch state {
+	case "PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "CONFIGURING", "RESV_DEL_HOLD":
+		return backend.PhasePending
+	case "RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT",
+		"RESIZING", "UPDATE_DB", "POWER_UP_NODE":
+		return backend.PhaseRunning
+	case "COMPLETED":
+		return backend.PhaseSucceeded
+	case "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "REVOKED":
+		return backend.PhaseLost
+	default: // FAILED, TIMEOUT, OUT_OF_MEMORY, DEADLINE, CANCELLED, SPECIAL_EXIT, ...
+		return backend.PhaseFailed
+	}
+}
+
+// status is what Observe reports of j.
+func status(j job) backend.Status {
+	st := backend.Status{Name: j.Name, Phase: phaseOf(j.State)}
+	if st.Phase != backend.PhasePending {
+		st.Started = j.Start
+	}
+	if active(st.Phase) {
+		if j.Reason != "" && j.Reason != "None" {
+			st.Message = fmt.Sprintf("job %d %s: %s", j.ID, strings.ToLower(j.State), j.Reason)
+		}
+		return st
+	}
+	st.Ended = j.End
+	code := j.Code
+	if j.Signal != 0 {
+		code = 128 + j.Signal
+	}
+	switch {
+	case st.Phase == backend.PhaseSucceeded:
+		zero := 0
+		st.ExitCode = &zero
+	case j.State == "CANCELLED":
+		st.Message = fmt.Sprintf("job %d cancelled", j.ID)
+	case st.Phase == backend.PhaseLost:
+		st.Message = fmt.Sprintf("job %d ended %s", j.ID, j.State)
+	default:
+		if j.HasCode {
+			st.ExitCode = &code
+		}
+		st.Message = fmt.Sprintf("job %d ended %s", j.ID, j.State)
+		if j.Signal != 0 {
+			st.Message += fmt.Sprintf(" (signal %d)", j.Signal)
+		} else if j.HasCode {
+			st.Message += fmt.Sprintf(" (exit code %d)", j.Code)
+		}
+	}
+	return st
+}
+
+// parseSqueue reads squeue --Format=squeueFormat output. exit_code there is
+// the raw wait status: code<<8, or the signal number.
+func parseSqueue(out string) ([]job, error) {
+	var jobs []job
+	for i, line := range strings.Split(out, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := strings.SplitN(line, "|", 8)
+		if len(f) != 8 {
+			return nil, fmt.Errorf("squeue line %d: %d fields, want 8: %q", i+1, len(f), line)
+		}
+		id, err := strconv.ParseInt(strings.TrimSpace(f[0]), 10, 64)
+		if err != nil {
+			// Array and heterogeneous jobs (123_4, 123+1) are not the broker's.
+			continue
+		}
+		j := job{
+			ID:     id,
+			State:  stateWord(f[1]),
+			Reason: strings.TrimSpace(f[2]),
+			Submit: parseTime(f[3]),
+			Start:  parseTime(f[4]),
+			End:    parseTime(f[5]),
+			Name:   strings.TrimSpace(strings.TrimSuffix(strings.TrimRight(f[7], " "), "|")),
+		}
+		if !active(phaseOf(j.State)) {
+			if ws, err := strconv.Atoi(strings.TrimSpace(f[6])); err == nil && ws >= 0 {
+				j.HasCode = true
+				if sig := ws & 0x7f; sig != 0 {
+					j.Signal = sig
+				} else {
+					j.Code = (ws >> 8) & 0xff
+				}
+			}
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// parseSacct reads sacct --parsable2 --format=sacctFormat output; ExitCode
+// there is "code:signal".
+func parseSacct(out string) ([]job, error) {
+	var jobs []job
+	for i, line := range strings.Split(out, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := strings.SplitN(line, "|", 7)
+		if len(f) != 7 {
+			return nil, fmt.Errorf("sacct line %d: %d fields, want 7: %q", i+1, len(f), line)
+		}
+		id, err := strconv.ParseInt(strings.TrimSpace(f[0]), 10, 64)
+		if err != nil {
+			continue // a step (123.batch) or an array element
+		}
+		j := job{
+			ID:     id,
+			State:  stateWord(f[1]),
+			Submit: parseTime(f[3]),
+			Start:  parseTime(f[4]),
+			End:    parseTime(f[5]),
+			Name:   strings.TrimSpace(f[6]),
+		}
+		if c, s, ok := strings.Cut(strings.TrimSpace(f[2]), ":"); ok && !active(phaseOf(j.State)) {
+			code, err1 := strconv.Atoi(c)
+			sig, err2 := strconv.Atoi(s)
+			if err1 == nil && err2 == nil {
+				j.Code, j.Signal, j.HasCode = code, sig, true
+			}
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// stateWord is the state without sacct's " by UID" or squeue's "+" flags.
+func stateWord(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexAny(s, " +"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.ToUpper(s)
+}
+
+// parseTime reads Slurm's local times; "Unknown", "N/A", "None" are zero.
+func parseTime(s string) time.Time {
+	t, err := time.ParseInLocation("2006-01-02T15:04:05", strings.TrimSpace(s), time.Local)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}

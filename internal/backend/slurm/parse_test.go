@@ -1,0 +1,239 @@
+package slurm
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/model"
+)
+
+func readFixture(t testing.TB, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func at(s string) time.Time { return parseTime(s) }
+
+func ptr(i int) *int { return &i }
+
+// The fixtures are real output of Slurm 22.05 (scripts/engines/slurm-up.sh):
+// a success, exit 3, a cancel, a job whose shell was killed by SIGKILL, a
+// long name, a running 4-node job and a pending one.
+func TestParseSqueue(t *testing.T) {
+	t.Parallel()
+	jobs, err := parseSqueue(readFixture(t, "squeue.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]backend.Status{}
+	for _, st := range newest(jobs) {
+		got[st.Name] = status(st)
+	}
+	want := map[string]backend.Status{
+		"gpub-x-1": {Name: "gpub-x-1", Phase: backend.PhaseSucceeded, ExitCode: ptr(0),
+			Started: at("2026-11-27T15:49:45"), Ended: at("2026-11-27T15:49:46")},
+		"gpub-x-2": {Name: "gpub-x-2", Phase: backend.PhaseFailed, ExitCode: ptr(3), Message: "job 2 ended FAILED (exit code 3)",
+			Started: at("2026-11-27T15:50:40"), Ended: at("2026-11-27T15:50:40")},
+		"gpub-x-3": {Name: "gpub-x-3", Phase: backend.PhaseFailed, Message: "job 3 cancelled",
+			Started: at("2026-11-27T15:50:40"), Ended: at("2026-11-27T15:50:42")},
+		"gpub-x-4": {Name: "gpub-x-4", Phase: backend.PhaseFailed, ExitCode: ptr(137), Message: "job 4 ended FAILED (signal 9)",
+			Started: at("2026-11-27T15:50:41"), Ended: at("2026-11-27T15:50:41")},
+		"gpub-1234567890123456789012345-1": {Name: "gpub-1234567890123456789012345-1", Phase: backend.PhaseSucceeded, ExitCode: ptr(0),
+			Started: at("2026-11-27T15:53:07"), Ended: at("2026-11-27T15:53:07")},
+		"gpub-x-6": {Name: "gpub-x-6", Phase: backend.PhaseRunning, Started: at("2026-11-27T15:54:32")},
+		"gpub-x-7": {Name: "gpub-x-7", Phase: backend.PhasePending, Message: "job 7 pending: Resources"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseSacct(t *testing.T) {
+	t.Parallel()
+	jobs, err := parseSacct(readFixture(t, "sacct.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]backend.Status{}
+	for _, st := range newest(jobs) {
+		got[st.Name] = status(st)
+	}
+	want := map[string]backend.Status{
+		"gpub-x-1": {Name: "gpub-x-1", Phase: backend.PhaseSucceeded, ExitCode: ptr(0),
+			Started: at("2026-11-27T15:49:45"), Ended: at("2026-11-27T15:49:46")},
+		"gpub-x-2": {Name: "gpub-x-2", Phase: backend.PhaseFailed, ExitCode: ptr(3), Message: "job 2 ended FAILED (exit code 3)",
+			Started: at("2026-11-27T15:50:40"), Ended: at("2026-11-27T15:50:40")},
+		"gpub-x-3": {Name: "gpub-x-3", Phase: backend.PhaseFailed, Message: "job 3 cancelled",
+			Started: at("2026-11-27T15:50:40"), Ended: at("2026-11-27T15:50:42")},
+		"gpub-x-4": {Name: "gpub-x-4", Phase: backend.PhaseFailed, ExitCode: ptr(137), Message: "job 4 ended FAILED (signal 9)",
+			Started: at("2026-11-27T15:50:41"), Ended: at("2026-11-27T15:50:41")},
+		"gpub-1234567890123456789012345-1": {Name: "gpub-1234567890123456789012345-1", Phase: backend.PhaseSucceeded, ExitCode: ptr(0),
+			Started: at("2026-11-27T15:53:07"), Ended: at("2026-11-27T15:53:07")},
+		"gpub-x-6": {Name: "gpub-x-6", Phase: backend.PhaseFailed, Message: "job 6 cancelled",
+			Started: at("2026-11-27T15:54:32"), Ended: at("2026-11-27T15:54:33")},
+		"gpub-x-7": {Name: "gpub-x-7", Phase: backend.PhaseFailed, Message: "job 7 cancelled",
+			Started: at("2026-11-27T15:54:33"), Ended: at("2026-11-27T15:54:33")},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+}
+
+func TestPhaseOf(t *testing.T) {
+	t.Parallel()
+	for state, want := range map[string]backend.Phase{
+		"PENDING": backend.PhasePending, "REQUEUED": backend.PhasePending, "CONFIGURING": backend.PhasePending,
+		"RUNNING": backend.PhaseRunning, "COMPLETING": backend.PhaseRunning, "SUSPENDED": backend.PhaseRunning,
+		"COMPLETED": backend.PhaseSucceeded,
+		"FAILED":    backend.PhaseFailed, "TIMEOUT": backend.PhaseFailed, "OUT_OF_MEMORY": backend.PhaseFailed,
+		"CANCELLED": backend.PhaseFailed, "DEADLINE": backend.PhaseFailed,
+		"NODE_FAIL": backend.PhaseLost, "PREEMPTED": backend.PhaseLost, "BOOT_FAIL": backend.PhaseLost,
+	} {
+		if got := phaseOf(stateWord(state + "+")); got != want {
+			t.Errorf("phaseOf(%s) = %s, want %s", state, got, want)
+		}
+	}
+}
+
+// A resubmission racing its predecessor: the running job is the one to
+// report, whatever the ids.
+func TestNewestPrefersActive(t *testing.T) {
+	t.Parallel()
+	got := newest([]job{
+		{ID: 9, Name: "gpub-1-1", State: "FAILED"},
+		{ID: 5, Name: "gpub-1-1", State: "RUNNING"},
+		{ID: 3, Name: "other", State: "RUNNING"},
+	})
+	if len(got) != 1 || got["gpub-1-1"].ID != 5 {
+		t.Errorf("newest = %+v, want only gpub-1-1 job 5", got)
+	}
+}
+
+func TestParseSinfoAndPools(t *testing.T) {
+	t.Parallel()
+	nodes, err := parseSinfo(readFixture(t, "sinfo.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes = uniqueNodes(nodes)
+	if len(nodes) != 4 || nodes[0].Partition != "gpu" || nodes[0].GPUCount() != 8 {
+		t.Fatalf("nodes = %+v, want 4 in partition gpu with 8 GPUs", nodes)
+	}
+	pools, err := poolsFromNodes(nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []model.Pool{{Name: "gpu-h100", GPU: "H100", GPUsPerNode: 8, Nodes: 4, CPUsPerNode: 64, MemoryGiBPerNode: 500}}
+	if diff := cmp.Diff(want, pools); diff != "" {
+		t.Errorf("pools (-want +got):\n%s", diff)
+	}
+}
+
+func TestPoolsMixed(t *testing.T) {
+	t.Parallel()
+	nodes := uniqueNodes([]Node{
+		{Name: "a10", Partition: "p", GPUs: map[string]int{"a100": 4}, CPUs: 32},
+		{Name: "a2", Partition: "p", GPUs: map[string]int{"a100": 8}, CPUs: 32},
+		{Name: "a3", Partition: "p", GPUs: map[string]int{"a100": 8}, CPUs: 32, State: "drained"},
+		{Name: "cpu1", Partition: "p", GPUs: map[string]int{}},
+	})
+	pools, err := poolsFromNodes(nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []model.Pool{
+		{Name: "p-a100-x4", GPU: "A100", GPUsPerNode: 4, Nodes: 1, CPUsPerNode: 32},
+		{Name: "p-a100-x8", GPU: "A100", GPUsPerNode: 8, Nodes: 2, CPUsPerNode: 32},
+	}
+	if diff := cmp.Diff(want, pools); diff != "" {
+		t.Errorf("pools (-want +got):\n%s", diff)
+	}
+	if _, err := poolsFromNodes([]Node{{Name: "x", Partition: "p", GPUs: map[string]int{"": 8}}}); err == nil {
+		t.Error("an untyped GRES gave a pool, want an error asking for the type")
+	}
+}
+
+func TestParseGRES(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]map[string]int{
+		"gpu:h100:8":                      {"h100": 8},
+		"gpu:8":                           {"": 8},
+		"gpu:h100:8(S:0-1)":               {"h100": 8},
+		"gpu:a100:4,gpu:v100:2,nvme:1":    {"a100": 4, "v100": 2},
+		"gpu:a100:4(S:0),gpu:a100:4(S:1)": {"a100": 8},
+		"gpu:h100":                        {"h100": 1},
+		"(null)":                          {},
+		"":                                {},
+	} {
+		if diff := cmp.Diff(want, parseGRES(in)); diff != "" {
+			t.Errorf("parseGRES(%q) (-want +got):\n%s", in, diff)
+		}
+	}
+}
+
+func TestNodeUnavailable(t *testing.T) {
+	t.Parallel()
+	for state, want := range map[string]bool{
+		"idle": false, "mixed": false, "allocated": false, "idle*": true, "down": true,
+		"down*": true, "drained": true, "draining": true, "inval": true,
+	} {
+		if got := (Node{State: state}).Unavailable(); got != want {
+			t.Errorf("Unavailable(%q) = %v, want %v", state, got, want)
+		}
+	}
+}
+
+func FuzzParseSqueue(f *testing.F) {
+	f.Add(readFixture(f, "squeue.txt"))
+	f.Fuzz(func(t *testing.T, s string) {
+		jobs, err := parseSqueue(s)
+		if err != nil {
+			return
+		}
+		for _, j := range newest(jobs) {
+			st := status(j)
+			if st.Phase == "" {
+				t.Fatalf("no phase for %+v", j)
+			}
+		}
+	})
+}
+
+func FuzzParseSacct(f *testing.F) {
+	f.Add(readFixture(f, "sacct.txt"))
+	f.Fuzz(func(t *testing.T, s string) {
+		if jobs, err := parseSacct(s); err == nil {
+			for _, j := range jobs {
+				_ = status(j)
+			}
+		}
+	})
+}
+
+func FuzzParseSinfo(f *testing.F) {
+	f.Add(readFixture(f, "sinfo.txt"))
+	f.Add("n1|p*|idle|8|1000|gpu:a100:4(S:0),gpu:a100:4(S:1)\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		nodes, err := parseSinfo(s)
+		if err != nil {
+			return
+		}
+		for _, n := range nodes {
+			for _, c := range n.GPUs {
+				if c <= 0 {
+					t.Fatalf("node %q: GPU count %d", n.Name, c)
+				}
+			}
+		}
+		_, _ = poolsFromNodes(uniqueNodes(nodes))
+	})
+}

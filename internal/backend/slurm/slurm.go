@@ -1,0 +1,502 @@
+package slurm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"gpubroker/internal/backend"
+)
+
+// Runner runs one Slurm command (sbatch, squeue, ...) and returns its
+// standard output. An error for a non-zero exit should carry the command's
+// standard error, as CommandRunner's does. Tests inject one to count or
+// rewrite commands; production uses CommandRunner.
+type Runner func(ctx context.Context, name string, args ...string) ([]byte, error)
+
+// CommandRunner runs the real commands with SLURM_CONF=conf (when conf is
+// not empty) added to the broker's environment; jobs submitted through it
+// inherit that environment (sbatch --export=ALL).
+func CommandRunner(conf string) Runner {
+	env := os.Environ()
+	if conf != "" {
+		env = append(env, "SLURM_CONF="+conf)
+	}
+	return func(ctx context.Context, name string, args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Env = env
+		cmd.Dir = "/"
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			return stdout.Bytes(), &CommandError{
+				Command: name, Args: args,
+				Stderr: strings.TrimSpace(stderr.String()), Err: err,
+			}
+		}
+		return stdout.Bytes(), nil
+	}
+}
+
+// CommandError is a Slurm command that failed. It unwraps to
+// backend.ErrUnavailable when the command could not reach the controller
+// (or could not run at all), so callers retry instead of giving up.
+type CommandError struct {
+	Command string
+	Args    []string
+	Stderr  string
+	Err     error
+}
+
+func (e *CommandError) Error() string {
+	msg := e.Stderr
+	if msg == "" {
+		msg = e.Err.Error()
+	}
+	return e.Command + ": " + msg
+}
+
+// Unwrap returns the exec error and, for failures to reach Slurm,
+// backend.ErrUnavailable.
+func (e *CommandError) Unwrap() []error {
+	errs := []error{e.Err}
+	if e.unavailable() {
+		errs = append(errs, backend.ErrUnavailable)
+	}
+	return errs
+}
+
+func (e *CommandError) unavailable() bool {
+	var ee *exec.Error
+	if errors.As(e.Err, &ee) || errors.Is(e.Err, context.DeadlineExceeded) {
+		return true
+	}
+	s := strings.ToLower(e.Stderr)
+	for _, m := range []string{
+		"unable to contact slurm controller", "connection refused", "socket timed out",
+		"slurm_persist_conn_open", "unable to establish", "communications connection failure",
+		"zero bytes were transmitted", "slurmdbd", "temporarily unavailable",
+	} {
+		if strings.Contains(s, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// Options configures a Slurm Backend.
+type Options struct {
+	// Conf is the slurm.conf the commands use (SLURM_CONF); default the
+	// environment's SLURM_CONF, and Slurm's own default when that is empty.
+	Conf string
+	// Partition to submit to and discover; empty: the cluster's default for
+	// jobs, every partition for discovery.
+	Partition string
+	// Dir is the shared directory for attempts' scripts and logs; it must
+	// have the same path on the broker and on the compute nodes. Required.
+	Dir string
+	// GPUType, when set, is the GRES type requested (--gres=gpu:TYPE:N),
+	// e.g. "h100"; empty requests any GPU (--gres=gpu:N).
+	GPUType string
+	// Poll is how often a following Logs asks Slurm whether the attempt
+	// has ended; default 1s. Output is read every 100ms regardless.
+	Poll time.Duration
+	// Lookback bounds how far back sacct searches for a name when nothing
+	// else says when it was submitted; default 7 days.
+	Lookback time.Duration
+	// CommandTimeout bounds each Slurm command; default 60s.
+	CommandTimeout time.Duration
+	// Runner runs the commands; default CommandRunner(Conf).
+	Runner Runner
+	// Clock gives submit times; default time.Now.
+	Clock func() time.Time
+}
+
+// Backend runs attempts as Slurm batch jobs. It is safe for concurrent use.
+type Backend struct {
+	opts Options
+	dir  string
+
+	mu sync.Mutex
+	// held are the attempts Observe reports, by name.
+	held map[string]record
+}
+
+var (
+	_ backend.Backend       = (*Backend)(nil)
+	_ backend.Health        = (*Backend)(nil)
+	_ backend.GPUDiscoverer = (*Backend)(nil)
+)
+
+// record is attempt.json.
+type record struct {
+	Name      string    `json:"name"`
+	Nodes     int       `json:"nodes"`
+	Submitted time.Time `json:"submitted"`
+	// JobID is Slurm's id once sbatch returned it; 0 before.
+	JobID int64 `json:"job_id,omitempty"`
+}
+
+const (
+	recordFile    = "attempt.json"
+	forgottenFile = "forgotten"
+	lockFile      = ".submit.lock"
+	// namePrefix starts every name backend.Name builds; squeue output is
+	// filtered by it before the held set is consulted.
+	namePrefix = "gpub-"
+)
+
+// New returns a Backend on opts.Dir (created if needed), holding the
+// attempts a previous Backend left there (see the package documentation).
+// It runs no Slurm command: a cluster that is down does not stop a broker
+// from starting.
+func New(opts Options) (*Backend, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("slurm: Options.Dir is required (a directory shared with the compute nodes)")
+	}
+	if opts.Conf == "" {
+		opts.Conf = os.Getenv("SLURM_CONF")
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	if opts.Lookback <= 0 {
+		opts.Lookback = 7 * 24 * time.Hour
+	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = 60 * time.Second
+	}
+	if opts.Runner == nil {
+		opts.Runner = CommandRunner(opts.Conf)
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("slurm: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("slurm: directory: %w", err)
+	}
+	b := &Backend{opts: opts, dir: dir, held: map[string]record{}}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("slurm: directory: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || validName(e.Name()) != nil {
+			continue
+		}
+		adir := filepath.Join(dir, e.Name())
+		if _, err := os.Stat(filepath.Join(adir, forgottenFile)); err == nil {
+			continue
+		}
+		if rec, err := readRecord(adir); err == nil {
+			b.held[rec.Name] = rec
+		}
+	}
+	return b, nil
+}
+
+// run runs one command under the command timeout.
+func (b *Backend) run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.CommandTimeout)
+	defer cancel()
+	return b.opts.Runner(ctx, name, args...)
+}
+
+// validName rejects names that would escape the directory or that Slurm
+// would mangle (commas separate names in squeue --name).
+func validName(name string) error {
+	if name == "" || len(name) > 200 || strings.HasPrefix(name, ".") ||
+		strings.ContainsAny(name, "/,\x00 \t\n'\"\\$`") {
+		return fmt.Errorf("slurm: invalid attempt name %q", name)
+	}
+	return nil
+}
+
+func readRecord(adir string) (record, error) {
+	var r record
+	data, err := os.ReadFile(filepath.Join(adir, recordFile))
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("%s: %w", recordFile, err)
+	}
+	if r.Name == "" {
+		r.Name = filepath.Base(adir)
+	}
+	return r, nil
+}
+
+func writeRecord(adir string, r record) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(adir, recordFile), data, 0o644)
+}
+
+// writeAtomic writes path through a temporary file and a rename.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Submit submits spec as one batch job named spec.Name. It is idempotent by
+// name: when Slurm knows a job of that name (queued, running or in sacct's
+// history), Submit starts nothing and returns nil. Errors from sbatch that
+// come from an unreachable controller wrap backend.ErrUnavailable; a
+// rejected job (e.g. more GPUs per node than any node has) does not.
+func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validName(spec.Name); err != nil {
+		return err
+	}
+	if len(spec.Nodes) == 0 {
+		return fmt.Errorf("slurm: %s: no nodes", spec.Name)
+	}
+	adir := filepath.Join(b.dir, spec.Name)
+	if err := os.MkdirAll(adir, 0o755); err != nil {
+		return fmt.Errorf("slurm: submit %s: %v: %w", spec.Name, err, backend.ErrUnavailable)
+	}
+	unlock, err := lock(filepath.Join(adir, lockFile))
+	if err != nil {
+		return fmt.Errorf("slurm: submit %s: %v: %w", spec.Name, err, backend.ErrUnavailable)
+	}
+	defer unlock()
+
+	b.mu.Lock()
+	rec, held := b.held[spec.Name]
+	b.mu.Unlock()
+	if held && rec.JobID != 0 {
+		return nil
+	}
+	old, haveOld := readRecord(adir)
+	since := b.opts.Clock().Add(-b.opts.Lookback)
+	if haveOld == nil {
+		since = old.Submitted.Add(-time.Minute)
+	}
+	id, found, err := b.lookup(ctx, spec.Name, since)
+	if err != nil {
+		return fmt.Errorf("slurm: submit %s: %w", spec.Name, err)
+	}
+	if found {
+		r := old
+		if haveOld != nil {
+			r = record{Name: spec.Name, Nodes: len(spec.Nodes), Submitted: b.opts.Clock()}
+		}
+		r.JobID = id
+		if err := writeRecord(adir, r); err != nil {
+			return fmt.Errorf("slurm: submit %s: %v: %w", spec.Name, err, backend.ErrUnavailable)
+		}
+		_ = os.Remove(filepath.Join(adir, forgottenFile))
+		b.hold(r)
+		return nil
+	}
+
+	rec = record{Name: spec.Name, Nodes: len(spec.Nodes), Submitted: b.opts.Clock()}
+	if err := b.writeScripts(adir, spec); err != nil {
+		return fmt.Errorf("slurm: submit %s: %v: %w", spec.Name, err, backend.ErrUnavailable)
+	}
+	// The record before sbatch: a broker that dies in sbatch finds the job
+	// by name, or reports the attempt Lost when sbatch never got through.
+	if err := writeRecord(adir, rec); err != nil {
+		return fmt.Errorf("slurm: submit %s: %v: %w", spec.Name, err, backend.ErrUnavailable)
+	}
+	out, err := b.run(ctx, "sbatch", b.sbatchArgs(adir, spec)...)
+	if err != nil {
+		// Not submitted: the attempt is not held, and a retry submits.
+		_ = os.Remove(filepath.Join(adir, recordFile))
+		return fmt.Errorf("slurm: submit %s: %w", spec.Name, err)
+	}
+	// --parsable prints "ID" or "ID;CLUSTER".
+	idText, _, _ := strings.Cut(strings.TrimSpace(string(out)), ";")
+	if n, err := strconv.ParseInt(idText, 10, 64); err == nil {
+		rec.JobID = n
+	}
+	if err := writeRecord(adir, rec); err != nil {
+		return fmt.Errorf("slurm: submit %s: job %d submitted, record not written: %v: %w",
+			spec.Name, rec.JobID, err, backend.ErrUnavailable)
+	}
+	b.hold(rec)
+	return nil
+}
+
+func (b *Backend) hold(r record) {
+	b.mu.Lock()
+	b.held[r.Name] = r
+	b.mu.Unlock()
+}
+
+// lock takes an exclusive flock on path, creating it.
+func lock(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// sbatchArgs are the options of one attempt's batch job.
+func (b *Backend) sbatchArgs(adir string, spec backend.Spec) []string {
+	args := []string{
+		"--parsable",
+		"--job-name=" + spec.Name,
+		"--nodes=" + strconv.Itoa(len(spec.Nodes)),
+		"--ntasks-per-node=1",
+		"--output=" + filepath.Join(adir, "slurm-%j.out"),
+		"--chdir=" + workdir(adir, spec),
+		"--export=ALL",
+		"--no-requeue",
+	}
+	if b.opts.Partition != "" {
+		args = append(args, "--partition="+b.opts.Partition)
+	}
+	if n := len(spec.Nodes[0].GPUs); n > 0 {
+		g := "gpu:" + strconv.Itoa(n)
+		if b.opts.GPUType != "" {
+			g = "gpu:" + b.opts.GPUType + ":" + strconv.Itoa(n)
+		}
+		args = append(args, "--gres="+g)
+	}
+	if spec.Team != "" {
+		args = append(args, "--comment=gpubroker team="+spec.Team)
+	}
+	return append(args, filepath.Join(adir, "job.sh"))
+}
+
+func workdir(adir string, spec backend.Spec) string {
+	if spec.Workdir != "" {
+		return spec.Workdir
+	}
+	return adir
+}
+
+// lookup finds the newest job named name, in slurmctld's memory (squeue)
+// and then in accounting (sacct, from since on).
+func (b *Backend) lookup(ctx context.Context, name string, since time.Time) (int64, bool, error) {
+	out, err := b.run(ctx, "squeue", "--me", "--noheader", "--states=all", "--name="+name, "--format=%i")
+	if err != nil {
+		return 0, false, err
+	}
+	if id, ok := newestID(string(out)); ok {
+		return id, true, nil
+	}
+	out, err = b.run(ctx, "sacct", "--noheader", "--parsable2", "--allocations",
+		"--starttime="+slurmTime(since), "--name="+name, "--format=JobIDRaw")
+	if err != nil {
+		if accountingDisabled(err) {
+			return 0, false, nil
+		}
+		return 0, false, err
+	}
+	id, ok := newestID(string(out))
+	return id, ok, nil
+}
+
+// newestID is the largest job id in a one-id-a-line output.
+func newestID(out string) (int64, bool) {
+	var best int64
+	found := false
+	for _, l := range strings.Fields(out) {
+		id, err := strconv.ParseInt(strings.TrimSpace(l), 10, 64)
+		if err != nil {
+			continue
+		}
+		if !found || id > best {
+			best, found = id, true
+		}
+	}
+	return best, found
+}
+
+// accountingDisabled tells a cluster without slurmdbd apart from a failure.
+func accountingDisabled(err error) bool {
+	var ce *CommandError
+	return errors.As(err, &ce) && strings.Contains(strings.ToLower(ce.Stderr), "accounting storage is disabled")
+}
+
+// slurmTime formats t as Slurm's command-line tools read times.
+func slurmTime(t time.Time) string {
+	return t.In(time.Local).Format("2006-01-02T15:04:05")
+}
+
+// Cancel cancels the jobs named name (scancel --name). Cancelling what is
+// unknown or already ended returns nil.
+func (b *Backend) Cancel(ctx context.Context, name string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	if _, err := b.run(ctx, "scancel", "--me", "--name="+name); err != nil {
+		return fmt.Errorf("slurm: cancel %s: %w", name, err)
+	}
+	return nil
+}
+
+// Forget drops an attempt from what Observe reports, here and for any later
+// Backend on the same directory (a forgotten marker); Slurm keeps its
+// history and the logs stay. Anything of the attempt still queued or
+// running is cancelled first. Forgetting an unknown attempt returns nil.
+func (b *Backend) Forget(ctx context.Context, name string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	adir := filepath.Join(b.dir, name)
+	if _, err := os.Stat(adir); errors.Is(err, fs.ErrNotExist) {
+		b.mu.Lock()
+		delete(b.held, name)
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Lock()
+	_, held := b.held[name]
+	b.mu.Unlock()
+	if held {
+		if err := b.Cancel(ctx, name); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(adir, forgottenFile), nil, 0o644); err != nil {
+		return fmt.Errorf("slurm: forget %s: %v: %w", name, err, backend.ErrUnavailable)
+	}
+	b.mu.Lock()
+	delete(b.held, name)
+	b.mu.Unlock()
+	return nil
+}
+
+// heldRecords returns the held attempts sorted by name.
+func (b *Backend) heldRecords() []record {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]record, 0, len(b.held))
+	for _, r := range b.held {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
