@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"gpubroker/internal/model"
@@ -229,4 +230,19 @@ type Store interface {
 // while this holder (id) holds the lease until `until`; others get false.
 type Leader interface {
 	TryLead(ctx context.Context, id string, now, until time.Time) (bool, error)
+}
+
+// Check reports a Move the state machine forbids before any driver touches
+// its database: unknown states, a transition not in Allowed, or a new
+// attempt that does not go back to Pending. Errors wrap ErrInvalid.
+func (m Move) Check() error {
+	switch {
+	case !m.From.Valid() || !m.To.Valid():
+		return fmt.Errorf("%w: unknown state in move %q -> %q", ErrInvalid, m.From, m.To)
+	case !CanMove(m.From, m.To):
+		return fmt.Errorf("%w: %s -> %s is not allowed", ErrInvalid, m.From, m.To)
+	case m.NextAttempt && m.To != Pending:
+		return fmt.Errorf("%w: a new attempt starts only on a move to %s, not %s", ErrInvalid, Pending, m.To)
+	}
+	return nil
 }

@@ -451,7 +451,7 @@ func (s *Store) ListJobs(ctx context.Context, f store.Filter) ([]*store.Job, err
 
 // MoveJob implements store.Store.
 func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job, error) {
-	if err := checkMove(m); err != nil {
+	if err := m.Check(); err != nil {
 		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
 	}
 	at := m.At
@@ -524,19 +524,6 @@ func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job
 		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
 	}
 	return j, nil
-}
-
-// checkMove rejects moves the state machine forbids, before any I/O.
-func checkMove(m store.Move) error {
-	switch {
-	case !m.From.Valid() || !m.To.Valid():
-		return fmt.Errorf("%w: unknown state in move %q -> %q", store.ErrInvalid, m.From, m.To)
-	case !store.CanMove(m.From, m.To):
-		return fmt.Errorf("%w: %s -> %s is not allowed", store.ErrInvalid, m.From, m.To)
-	case m.NextAttempt && m.To != store.Pending:
-		return fmt.Errorf("%w: a new attempt starts only on a move to %s, not %s", store.ErrInvalid, store.Pending, m.To)
-	}
-	return nil
 }
 
 // Events implements store.Store.
