@@ -491,21 +491,6 @@ echo "GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-b)"
 	}
 }
 
-func TestLogsPrefixLongLine(t *testing.T) {
-	var sb strings.Builder
-	tl := &tail{prefix: []byte("[rank 1] ")}
-	if err := tl.emit(&sb, []byte("a\nb")); err != nil {
-		t.Fatal(err)
-	}
-	if err := tl.emit(&sb, []byte("c\n"+strings.Repeat("x", maxLine+1))); err != nil {
-		t.Fatal(err)
-	}
-	want := "[rank 1] a\n[rank 1] bc\n[rank 1] " + strings.Repeat("x", maxLine+1) + "\n"
-	if sb.String() != want {
-		t.Errorf("got %q...", sb.String()[:40])
-	}
-}
-
 // TestBrokerSIGKILL: a real broker process is killed with SIGKILL right after
 // submitting; the job survives it, and a new broker finds it and sees it
 // succeed once.

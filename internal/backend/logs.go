@@ -1,0 +1,184 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// LogFile is one file a driver's Logs streams: a fixed Path, or the newest
+// file matching Glob once one exists. Prefix, when set, starts every line
+// (e.g. "[rank 1] ").
+type LogFile struct {
+	Path   string
+	Glob   string
+	Prefix string
+}
+
+// maxLine is how much of a line without a newline is held back for the
+// prefix before it is written out anyway.
+const maxLine = 64 << 10
+
+// TailFiles is the Logs stream drivers that write their attempts' output to
+// files share: the files in order; with follow, what is appended as it is
+// written (read every filePoll), until ended (asked at most every endPoll)
+// reports true and everything is drained, or ctx is done (the reader then
+// sees io.EOF). Close stops it. A file not there yet is read once it is.
+func TailFiles(ctx context.Context, files []LogFile, follow bool, ended func() bool, endPoll, filePoll time.Duration) io.ReadCloser {
+	tails := make([]*tail, len(files))
+	for i, f := range files {
+		tails[i] = &tail{path: f.Path, glob: f.Glob, prefix: []byte(f.Prefix)}
+	}
+	pr, pw := io.Pipe()
+	s := &logStream{PipeReader: pr, done: make(chan struct{})}
+	go s.run(ctx, pw, tails, follow, ended, endPoll, filePoll)
+	return s
+}
+
+type logStream struct {
+	*io.PipeReader
+	once sync.Once
+	done chan struct{}
+}
+
+func (s *logStream) Close() error {
+	s.once.Do(func() { close(s.done) })
+	return s.PipeReader.Close()
+}
+
+func (s *logStream) run(ctx context.Context, w *io.PipeWriter, tails []*tail, follow bool, ended func() bool, endPoll, filePoll time.Duration) {
+	defer func() {
+		for _, t := range tails {
+			t.close()
+		}
+	}()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var lastCheck time.Time
+	for {
+		// The end is decided before reading: what was written before the
+		// attempt ended is read by the pass below.
+		last := !follow
+		if follow && time.Since(lastCheck) >= endPoll {
+			lastCheck = time.Now()
+			last = ended()
+		}
+		for _, t := range tails {
+			if err := t.pump(w, last); err != nil {
+				w.CloseWithError(err)
+				return
+			}
+		}
+		if last {
+			w.Close()
+			return
+		}
+		timer.Reset(filePoll)
+		select {
+		case <-ctx.Done():
+			w.Close()
+			return
+		case <-s.done:
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// tail reads one log from where it left off.
+type tail struct {
+	path    string
+	glob    string
+	f       *os.File
+	prefix  []byte
+	partial []byte
+	buf     []byte
+}
+
+// pump copies what is new in the file to w, whole lines only when
+// prefixing; with final, a last line without newline is written too.
+func (t *tail) pump(w io.Writer, final bool) error {
+	if t.f == nil {
+		path := t.path
+		if t.glob != "" {
+			m, _ := filepath.Glob(t.glob)
+			if len(m) == 0 {
+				return nil
+			}
+			sort.Strings(m)
+			path = m[len(m)-1]
+		}
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // not created yet
+		}
+		if err != nil {
+			return err
+		}
+		t.f = f
+		t.buf = make([]byte, 32<<10)
+	}
+	for {
+		n, err := t.f.Read(t.buf)
+		if n > 0 {
+			if werr := t.emit(w, t.buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if final && len(t.partial) > 0 {
+		line := append(append(append([]byte(nil), t.prefix...), t.partial...), '\n')
+		t.partial = nil
+		_, err := w.Write(line)
+		return err
+	}
+	return nil
+}
+
+func (t *tail) emit(w io.Writer, p []byte) error {
+	if len(t.prefix) == 0 {
+		_, err := w.Write(p)
+		return err
+	}
+	t.partial = append(t.partial, p...)
+	var out []byte
+	for {
+		i := bytes.IndexByte(t.partial, '\n')
+		if i < 0 {
+			break
+		}
+		out = append(append(out, t.prefix...), t.partial[:i+1]...)
+		t.partial = t.partial[i+1:]
+	}
+	if len(t.partial) > maxLine {
+		out = append(append(append(out, t.prefix...), t.partial...), '\n')
+		t.partial = nil
+	}
+	// Keep the remainder in a buffer of its own so partial never aliases
+	// a slice that was already written out.
+	t.partial = append([]byte(nil), t.partial...)
+	if len(out) == 0 {
+		return nil
+	}
+	_, err := w.Write(out)
+	return err
+}
+
+func (t *tail) close() {
+	if t.f != nil {
+		t.f.Close()
+	}
+}
