@@ -219,25 +219,33 @@ func LoadSkyPilotCSV(r io.Reader, provider model.Provider) (*Catalog, error) {
 			return Offer{}, "", err
 		}
 		o := Offer{Provider: provider, InstanceType: it, GPU: g, GPUCount: n, GPUMemoryGiB: GPUMemoryGiB(g), Region: region, Zone: t.get("AvailabilityZone")}
-		var ok bool
-		if o.OnDemand, ok, err = t.number("Price"); err != nil {
-			return Offer{}, "", err
-		} else if !ok {
-			return Offer{}, "no on-demand price in this region", nil
-		}
-		if o.Spot, _, err = t.number("SpotPrice"); err != nil {
-			return Offer{}, "", err
-		}
-		if o.VCPUs, _, err = t.number("vCPUs"); err != nil {
-			return Offer{}, "", err
-		}
-		if o.MemoryGiB, _, err = t.number("MemoryGiB"); err != nil {
-			return Offer{}, "", err
-		}
-		return o, "", nil
+		skip, err = t.pricesAndShape(&o, "Price", "SpotPrice")
+		return o, skip, err
 	}
 	return loadTable(r, provider, fn, "InstanceType", "AcceleratorName",
 		"InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region")
+}
+
+// pricesAndShape fills an offer's on-demand and spot prices and its vCPUs
+// and memory from the named columns; a row with no on-demand price is
+// skipped with that reason.
+func (t *table) pricesAndShape(o *Offer, onDemand, spot string) (skip string, err error) {
+	var ok bool
+	if o.OnDemand, ok, err = t.number(onDemand); err != nil {
+		return "", err
+	} else if !ok {
+		return "no on-demand price in this region", nil
+	}
+	if o.Spot, _, err = t.number(spot); err != nil {
+		return "", err
+	}
+	if o.VCPUs, _, err = t.number("vCPUs"); err != nil {
+		return "", err
+	}
+	if o.MemoryGiB, _, err = t.number("MemoryGiB"); err != nil {
+		return "", err
+	}
+	return "", nil
 }
 
 // LoadAWSCSV reads the AWS EC2 GPU instance price dump described in
@@ -326,22 +334,8 @@ func LoadGCPCSV(r io.Reader) (*Catalog, error) {
 			return Offer{}, "", err
 		}
 		o := Offer{Provider: provider, InstanceType: it, GPU: g, GPUCount: n, GPUMemoryGiB: GPUMemoryGiB(g), Region: region}
-		var ok bool
-		if o.OnDemand, ok, err = t.number("OnDemandUSDPerHour"); err != nil {
-			return Offer{}, "", err
-		} else if !ok {
-			return Offer{}, "no on-demand price in this region", nil
-		}
-		if o.Spot, _, err = t.number("SpotUSDPerHour"); err != nil {
-			return Offer{}, "", err
-		}
-		if o.VCPUs, _, err = t.number("vCPUs"); err != nil {
-			return Offer{}, "", err
-		}
-		if o.MemoryGiB, _, err = t.number("MemoryGiB"); err != nil {
-			return Offer{}, "", err
-		}
-		return o, "", nil
+		skip, err = t.pricesAndShape(&o, "OnDemandUSDPerHour", "SpotUSDPerHour")
+		return o, skip, err
 	}
 	return loadTable(r, provider, fn, "MachineType", "GpuModel",
 		"MachineType", "GpuModel", "GpuCount", "Region", "OnDemandUSDPerHour")
