@@ -37,10 +37,6 @@ type testEnv struct {
 
 type envOption func(*Config)
 
-func withRoundInterval(d time.Duration) envOption {
-	return func(c *Config) { c.RoundInterval = d }
-}
-
 func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
 	dir := t.TempDir()

@@ -67,7 +67,6 @@ type poolInfo struct {
 	spot        bool
 	spotRate    float64 // preemptions per node-hour
 	// capacity bookkeeping for utilisation: GPU-hours of installed nodes.
-	capNs float64 // sum over nodes of ns they existed, from added times
 	added []int64 // when each node beyond Nodes became usable
 }
 
