@@ -30,13 +30,20 @@ type Env struct {
 	Now func() time.Time
 	// ReadFile reads an input file named on the command line.
 	ReadFile func(name string) ([]byte, error)
+	// Drivers open stores and backends for `server` and `token create
+	// --store`; cmd/gpubroker sets them (see Main).
+	Drivers Drivers
 }
 
 // Run runs the gpubroker command line args (without the program name) and
-// returns the process exit code. Errors are printed to stderr.
+// returns the process exit code. Errors are printed to stderr. It has no
+// drivers; Main is Run with them.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Now: time.Now, ReadFile: os.ReadFile}
-	return env.Run(ctx, args)
+	return newEnv(stdin, stdout, stderr).Run(ctx, args)
+}
+
+func newEnv(stdin io.Reader, stdout, stderr io.Writer) *Env {
+	return &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Now: time.Now, ReadFile: os.ReadFile}
 }
 
 // Run runs args against env; see the package-level Run.

@@ -25,22 +25,17 @@ type Drivers struct {
 // Main is Run with the drivers that the server and `token create --store`
 // use. Commands that need none (plan, the API clients) work without them.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, d Drivers) int {
-	return Run(withDrivers(ctx, d), args, stdin, stdout, stderr)
-}
-
-type driversKey struct{}
-
-// withDrivers hands the drivers to the commands through the context that
-// cobra passes to every command: Env stays free of them.
-func withDrivers(ctx context.Context, d Drivers) context.Context {
-	return context.WithValue(ctx, driversKey{}, d)
+	env := newEnv(stdin, stdout, stderr)
+	env.Drivers = d
+	return env.Run(ctx, args)
 }
 
 var errNoDrivers = errors.New("this build of gpubroker has no store or backend drivers (run cmd/gpubroker)")
 
-func driversFrom(ctx context.Context) (Drivers, error) {
-	d, ok := ctx.Value(driversKey{}).(Drivers)
-	if !ok || d.OpenStore == nil || d.LocalBackend == nil {
+// drivers returns the env's drivers, or an error when it has none.
+func (env *Env) drivers() (Drivers, error) {
+	d := env.Drivers
+	if d.OpenStore == nil || d.LocalBackend == nil {
 		return Drivers{}, errNoDrivers
 	}
 	return d, nil

@@ -83,7 +83,7 @@ again.`,
 
 func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) error {
 	ctx := cmd.Context()
-	d, err := driversFrom(ctx)
+	d, err := env.drivers()
 	if err != nil {
 		return err
 	}

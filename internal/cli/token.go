@@ -65,7 +65,7 @@ stdout alone, so it can be captured; what it is goes to stderr.`,
 			ctx := cmd.Context()
 			var tok *createdToken
 			if o.store != "" {
-				d, err := driversFrom(ctx)
+				d, err := env.drivers()
 				if err != nil {
 					return err
 				}
