@@ -107,3 +107,15 @@ type GPUDiscoverer interface {
 	// GPUs returns how many GPUs each node has (index -> count).
 	GPUs(ctx context.Context) ([]int, error)
 }
+
+// Watcher is an optional capability of a backend that learns of changes
+// as they happen (a watch, an informer) instead of only when asked: the
+// control plane reconciles as soon as Changes delivers, rather than at its
+// next tick. Observe stays the source of truth; a signal only says "look
+// again now".
+type Watcher interface {
+	// Changes returns the same channel on every call. It receives a value
+	// (coalesced: at most one waits) whenever the status of some attempt
+	// may have changed. The channel is never closed.
+	Changes() <-chan struct{}
+}
