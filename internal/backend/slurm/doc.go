@@ -52,6 +52,11 @@
 // the GPU slots in spec.Nodes give the count per node (--gres=gpu[:TYPE]:N),
 // not which devices, which Slurm chooses.
 //
+// Each job carries --comment="gpubroker team=TEAM" and, when configured,
+// the team's --account and --qos (Options.TeamAccounts, TeamQOS, with
+// Account and QOS as the defaults), so Slurm's own fair share, limits and
+// sacct reports see the same teams as gpubroker.
+//
 // Cancel relies on Slurm's process tracking to stop every process of a job.
 // proctrack/cgroup (production) and proctrack/pgid (CI) signal all of them
 // at once; with proctrack/linuxproc they are signalled one at a time, and a

@@ -107,6 +107,18 @@ type Options struct {
 	// Dir is the shared directory for attempts' scripts and logs; it must
 	// have the same path on the broker and on the compute nodes. Required.
 	Dir string
+	// Account and QOS are what every job is charged to and scheduled
+	// under (--account, --qos); empty: the submitting user's defaults.
+	Account string
+	QOS     string
+	// TeamAccounts and TeamQOS override Account and QOS for the jobs of
+	// one gpubroker team (Spec.Team), so that Slurm's own fair share and
+	// limits see the teams gpubroker sees. An account that Slurm does not
+	// know is refused at submit when the cluster enforces associations
+	// (and silently replaced by the user's default account when it does
+	// not), so create them with sacctmgr first.
+	TeamAccounts map[string]string
+	TeamQOS      map[string]string
 	// GPUType, when set, is the GRES type requested (--gres=gpu:TYPE:N),
 	// e.g. "h100"; empty requests any GPU (--gres=gpu:N).
 	GPUType string
@@ -383,10 +395,24 @@ func (b *Backend) sbatchArgs(adir string, spec backend.Spec) []string {
 		}
 		args = append(args, "--gres="+g)
 	}
+	if a := pick(b.opts.TeamAccounts, spec.Team, b.opts.Account); a != "" {
+		args = append(args, "--account="+a)
+	}
+	if q := pick(b.opts.TeamQOS, spec.Team, b.opts.QOS); q != "" {
+		args = append(args, "--qos="+q)
+	}
 	if spec.Team != "" {
 		args = append(args, "--comment=gpubroker team="+spec.Team)
 	}
 	return append(args, filepath.Join(adir, "job.sh"))
+}
+
+// pick is byTeam[team] when set, else def.
+func pick(byTeam map[string]string, team, def string) string {
+	if v := byTeam[team]; v != "" {
+		return v
+	}
+	return def
 }
 
 func workdir(adir string, spec backend.Spec) string {

@@ -362,3 +362,53 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 		t.Errorf("Health: %v, want ErrUnavailable", err)
 	}
 }
+
+// A team's jobs are charged to the team's Slurm account and run under its
+// QOS; other teams' jobs keep the user's defaults. Needs accounting
+// (slurmdbd), where the account and QOS are created first.
+func TestTeamAccountAndQOS(t *testing.T) {
+	t.Parallel()
+	conf := slurmConf(t)
+	ctx := context.Background()
+	run := CommandRunner(conf)
+	for _, args := range [][]string{
+		{"-i", "add", "account", "gpub-research"},
+		{"-i", "add", "user", "root", "account=gpub-research"},
+		{"-i", "add", "qos", "gpub-urgent"},
+		{"-i", "modify", "user", "root", "set", "qos+=gpub-urgent"},
+	} {
+		if out, err := run(ctx, "sacctmgr", args...); err != nil {
+			if os.Getenv("GPUBROKER_REQUIRE_ENGINES") == "1" {
+				t.Fatalf("sacctmgr %v: %v %s", args, err, out)
+			}
+			t.Skipf("Slurm accounting (slurmdbd) is not running: sacctmgr %v: %v", args, err)
+		}
+	}
+	b, err := New(Options{Conf: conf, Dir: t.TempDir(), GPUType: "h100",
+		TeamAccounts: map[string]string{"research": "gpub-research"},
+		TeamQOS:      map[string]string{"research": "gpub-urgent"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	research, other := testSpec("sleep 30"), testSpec("sleep 30")
+	research.Team, other.Team = "research", "ads"
+	for _, sp := range []backend.Spec{research, other} {
+		if err := b.Submit(ctx, sp); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Cancel(ctx, sp.Name); b.Forget(ctx, sp.Name) })
+	}
+	got := func(name string) string {
+		out, err := run(ctx, "squeue", "--noheader", "--states=all", "--name="+name, "--format=%a %q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if g := got(research.Name); g != "gpub-research gpub-urgent" {
+		t.Errorf("team research: account and QOS %q, want %q", g, "gpub-research gpub-urgent")
+	}
+	if g := got(other.Name); strings.Contains(g, "gpub-") {
+		t.Errorf("team ads: account and QOS %q, want the user's defaults", g)
+	}
+}
