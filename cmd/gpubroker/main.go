@@ -13,7 +13,9 @@ import (
 	"syscall"
 
 	"gpubroker/internal/backend"
+	"gpubroker/internal/backend/kubernetes"
 	"gpubroker/internal/backend/local"
+	"gpubroker/internal/backend/slurm"
 	"gpubroker/internal/cli"
 	"gpubroker/internal/model"
 	"gpubroker/internal/store"
@@ -24,8 +26,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, cli.Drivers{
-		OpenStore:    openStore,
-		LocalBackend: openLocal,
+		OpenStore:         openStore,
+		LocalBackend:      openLocal,
+		SlurmBackend:      openSlurm,
+		KubernetesBackend: openKubernetes,
 	})
 	stop()
 	os.Exit(code)
@@ -48,4 +52,30 @@ func openLocal(dir string, cl model.Cluster) (backend.Backend, error) {
 		gpus = max(gpus, p.GPUsPerNode)
 	}
 	return local.New(dir, local.Options{GPUs: gpus})
+}
+
+// openSlurm opens the Slurm backend for a cluster of the fleet: the
+// cluster's slurm block says which slurm.conf, partition and GRES type;
+// attempts live in its shared dir, else in dir.
+func openSlurm(dir string, cl model.Cluster) (backend.Backend, error) {
+	var t model.SlurmTarget
+	if cl.Slurm != nil {
+		t = *cl.Slurm
+	}
+	if t.Dir != "" {
+		dir = t.Dir
+	}
+	return slurm.New(slurm.Options{Conf: t.Conf, Partition: t.Partition, GPUType: t.GRESType, Dir: dir})
+}
+
+// openKubernetes opens the Kubernetes backend for a cluster of the fleet:
+// the cluster's kubernetes block says which kubeconfig, context and
+// namespace, and the GPU product label of each pool.
+func openKubernetes(cl model.Cluster) (backend.Backend, error) {
+	var t model.KubernetesTarget
+	if cl.Kubernetes != nil {
+		t = *cl.Kubernetes
+	}
+	return kubernetes.New(kubernetes.Options{Kubeconfig: t.Kubeconfig, Context: t.Context, Namespace: t.Namespace,
+		Image: t.Image, PoolProducts: t.Products})
 }

@@ -20,6 +20,15 @@ type Drivers struct {
 	// LocalBackend opens the local backend for cluster, keeping its state
 	// under dir.
 	LocalBackend func(dir string, cluster model.Cluster) (backend.Backend, error)
+	// SlurmBackend opens the Slurm backend for cluster (cluster.Slurm says
+	// how to reach it); dir is where its attempts' scripts and logs go
+	// unless cluster.Slurm.Dir names a shared directory. Nil: this build
+	// drives no Slurm cluster.
+	SlurmBackend func(dir string, cluster model.Cluster) (backend.Backend, error)
+	// KubernetesBackend opens the Kubernetes backend for cluster
+	// (cluster.Kubernetes says how to reach it). Nil: this build drives no
+	// Kubernetes cluster.
+	KubernetesBackend func(cluster model.Cluster) (backend.Backend, error)
 }
 
 // Main is Run with the drivers that the server and `token create --store`

@@ -132,7 +132,7 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 	defer st.Close()
 
 	logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
-	backends := &backendSet{dir: filepath.Join(dir, "local"), open: d.LocalBackend}
+	backends := &backendSet{dir: dir, drivers: d}
 	defer backends.close()
 	cfg := server.Config{
 		Store:         st,
@@ -192,23 +192,43 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 	return nil
 }
 
-// backendSet opens the backend of each cluster for the server: the local
-// backend for local clusters (state under DIR/local/CLUSTER), an error
-// (cluster unhealthy) for engines this build cannot drive. It keeps what
-// it opened, to close after the server.
+// backendSet opens the backend of each cluster for the server, by the
+// cluster's backend kind: local (state under DIR/local/CLUSTER), slurm
+// (attempts under DIR/slurm/CLUSTER unless the fleet names a shared
+// directory), kubernetes; an error (the cluster is unhealthy) for engines
+// this build cannot drive. It keeps what it opened, to close after the
+// server.
 type backendSet struct {
-	dir  string
-	open func(dir string, cluster model.Cluster) (backend.Backend, error)
+	dir     string // the state directory
+	drivers Drivers
 
 	mu     sync.Mutex
 	opened []backend.Backend
 }
 
 func (b *backendSet) get(cl model.Cluster) (backend.Backend, error) {
-	if cl.Backend != "local" {
-		return nil, fmt.Errorf("cluster %s: backend %q is not available in this build; only local is", cl.Name, cl.Backend)
+	var be backend.Backend
+	var err error
+	d := b.drivers
+	switch {
+	case cl.Backend == model.BackendLocal && d.LocalBackend != nil:
+		be, err = d.LocalBackend(filepath.Join(b.dir, "local", cl.Name), cl)
+	case cl.Backend == model.BackendSlurm && d.SlurmBackend != nil:
+		be, err = d.SlurmBackend(filepath.Join(b.dir, "slurm", cl.Name), cl)
+	case cl.Backend == model.BackendKubernetes && d.KubernetesBackend != nil:
+		be, err = d.KubernetesBackend(cl)
+	default:
+		var have []string
+		for _, k := range []struct {
+			kind model.BackendKind
+			ok   bool
+		}{{model.BackendLocal, d.LocalBackend != nil}, {model.BackendSlurm, d.SlurmBackend != nil}, {model.BackendKubernetes, d.KubernetesBackend != nil}} {
+			if k.ok {
+				have = append(have, string(k.kind))
+			}
+		}
+		return nil, fmt.Errorf("cluster %s: backend %q is not available in this build; it drives %s", cl.Name, cl.Backend, strings.Join(have, ", "))
 	}
-	be, err := b.open(filepath.Join(b.dir, cl.Name), cl)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
 	}

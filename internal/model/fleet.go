@@ -37,7 +37,46 @@ type Cluster struct {
 	// Endpoint names how to reach the backend (a Slurm REST URL, a
 	// kubeconfig context, ...). Never a credential.
 	Endpoint string
-	Pools    []Pool
+	// Slurm says how to reach a slurm cluster (nil: the broker's own
+	// SLURM_CONF and the default partition); only for backend slurm.
+	Slurm *SlurmTarget
+	// Kubernetes says how to reach a kubernetes cluster (nil: $KUBECONFIG's
+	// current context, namespace gpubroker); only for backend kubernetes.
+	Kubernetes *KubernetesTarget
+	Pools      []Pool
+}
+
+// SlurmTarget is how the broker reaches one Slurm cluster through the
+// Slurm commands. Paths are the broker machine's.
+type SlurmTarget struct {
+	// Conf is the slurm.conf the commands read (SLURM_CONF); empty: the
+	// broker's environment.
+	Conf string
+	// Partition jobs go to; empty: the cluster's default partition.
+	Partition string
+	// GRESType is the GPU GRES type requested (gpu:TYPE:N), e.g. "h100";
+	// empty requests any GPU.
+	GRESType string
+	// Dir is the directory shared with the compute nodes where attempts'
+	// scripts and logs live; empty: under the broker's state directory
+	// (right only when the nodes see it at the same path).
+	Dir string
+}
+
+// KubernetesTarget is how the broker reaches one Kubernetes cluster.
+type KubernetesTarget struct {
+	// Kubeconfig is the kubeconfig file; empty: $KUBECONFIG, then
+	// ~/.kube/config, then the in-cluster service account.
+	Kubeconfig string
+	// Context is the kubeconfig context; empty: the current one.
+	Context string
+	// Namespace holds the broker's Jobs; empty: gpubroker.
+	Namespace string
+	// Image runs the job's bash scripts; empty: the backend's default.
+	Image string
+	// Products maps a pool name to the nvidia.com/gpu.product label value
+	// its nodes carry; a pool not listed selects nodes by its own name.
+	Products map[string]string
 }
 
 // Pool is a block of identical GPU nodes inside a cluster.
@@ -224,6 +263,34 @@ func (c Cluster) Validate() error {
 	}
 	if !c.Backend.Valid() {
 		errs.Add("backend", "unknown backend %q; use one of %s", c.Backend, quote(backendNames()))
+	}
+	if c.Slurm != nil && c.Backend != BackendSlurm {
+		errs.Add("slurm", "a slurm block on a %s cluster; remove it or set backend: slurm", c.Backend)
+	}
+	if c.Kubernetes != nil {
+		if c.Backend != BackendKubernetes {
+			errs.Add("kubernetes", "a kubernetes block on a %s cluster; remove it or set backend: kubernetes", c.Backend)
+		}
+		pools := map[string]bool{}
+		for _, p := range c.Pools {
+			pools[p.Name] = true
+		}
+		keys := make([]string, 0, len(c.Kubernetes.Products))
+		for k := range c.Kubernetes.Products {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if !pools[k] {
+				errs.Add("kubernetes.products."+k, "no pool %q in this cluster; key products by the cluster's pool names", k)
+			}
+			if c.Kubernetes.Products[k] == "" {
+				errs.Add("kubernetes.products."+k, "empty; give the nvidia.com/gpu.product label of the pool's nodes (e.g. NVIDIA-H100-80GB-HBM3)")
+			}
+		}
+		if ns := c.Kubernetes.Namespace; ns != "" && !validName(ns) {
+			errs.Add("kubernetes.namespace", "%q is not a valid namespace; use lower-case letters, digits and '-'", ns)
+		}
 	}
 	if len(c.Pools) == 0 {
 		errs.Add("pools", "the cluster has no pools; add at least one pool of GPU nodes")

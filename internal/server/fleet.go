@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"sort"
 	"time"
 
@@ -163,7 +164,8 @@ type clusterBackend struct {
 // same backend (pools may change without a new backend).
 func sameBackendDef(a, b model.Cluster) bool {
 	return a.Name == b.Name && a.Backend == b.Backend && a.Endpoint == b.Endpoint &&
-		a.Provider == b.Provider && a.Region == b.Region && a.Zone == b.Zone
+		a.Provider == b.Provider && a.Region == b.Region && a.Zone == b.Zone &&
+		reflect.DeepEqual(a.Slurm, b.Slurm) && reflect.DeepEqual(a.Kubernetes, b.Kubernetes)
 }
 
 // backendOf returns the cached backend of c, making it on first use, when

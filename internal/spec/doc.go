@@ -87,7 +87,18 @@
 //	    region: us-east-1
 //	    zone: us-east-1a            # optional
 //	    backend: kubernetes         # local | slurm | kubernetes (k8s) | cloud; required
-//	    endpoint: kubeconfig:aws-use1
+//	    endpoint: kubeconfig:aws-use1   # free text, shown only
+//	    kubernetes:                 # backend kubernetes only; all optional
+//	      kubeconfig: /etc/gpubroker/aws.kubeconfig   # default $KUBECONFIG
+//	      context: aws-use1         # default: the current context
+//	      namespace: gpubroker      # default gpubroker
+//	      image: bash:5.2           # runs the job's scripts
+//	      products: {h100: NVIDIA-H100-80GB-HBM3}     # pool -> nvidia.com/gpu.product
+//	    # slurm:                    # backend slurm only; all optional
+//	    #   conf: /etc/slurm/slurm.conf   # default: the server's SLURM_CONF
+//	    #   partition: gpu          # default: the cluster's default partition
+//	    #   gres_type: h100         # --gres=gpu:h100:N; default any GPU
+//	    #   dir: /shared/gpubroker  # shared with the nodes; default STATE_DIR/slurm/NAME
 //	    pools:
 //	      # price_class is required: committed | reserved | ondemand | spot
 //	      - {name: h100, gpu: H100, gpus_per_node: 8, nodes: 512,

@@ -210,7 +210,7 @@ func (p *parser) gpuName(n *yaml.Node, path, s string) model.GPUModel {
 	return g
 }
 
-var clusterKeys = []string{"name", "provider", "region", "zone", "backend", "endpoint", "pools"}
+var clusterKeys = []string{"name", "provider", "region", "zone", "backend", "endpoint", "slurm", "kubernetes", "pools"}
 
 func (p *parser) cluster(n *yaml.Node, path string, cat *catalog.Catalog) model.Cluster {
 	var c model.Cluster
@@ -239,6 +239,10 @@ func (p *parser) cluster(n *yaml.Node, path string, cat *catalog.Catalog) model.
 			c.Backend = model.BackendKind(b)
 		case "endpoint":
 			c.Endpoint, _ = p.str(f.value, fp)
+		case "slurm":
+			c.Slurm = p.slurmTarget(f.value, fp)
+		case "kubernetes", "k8s":
+			c.Kubernetes = p.kubernetesTarget(f.value, fp)
 		case "pools":
 
 			pools = p.items(f.value, fp, "a list of pools", false)
@@ -253,6 +257,84 @@ func (p *parser) cluster(n *yaml.Node, path string, cat *catalog.Catalog) model.
 		c.Pools = append(c.Pools, p.pool(pn, index(join(path, "pools"), i), c, cat))
 	}
 	return c
+}
+
+var slurmKeys = []string{"conf", "partition", "gres_type", "dir"}
+
+// slurmTarget reads a cluster's slurm block: how to reach its controller.
+func (p *parser) slurmTarget(n *yaml.Node, path string) *model.SlurmTarget {
+	t := &model.SlurmTarget{}
+	p.see(path, n)
+	for _, f := range p.fields(n, path, "a slurm mapping (conf, partition, gres_type, dir)") {
+		fp := join(path, f.key)
+		p.see(fp, f.keyN)
+		switch f.key {
+		case "conf":
+			t.Conf = p.absPath(f.value, fp, "the slurm.conf the Slurm commands read, e.g. /etc/slurm/slurm.conf")
+		case "partition":
+			t.Partition, _ = p.str(f.value, fp)
+			if strings.ContainsAny(t.Partition, " ,\t\n") {
+				p.errorf(f.value, fp, "%q is not one partition name; give one partition, e.g. gpu", t.Partition)
+			}
+		case "gres_type":
+			t.GRESType, _ = p.str(f.value, fp)
+			if strings.ContainsAny(t.GRESType, " :,\t\n") {
+				p.errorf(f.value, fp, "%q is not a GRES type; give the type of gpu GRES as in gres.conf, e.g. h100", t.GRESType)
+			}
+		case "dir":
+			t.Dir = p.absPath(f.value, fp, "a directory the broker and every compute node see at the same path, e.g. /shared/gpubroker")
+		default:
+			p.unknown(f, path, slurmKeys)
+		}
+	}
+	return t
+}
+
+var kubernetesKeys = []string{"kubeconfig", "context", "namespace", "image", "products"}
+
+// kubernetesTarget reads a cluster's kubernetes block: which API server,
+// which namespace, and the GPU product label of each pool.
+func (p *parser) kubernetesTarget(n *yaml.Node, path string) *model.KubernetesTarget {
+	t := &model.KubernetesTarget{}
+	p.see(path, n)
+	for _, f := range p.fields(n, path, "a kubernetes mapping (kubeconfig, context, namespace, image, products)") {
+		fp := join(path, f.key)
+		p.see(fp, f.keyN)
+		switch f.key {
+		case "kubeconfig":
+			t.Kubeconfig = p.absPath(f.value, fp, "the kubeconfig file, e.g. /etc/gpubroker/azure.kubeconfig")
+		case "context":
+			t.Context, _ = p.str(f.value, fp)
+		case "namespace":
+			t.Namespace, _ = p.str(f.value, fp)
+		case "image":
+			t.Image, _ = p.str(f.value, fp)
+		case "products":
+			t.Products = map[string]string{}
+			for _, pr := range p.fields(f.value, fp, "a mapping of pool name: nvidia.com/gpu.product value") {
+				pp := join(fp, pr.key)
+				p.see(pp, pr.keyN)
+				t.Products[pr.key], _ = p.str(pr.value, pp)
+			}
+		default:
+			p.unknown(f, path, kubernetesKeys)
+		}
+	}
+	return t
+}
+
+// absPath reads a path on the broker's machine; it must be absolute, as
+// the server's working directory is nobody's business.
+func (p *parser) absPath(n *yaml.Node, path, hint string) string {
+	s, ok := p.str(n, path)
+	if !ok {
+		return ""
+	}
+	if s == "" || !strings.HasPrefix(s, "/") {
+		p.errorf(n, path, "%q is not an absolute path; give %s", s, hint)
+		return ""
+	}
+	return s
 }
 
 var poolKeys = []string{"name", "gpu", "gpus_per_node", "nodes", "max_nodes", "price_class", "price_per_gpu_hour", "instance_type", "contract", "cpus_per_node", "memory_gib_per_node"}

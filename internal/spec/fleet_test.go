@@ -68,6 +68,22 @@ func TestParseFleet(t *testing.T) {
 				},
 			},
 		},
+		"engines.yaml": {
+			want: &model.Fleet{
+				Clusters: []model.Cluster{
+					{Name: "aws-slurm", Provider: "aws", Region: "us-east-1", Backend: model.BackendSlurm,
+						Slurm: &model.SlurmTarget{Conf: "/etc/slurm/slurm.conf", Partition: "gpu", GRESType: "h100", Dir: "/shared/gpubroker"},
+						Pools: []model.Pool{{Name: "h100", GPU: "H100", GPUsPerNode: 8, Nodes: 4, PriceClass: model.Committed}}},
+					{Name: "azure-k8s", Provider: "azure", Region: "eastus", Backend: model.BackendKubernetes,
+						Kubernetes: &model.KubernetesTarget{Kubeconfig: "/etc/gpubroker/azure.kubeconfig", Context: "azure-eastus",
+							Namespace: "gpubroker", Products: map[string]string{"h100": "NVIDIA-H100-80GB-HBM3"}},
+						Pools: []model.Pool{{Name: "h100", GPU: "H100", GPUsPerNode: 8, Nodes: 2, PriceClass: model.OnDemand, PricePerGPUHour: 4}}},
+					{Name: "onprem", Provider: "onprem", Region: "dc1", Backend: model.BackendLocal,
+						Pools: []model.Pool{{Name: "h100", GPU: "H100", GPUsPerNode: 8, Nodes: 1, PriceClass: model.Committed}}},
+				},
+				Policy: model.DefaultPolicy(),
+			},
+		},
 		"minimal.yaml": {
 			want: &model.Fleet{
 				Clusters: []model.Cluster{{Name: "dc1", Provider: "onprem", Region: "dc1", Backend: model.BackendSlurm, Endpoint: "slurmrestd:dc1",
