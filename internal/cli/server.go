@@ -28,6 +28,9 @@ type serverOptions struct {
 	stateDir  string
 	localGPUs string
 	round     time.Duration
+	// clusterTimeout is how long a cluster may not answer before its
+	// attempts are lost and placed elsewhere.
+	clusterTimeout time.Duration
 }
 
 func newServerCmd(env *Env) *cobra.Command {
@@ -54,7 +57,16 @@ control plane with several replicas (one leads the reconciler).
 --listen defaults to 127.0.0.1:8470; when that port is taken and --listen
 was not given, a free port is used (server.url says which). Work running on
 the local backend survives a server stop or crash: the next server finds it
-again.`,
+again.
+
+Clusters of the fleet run on the engine their backend names: local
+processes, Slurm (through sbatch/squeue/scancel with the slurm.conf of the
+cluster's slurm: block) or Kubernetes (the kubeconfig of its kubernetes:
+block); see docs/fleet.md. A cluster that fails its health check takes no
+new work at once; after --cluster-timeout without an answer, every attempt
+running there is lost and placed elsewhere as a new attempt (job_recovery
+decides where), and when the cluster answers again what still runs there is
+cancelled.`,
 		Example: `  # The embedded default: SQLite + local backend in the state directory
   gpubroker server
 
@@ -63,6 +75,9 @@ again.`,
 
   # A local fleet of 4 L40S GPUs, rounds every 200ms, state in /tmp/gb
   gpubroker server --local-gpus L40S:4 --round 200ms --state-dir /tmp/gb
+
+  # Fail work over from a cluster that has not answered for 10s
+  gpubroker server --cluster-timeout 10s
 
   # Stop the local server
   gpubroker server stop`,
@@ -77,6 +92,8 @@ again.`,
 	f.StringVar(&o.stateDir, "state-dir", "", "state `DIR` (default: $GPUBROKER_STATE_DIR, $XDG_STATE_HOME/gpubroker or ~/.local/state/gpubroker)")
 	f.StringVar(&o.localGPUs, "local-gpus", "", "GPUs of the built-in local fleet as `MODEL:COUNT` (default H100:8)")
 	f.DurationVar(&o.round, "round", server.DefaultRoundInterval, "`INTERVAL` between reconcile rounds")
+	f.DurationVar(&o.clusterTimeout, "cluster-timeout", server.DefaultClusterTimeout,
+		"how long a cluster may not answer (`DURATION`) before its running attempts are lost and placed elsewhere")
 	cmd.AddCommand(newServerStopCmd(env))
 	return cmd
 }
@@ -101,6 +118,9 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 	}
 	if o.round <= 0 {
 		return usageError(cmd, "--round: %s is not a positive interval", o.round)
+	}
+	if o.clusterTimeout <= 0 {
+		return usageError(cmd, "--cluster-timeout: %s is not a positive duration; give e.g. 30s", o.clusterTimeout)
 	}
 	var gpu model.GPUModel
 	var gpus int
@@ -135,14 +155,15 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 	backends := &backendSet{dir: dir, drivers: d}
 	defer backends.close()
 	cfg := server.Config{
-		Store:         st,
-		Backends:      backends.get,
-		StateDir:      dir,
-		Listen:        o.listen,
-		RoundInterval: o.round,
-		Logger:        logger,
-		LocalGPU:      gpu,
-		LocalGPUs:     gpus,
+		Store:          st,
+		Backends:       backends.get,
+		StateDir:       dir,
+		Listen:         o.listen,
+		RoundInterval:  o.round,
+		ClusterTimeout: o.clusterTimeout,
+		Logger:         logger,
+		LocalGPU:       gpu,
+		LocalGPUs:      gpus,
 	}
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -45,6 +45,7 @@ var staticCheckers = []checker{
 	{"provider", checkProvider},
 	{"region", checkRegion},
 	{"residency", checkResidency},
+	{"avoid-region", checkAvoidRegion},
 	{"spot", checkSpot},
 	{"spot-policy", checkSpotPolicy},
 	{"price-ceiling", checkPriceCeiling},
@@ -113,6 +114,13 @@ func checkResidency(c *checkCtx, pl *pool) (Reason, string) {
 	}
 	if c.team != nil && len(c.team.Regions) > 0 && !contains(c.team.Regions, pl.cluster.Region) {
 		return ReasonResidency, c.why("team %s may run only in %v; pool is in %s", c.team.Name, c.team.Regions, pl.cluster.Region)
+	}
+	return "", ""
+}
+
+func checkAvoidRegion(c *checkCtx, pl *pool) (Reason, string) {
+	if contains(c.w.AvoidRegions, pl.cluster.Region) {
+		return ReasonAvoidRegion, c.why("job_recovery eager_next_region: the previous attempt was lost in %s; this one must run in another region", pl.cluster.Region)
 	}
 	return "", ""
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"gpubroker/internal/model"
@@ -337,6 +338,7 @@ type classKey struct {
 	team       string // set only when the team restricts regions
 	nodes      int    // set only when max_hourly_cost depends on it
 	dataRegion string
+	avoid      string // the workload's AvoidRegions, joined
 }
 
 // class is the statically feasible pools of one classKey, split into
@@ -412,6 +414,9 @@ func (r *round) classFor(w *model.Workload, opt int, ts *teamState) *class {
 	}
 	if w.DataRegion != "" && w.DataGB > 0 {
 		key.dataRegion = w.DataRegion
+	}
+	if len(w.AvoidRegions) > 0 {
+		key.avoid = strings.Join(w.AvoidRegions, "\x00")
 	}
 	if c := r.classes[key]; c != nil {
 		return c

@@ -91,6 +91,7 @@ const (
 	ReasonPriceCeiling   Reason = "PriceCeiling"
 	ReasonMaxHourlyCost  Reason = "MaxHourlyCost"
 	ReasonUnhealthy      Reason = "ClusterUnhealthy"
+	ReasonAvoidRegion    Reason = "RecoveryAvoidsRegion"
 	ReasonQuota          Reason = "QuotaExceeded"
 	ReasonBudget         Reason = "TeamBudgetExceeded"
 	ReasonProviderCap    Reason = "ProviderShareCap"

@@ -51,10 +51,20 @@ type Resources struct {
 	AcceleratorArg string // as written by the user, for messages
 }
 
+// Recovery strategies (SkyPilot's job_recovery, lower-cased).
+const (
+	// RecoveryFailover: a lost attempt's successor may run anywhere the
+	// engine finds best, the same cluster included once it is healthy.
+	RecoveryFailover = "failover"
+	// RecoveryEagerNextRegion: a lost or preempted attempt's successor
+	// must run in another region than the one it was lost in.
+	RecoveryEagerNextRegion = "eager_next_region"
+)
+
 // Recovery is what happens when an attempt fails or is lost.
 type Recovery struct {
-	// Strategy is "failover" (move elsewhere), "eager_next_region" or ""
-	// (the default: failover).
+	// Strategy is RecoveryFailover, RecoveryEagerNextRegion or "" (the
+	// default: failover).
 	Strategy string
 	// MaxRestartsOnErrors is how many times a job that exits with an error
 	// is retried; lost or preempted attempts are always retried.
@@ -104,6 +114,11 @@ type Workload struct {
 	Duration time.Duration
 	// Submitted is when the workload arrived.
 	Submitted time.Time
+	// AvoidRegions are regions the engine must not place this attempt in
+	// (reason RecoveryAvoidsRegion). The control plane sets it, never a
+	// task file: for job_recovery eager_next_region it holds the region
+	// where the previous attempt was lost or preempted.
+	AvoidRegions []string
 }
 
 // GPUs returns the total GPU count of the workload under option i.
@@ -138,6 +153,11 @@ func (w *Workload) Validate() error {
 		checkNonNegative(&errs, path+".cpus", o.CPUs)
 		checkNonNegative(&errs, path+".memory", o.MemoryGiB)
 		checkNonNegative(&errs, path+".max_hourly_cost", o.MaxHourlyCost)
+	}
+	switch w.Recovery.Strategy {
+	case "", RecoveryFailover, RecoveryEagerNextRegion:
+	default:
+		errs.Add("job_recovery.strategy", "unknown strategy %q; use FAILOVER or EAGER_NEXT_REGION", w.Recovery.Strategy)
 	}
 	if w.Recovery.MaxRestartsOnErrors < 0 {
 		errs.Add("job_recovery.max_restarts_on_errors", "%d is negative; give 0 or more", w.Recovery.MaxRestartsOnErrors)

@@ -49,12 +49,27 @@ type reconcilerState struct {
 	// stages holds the pipeline position of each job held back for an
 	// earlier stage (see pipeline.go).
 	stages map[int64]stagePos
+	// failing holds, per cluster that did not answer in the last round,
+	// when it first stopped answering in a row.
+	failing map[string]time.Time
+	// avoid holds, per pending job whose recovery strategy is
+	// eager_next_region, the region its current attempt must not go to.
+	// A restarted server forgets it: those attempts may go anywhere.
+	avoid map[int64]avoidance
+}
+
+// avoidance is the region one attempt of a job must not be placed in.
+type avoidance struct {
+	attempt int
+	region  string
 }
 
 func (r *reconcilerState) init() {
 	r.slots = map[int64]attemptSlots{}
 	r.missing = map[string]int{}
 	r.stages = map[int64]stagePos{}
+	r.failing = map[string]time.Time{}
+	r.avoid = map[int64]avoidance{}
 }
 
 // observation is what one round saw of one cluster.
@@ -81,16 +96,21 @@ type round struct {
 	// held maps each pending pipeline stage whose previous stage has not
 	// succeeded to why it waits; the engine does not see it.
 	held map[int64]string
+	// lost maps each cluster that has not answered for the cluster timeout
+	// to how long it has not: its attempts are lost.
+	lost map[string]time.Duration
 }
 
 // reconcile runs one round: read desired and observed state, act on the
 // difference. Steps:
 //
 //  1. read the fleet and every non-terminal job;
-//  2. observe every cluster's backend once;
+//  2. observe every cluster's backend once, and track how long each
+//     cluster has not answered: past Config.ClusterTimeout it is lost;
 //  3. move dispatched and running jobs by what their backend reports
 //     (started, succeeded, failed -> retry or fail, lost -> retry; not
-//     reported for lostAfterRounds rounds -> lost);
+//     reported for lostAfterRounds rounds -> lost; on a lost cluster ->
+//     lost, retried elsewhere as a new attempt);
 //  4. stop and forget backend objects no active attempt owns;
 //  5. hold back pipeline stages whose previous stage has not succeeded,
 //     and cancel those whose previous stage failed or was cancelled;
@@ -132,6 +152,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 	}
 	// 2. Observed state.
 	rd.observe(ctx)
+	rd.trackHealth()
 	// 3. Observed transitions.
 	for _, id := range rd.order {
 		if j := rd.jobs[id]; j != nil && (j.State == store.Dispatched || j.State == store.Running) {
@@ -282,14 +303,84 @@ func (rd *round) move(ctx context.Context, j *store.Job, m store.Move) (*store.J
 	if moved.Attempt != j.Attempt || moved.State.Terminal() || moved.State == store.Pending {
 		delete(rd.s.rec.slots, j.ID)
 	}
+	if moved.State != store.Pending {
+		delete(rd.s.rec.avoid, j.ID)
+	}
 	return moved, true
+}
+
+// trackHealth records when each cluster stopped answering, forgets the
+// ones that answer again, and lists in rd.lost those that have not
+// answered for the cluster timeout.
+func (rd *round) trackHealth() {
+	rd.lost = map[string]time.Duration{}
+	failing := rd.s.rec.failing
+	names := make([]string, 0, len(rd.obs))
+	for n := range rd.obs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		o := rd.obs[name]
+		since, was := failing[name]
+		if o.ok() {
+			if was {
+				delete(failing, name)
+				rd.s.log.Info("cluster answers again", "cluster", name, "down_for", rd.now.Sub(since).Round(time.Millisecond))
+			}
+			continue
+		}
+		if !was {
+			failing[name] = rd.now
+			rd.s.log.Warn("cluster does not answer", "cluster", name, "err", o.err, "lost_after", rd.s.cfg.ClusterTimeout)
+			since = rd.now
+		}
+		if d := rd.now.Sub(since); d >= rd.s.cfg.ClusterTimeout {
+			rd.lost[name] = d
+		}
+	}
+	for name := range failing {
+		if rd.obs[name] == nil {
+			delete(failing, name) // no longer observed: nothing runs there
+		}
+	}
+}
+
+// retry ends j's current attempt as lost or preempted and makes it pending
+// again as a new attempt (usage recorded). Under job_recovery
+// eager_next_region the new attempt must go to another region than the
+// one the old attempt ran in.
+func (rd *round) retry(ctx context.Context, j *store.Job, reason, detail string) bool {
+	moved, ok := rd.move(ctx, j, store.Move{To: store.Pending, NextAttempt: true, Reason: reason,
+		Message: fmt.Sprintf("%s; %s; retrying as attempt %d", reason, detail, j.Attempt+1)})
+	if !ok {
+		return false
+	}
+	rd.s.recordUsage(ctx, j, rd.now)
+	if w := j.Workload; w != nil && w.Recovery.Strategy == model.RecoveryEagerNextRegion && j.Placement != nil && j.Placement.Region != "" {
+		rd.s.rec.avoid[j.ID] = avoidance{attempt: moved.Attempt, region: j.Placement.Region}
+	}
+	return true
 }
 
 // observeJob moves a dispatched or running job by what its backend says.
 func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 	o := rd.obs[j.Placement.Cluster]
 	if !o.ok() {
-		return // cannot tell; the pool is down for new work meanwhile
+		// Cannot tell; the pool is down for new work meanwhile. Once the
+		// cluster has not answered for the cluster timeout, its attempts
+		// are lost: whatever still runs there is cancelled when it
+		// answers again (cleanOrphans), and the job's checkpoint fences
+		// an old attempt that keeps running meanwhile (docs/tasks.md).
+		if d, lost := rd.lost[j.Placement.Cluster]; lost {
+			why := "no backend"
+			if o != nil && o.err != nil {
+				why = o.err.Error()
+			}
+			rd.retry(ctx, j, fmt.Sprintf("Lost: cluster %s unreachable for %s", j.Placement.Cluster, d.Round(time.Second)),
+				fmt.Sprintf("%s on %s/%s: %s", attemptName(j), j.Placement.Cluster, j.Placement.Pool, why))
+		}
+		return
 	}
 	name := attemptName(j)
 	st, found := o.byName[name]
@@ -297,11 +388,8 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 		rd.s.rec.missing[name]++
 		if n := rd.s.rec.missing[name]; n >= lostAfterRounds {
 			delete(rd.s.rec.missing, name)
-			if _, ok := rd.move(ctx, j, store.Move{To: store.Pending, NextAttempt: true,
-				Reason:  "Lost: " + name + " vanished from cluster " + j.Placement.Cluster,
-				Message: fmt.Sprintf("%s not reported by the backend for %d rounds; retrying as a new attempt", name, n)}); ok {
-				rd.s.recordUsage(ctx, j, rd.now)
-			}
+			rd.retry(ctx, j, "Lost: "+name+" vanished from cluster "+j.Placement.Cluster,
+				fmt.Sprintf("not reported by the backend for %d rounds", n))
 		}
 		return
 	}
@@ -331,18 +419,27 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 		}
 		max := j.Workload.Recovery.MaxRestartsOnErrors
 		if j.Restarts < max {
+			reason := fmt.Sprintf("Restarting: attempt %d exited with code %s; restart %d of %d", j.Attempt, code, j.Restarts+1, max)
 			m = store.Move{To: store.Pending, NextAttempt: true, CountRestart: true, ExitCode: st.ExitCode,
-				Reason:  fmt.Sprintf("Restarting: attempt %d exited with code %s; restart %d of %d", j.Attempt, code, j.Restarts+1, max),
-				Message: st.Message}
+				Reason: reason, Message: withDetail(reason, st.Message)}
 		} else {
 			reason := "Failed: exited with code " + code
 			if max > 0 {
 				reason += fmt.Sprintf(" after %d restarts", j.Restarts)
 			}
-			m = store.Move{To: store.Failed, ExitCode: st.ExitCode, Reason: reason, Message: st.Message}
+			m = store.Move{To: store.Failed, ExitCode: st.ExitCode, Reason: reason, Message: withDetail(reason, st.Message)}
 		}
 	case backend.PhaseLost:
-		m = store.Move{To: store.Pending, NextAttempt: true, Reason: "Lost: " + st.Message, Message: st.Message}
+		reason := "Lost: " + st.Message
+		if st.Message == "" {
+			reason = "Lost: the backend lost " + name
+		}
+		if rd.retry(ctx, j, reason, "reported lost by cluster "+j.Placement.Cluster) {
+			if err := o.b.Forget(ctx, name); err != nil {
+				rd.s.log.Warn("forget failed", "name", name, "err", err)
+			}
+		}
+		return
 	default:
 		rd.s.log.Warn("backend reported an unknown phase", "name", name, "phase", st.Phase)
 		return
@@ -359,6 +456,15 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 	if err := o.b.Forget(ctx, name); err != nil {
 		rd.s.log.Warn("forget failed", "name", name, "err", err)
 	}
+}
+
+// withDetail is a move's event message: the reason, then the backend's
+// words when they add to it.
+func withDetail(reason, detail string) string {
+	if detail == "" || strings.Contains(reason, detail) {
+		return reason
+	}
+	return reason + ": " + detail
 }
 
 // cleanOrphans stops and forgets backend objects that no active job's
@@ -424,6 +530,15 @@ func (rd *round) snapshot(t usageSnapshot) (*engine.Snapshot, []*model.Workload)
 		w.ID = strconv.FormatInt(j.ID, 10)
 		w.Team = j.Team
 		w.Submitted = j.Created
+		if av, ok := rd.s.rec.avoid[id]; ok {
+			if av.attempt == j.Attempt {
+				c := *w
+				c.AvoidRegions = []string{av.region}
+				w = &c
+			} else {
+				delete(rd.s.rec.avoid, id)
+			}
+		}
 		pending = append(pending, w)
 	}
 	return snap, pending
@@ -508,13 +623,9 @@ func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string
 				rd.s.log.Warn("preempt: cancel failed", "name", name, "err", err)
 			}
 		}
-		if _, ok := rd.move(ctx, j, store.Move{To: store.Pending, NextAttempt: true,
-			Reason:  "Preempted: " + p.Reason,
-			Message: fmt.Sprintf("preempted for job %s: %s", p.For, p.Reason)}); !ok {
+		if !rd.retry(ctx, j, "Preempted: "+p.Reason, "for job "+p.For) {
 			blocked[p.For] = true
-			continue
 		}
-		rd.s.recordUsage(ctx, j, rd.now)
 	}
 	return blocked
 }

@@ -23,6 +23,9 @@ import (
 const (
 	DefaultListen        = "127.0.0.1:8470"
 	DefaultRoundInterval = time.Second
+	// DefaultClusterTimeout is how long a cluster may not answer before
+	// its attempts are lost and placed elsewhere.
+	DefaultClusterTimeout = 30 * time.Second
 	DefaultLocalGPU      = model.GPUModel("H100")
 	DefaultLocalGPUs     = 8
 )
@@ -45,6 +48,12 @@ type Config struct {
 	Now func() time.Time
 	// RoundInterval is the time between reconcile rounds (default 1s).
 	RoundInterval time.Duration
+	// ClusterTimeout is how long a cluster may fail its health check or
+	// observation, round after round, before it is unhealthy for good:
+	// every attempt dispatched or running there is lost and becomes a new
+	// attempt placed elsewhere (default 30s). Its pools take no new work
+	// from its first failed round on.
+	ClusterTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// LocalGPU and LocalGPUs describe the built-in local fleet used while
@@ -111,6 +120,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RoundInterval <= 0 {
 		cfg.RoundInterval = DefaultRoundInterval
+	}
+	if cfg.ClusterTimeout <= 0 {
+		cfg.ClusterTimeout = DefaultClusterTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
