@@ -1,0 +1,314 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/model"
+	"gpubroker/internal/server"
+	"gpubroker/internal/store"
+	"gpubroker/internal/store/sqlite"
+)
+
+// Throughput benchmarks (issue 5): the same jobs through gpubroker into a
+// real engine and straight into that engine, both paths in one run,
+// alternated, reported as ratios. See docs/benchmarks.md.
+//
+// Sizes: the issue's (500 and 2,000 jobs, 16 and 100 nodes) with
+// GPUBROKER_BENCH_FULL=1, as scripts/bench.sh sets it; otherwise (CI's
+// one-shot smoke, -short) a few dozen jobs on a few nodes, so that all of
+// them stay well under a minute.
+
+// fullScale reports whether the benchmarks run at the issue's sizes.
+func fullScale() bool {
+	return os.Getenv("GPUBROKER_BENCH_FULL") == "1" && !testing.Short()
+}
+
+// submitWorkers is how many clients submit at once on either path: HTTP
+// clients to the broker, sbatch processes or API clients to the engine.
+const submitWorkers = 8
+
+// pathTimes is one path's measurement, in seconds from its first
+// submission.
+type pathTimes struct {
+	submitted float64 // every submission accepted
+	admitted  float64 // every job started (Slurm) or bound to a node (Kubernetes)
+	complete  float64 // every job complete in the engine
+	api       float64 // broker only: every job SUCCEEDED in the broker's store
+}
+
+// pair accumulates both paths over the iterations of one benchmark.
+type pair struct {
+	n              int // jobs per path
+	broker, direct []pathTimes
+}
+
+func (p *pair) add(broker bool, t pathTimes) {
+	if broker {
+		p.broker = append(p.broker, t)
+	} else {
+		p.direct = append(p.direct, t)
+	}
+}
+
+func mean(ts []pathTimes, f func(pathTimes) float64) float64 {
+	sum := 0.0
+	for _, t := range ts {
+		sum += f(t)
+	}
+	return sum / float64(len(ts))
+}
+
+// report sets the benchmark's metrics: per path the admission rate and the
+// time until all complete (means over the iterations), and the ratios
+// broker / direct (admissions per second) and direct / broker (time until
+// all complete): at least 0.9 means the broker is not the bottleneck.
+func (p *pair) report(b *testing.B) {
+	if len(p.broker) == 0 || len(p.direct) == 0 {
+		return
+	}
+	adm := func(t pathTimes) float64 { return t.admitted }
+	done := func(t pathTimes) float64 { return t.complete }
+	n := float64(p.n)
+	ab, ad := n/mean(p.broker, adm), n/mean(p.direct, adm)
+	cb, cd := mean(p.broker, done), mean(p.direct, done)
+	b.ReportMetric(ab, "admit/s-broker")
+	b.ReportMetric(ad, "admit/s-direct")
+	b.ReportMetric(cb, "complete-s-broker")
+	b.ReportMetric(cd, "complete-s-direct")
+	b.ReportMetric(mean(p.broker, func(t pathTimes) float64 { return t.api }), "succeeded-s-broker")
+	b.ReportMetric(ab/ad, "ratio-admit")
+	b.ReportMetric(cd/cb, "ratio-complete")
+	b.ReportMetric(0, "ns/op") // a whole iteration is both paths; meaningless
+}
+
+// order is which path runs first in iteration i: direct first in even
+// iterations, the broker in odd ones, so that neither always runs on a
+// machine the other just loaded.
+func order(i int) []bool {
+	if i%2 == 0 {
+		return []bool{false, true}
+	}
+	return []bool{true, false}
+}
+
+func pathName(broker bool) string {
+	if broker {
+		return "broker"
+	}
+	return "direct"
+}
+
+// load is the machine's load average, for the log next to the figures.
+func load() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// brokerEnv is an in-process gpubroker server on a fresh SQLite store,
+// listening on loopback, with one backend for its whole fleet.
+type brokerEnv struct {
+	srv   *server.Server
+	st    *sqlite.Store
+	api   *api
+	close func() // stops the server and closes the store; idempotent
+}
+
+// startBroker starts a server whose fleet is fleetYAML and whose clusters
+// all run on be, with the default round interval. Job IDs start above
+// firstID: a new store would otherwise number from 1, and the engines
+// remember names (gpub-ID-ATTEMPT) of earlier runs for an hour, which
+// idempotent submission would take for this run's jobs.
+func startBroker(b *testing.B, be backend.Backend, fleetYAML string, firstID int64) *brokerEnv {
+	b.Helper()
+	dir := b.TempDir()
+	path := filepath.Join(dir, "broker.db")
+	st, err := sqlite.Open(path) // creates the schema
+	if err != nil {
+		b.Fatal(err)
+	}
+	st.Close()
+	if err := seedJobID(path, firstID); err != nil {
+		b.Fatal(err)
+	}
+	if st, err = sqlite.Open(path); err != nil {
+		b.Fatal(err)
+	}
+	srv, err := server.New(server.Config{
+		Store:    st,
+		Backends: func(model.Cluster) (backend.Backend, error) { return be, nil },
+		StateDir: filepath.Join(dir, "state"),
+		Listen:   "127.0.0.1:0",
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		st.Close()
+		b.Fatal(err)
+	}
+	if err := srv.Open(context.Background()); err != nil {
+		st.Close()
+		b.Fatal(err)
+	}
+	env := &brokerEnv{srv: srv, st: st}
+	env.close = sync.OnceFunc(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+		st.Close()
+	})
+	b.Cleanup(env.close)
+	tok, err := os.ReadFile(filepath.Join(dir, "state", server.AdminTokenFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	env.api = &api{url: "http://" + srv.Addr(), token: strings.TrimSpace(string(tok)),
+		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: submitWorkers * 2}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := env.api.do(ctx, http.MethodPut, "/v1/fleet", map[string]string{"fleet": fleetYAML}, nil); err != nil {
+		b.Fatalf("applying the fleet: %v", err)
+	}
+	return env
+}
+
+// seedJobID stores one cancelled placeholder job with ID firstID-1, so that
+// the store numbers the next jobs from firstID.
+func seedJobID(path string, firstID int64) error {
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.Exec(`INSERT INTO jobs (id, team, username, workload, spec, state, attempt, reason, restarts, created, updated, seq)
+		VALUES (?, 'default', 'bench', '{}', '', ?, 1, 'placeholder: job IDs of this run start above it', 0, 0, 0, 1)`,
+		firstID-1, string(store.Cancelled))
+	return err
+}
+
+// submit posts n copies of task to the broker from submitWorkers clients
+// and returns the jobs' IDs in ID order.
+func (e *brokerEnv) submit(ctx context.Context, n int, task string) ([]int64, error) {
+	body, err := json.Marshal(map[string]string{"spec": task})
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	var ids []int64
+	var firstErr error
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range submitWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				var out struct {
+					Jobs []struct {
+						ID int64 `json:"id"`
+					} `json:"jobs"`
+				}
+				err := e.postJSON(ctx, body, &out)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				for _, j := range out.Jobs {
+					ids = append(ids, j.ID)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if len(ids) != n {
+		return nil, fmt.Errorf("submitted %d jobs, the broker answered with %d", n, len(ids))
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+func (e *brokerEnv) postJSON(ctx context.Context, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.api.url+"/v1/jobs", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+e.api.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.api.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return &statusError{code: resp.StatusCode, body: string(data)}
+	}
+	return json.Unmarshal(data, out)
+}
+
+// waitSucceeded waits until n jobs are SUCCEEDED in the broker's store (the
+// state its API reports) and returns when, in seconds after t0. A failed
+// or cancelled job is an error.
+func (e *brokerEnv) waitSucceeded(ctx context.Context, n int, t0 time.Time) (float64, error) {
+	for {
+		counts, err := e.st.CountByState(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if counts[store.Succeeded] >= n {
+			return time.Since(t0).Seconds(), nil
+		}
+		if counts[store.Failed] > 0 {
+			return 0, fmt.Errorf("%d jobs FAILED in the broker", counts[store.Failed])
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("waiting for %d jobs to succeed (have %v): %w", n, counts, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// requireEngine skips b with how to start the engine, or fails it when
+// GPUBROKER_REQUIRE_ENGINES=1.
+func requireEngine(b *testing.B, msg string) {
+	b.Helper()
+	if os.Getenv("GPUBROKER_REQUIRE_ENGINES") == "1" {
+		b.Fatal(msg + " (GPUBROKER_REQUIRE_ENGINES=1: required)")
+	}
+	b.Skip(msg)
+}
