@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"gpubroker/internal/server"
 	"gpubroker/internal/store"
 )
 
@@ -251,6 +252,17 @@ func (c *client) events(ctx context.Context, id int64) ([]store.Event, error) {
 		return nil, err
 	}
 	return out.Events, nil
+}
+
+// attempts returns a job's attempts, oldest first (GET /v1/jobs/ID/attempts).
+func (c *client) attempts(ctx context.Context, id int64) ([]server.Attempt, error) {
+	var out struct {
+		Attempts []server.Attempt `json:"attempts"`
+	}
+	if _, err := c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/jobs/%d/attempts", id), nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Attempts, nil
 }
 
 // logs opens the output of a job's attempt (0: the current one); the

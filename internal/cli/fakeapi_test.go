@@ -51,6 +51,13 @@ func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
 	mux.HandleFunc("GET /v1/jobs/{id}/events", f.auth(f.withJob(func(w http.ResponseWriter, r *http.Request, j *store.Job) {
 		writeJSONResp(w, 200, map[string]any{"events": f.events[j.ID]})
 	})))
+	mux.HandleFunc("GET /v1/jobs/{id}/attempts", f.auth(f.withJob(func(w http.ResponseWriter, r *http.Request, j *store.Job) {
+		a := map[string]any{"attempt": j.Attempt, "state": j.State}
+		if p := j.Placement; p != nil {
+			a["cluster"], a["pool"], a["provider"], a["region"] = p.Cluster, p.Pool, p.Provider, p.Region
+		}
+		writeJSONResp(w, 200, map[string]any{"attempts": []any{a}})
+	})))
 	mux.HandleFunc("GET /v1/jobs/{id}/logs", f.auth(f.withJob(f.logs)))
 	mux.HandleFunc("GET /v1/fleet", f.auth(func(w http.ResponseWriter, r *http.Request) {
 		if f.fleet == "" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"gpubroker/internal/server"
 	"gpubroker/internal/store"
 )
 
@@ -32,15 +33,25 @@ placed as MODEL:per-node xNODES), WHERE (cluster/pool of the current
 attempt), ATTEMPT, AGE (since submission) and REASON (for pending work the
 engine's reason it waits; for ended work why it ended).
 
-With IDs it shows those jobs; otherwise every job the token may see, in ID
-order, filtered by --team and --state. -o wide adds provider, region, price
-class, price, user and exit code; -o json and -o yaml print the API's Job
-objects. queue is another name for status.`,
+With IDs it shows those jobs, each followed by its attempts: every run of
+the job, oldest first, with where it ran (cluster/pool, provider, region),
+when it started and ended, and how and why it ended (SUCCEEDED, FAILED,
+CANCELLED, or RETRIED: lost with its cluster, preempted, restarted after an
+error). A job that failed over from a cluster shows its earlier attempts
+there. Without IDs it lists every job the token may see, in ID order,
+filtered by --team and --state.
+
+-o wide adds provider, region, price class, price, user and exit code; -o
+json and -o yaml print the API's Job objects (with IDs, each job's attempts
+too, under "attempts" keyed by job ID). queue is another name for status.`,
 		Example: `  # Everything, like squeue
   gpubroker status
 
   # What is waiting or running for team research, and why
   gpubroker queue --team research --state pending,running
+
+  # One job and its attempts: where each ran and why it ended
+  gpubroker status 42
 
   # One job as YAML
   gpubroker status 42 -o yaml`,
@@ -112,10 +123,65 @@ func (env *Env) status(cmd *cobra.Command, args []string, o statusOptions) error
 			return err
 		}
 	}
-	if ok, err := writeDoc(env.Stdout, o.output, map[string]any{"jobs": nonNil(jobs)}); ok {
+	if len(ids) == 0 {
+		if ok, err := writeDoc(env.Stdout, o.output, map[string]any{"jobs": nonNil(jobs)}); ok {
+			return err
+		}
+		return writeJobTable(env.Stdout, jobs, env.Now(), o.output == "wide")
+	}
+	attempts := make(map[string][]server.Attempt, len(jobs))
+	for _, j := range jobs {
+		as, err := c.attempts(ctx, j.ID)
+		if err != nil {
+			return fmt.Errorf("job %d: attempts: %w", j.ID, err)
+		}
+		attempts[strconv.FormatInt(j.ID, 10)] = nonNil(as)
+	}
+	doc := struct {
+		Jobs     []*store.Job                `json:"jobs"`
+		Attempts map[string][]server.Attempt `json:"attempts"`
+	}{nonNil(jobs), attempts}
+	if ok, err := writeDoc(env.Stdout, o.output, doc); ok {
 		return err
 	}
-	return writeJobTable(env.Stdout, jobs, env.Now(), o.output == "wide")
+	if err := writeJobTable(env.Stdout, jobs, env.Now(), o.output == "wide"); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		fmt.Fprintf(env.Stdout, "\nJob %d attempts:\n", j.ID)
+		if err := writeAttempts(env.Stdout, attempts[strconv.FormatInt(j.ID, 10)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeAttempts is the attempts table of one job: where each attempt ran,
+// when, and why it ended.
+func writeAttempts(w io.Writer, as []server.Attempt) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ATTEMPT\tWHERE\tPROVIDER\tREGION\tSTARTED\tENDED\tOUTCOME\tWHY")
+	for _, a := range as {
+		where := "-"
+		if a.Cluster != "" {
+			where = a.Cluster + "/" + a.Pool
+		}
+		outcome := a.Outcome
+		if outcome == "" {
+			outcome = string(a.State)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Attempt, where, orDash(a.Provider), orDash(a.Region),
+			clock(a.Started), clock(a.Ended), outcome, orDash(oneLine(a.Reason)))
+	}
+	return tw.Flush()
+}
+
+// clock is a time of day in the local zone, "-" for none.
+func clock(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format(time.TimeOnly)
 }
 
 func nonNil[T any](s []T) []T {

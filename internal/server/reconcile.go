@@ -653,7 +653,7 @@ func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[s
 			GPUsPerNode: a.GPUsPerNode, Nodes: a.Nodes, PriceClass: a.PriceClass,
 			BilledPerGPUHour: a.Cost.BilledPerGPUHour, Contract: a.Contract, Borrowed: a.Borrowed,
 		}
-		msg := fmt.Sprintf("placed on %s (%s, %s, $%.2f/GPU-h effective); %s",
+		msg := fmt.Sprintf(placedPrefix+"%s (%s, %s, $%.2f/GPU-h effective); %s",
 			a.Pool, a.Provider, a.PriceClass, a.Cost.EffectivePerGPUHour, formatSlots(nodes))
 		if _, ok := rd.move(ctx, j, store.Move{To: store.Admitted, Placement: pl, Message: msg}); !ok {
 			releaseSlots(used, a.Pool, nodes)

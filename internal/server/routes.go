@@ -29,6 +29,7 @@ func (s *Server) apiRoutes() []route {
 		{"GET", "/v1/jobs/{id}", s.handleGetJob},
 		{"POST", "/v1/jobs/{id}/cancel", s.handleCancel},
 		{"GET", "/v1/jobs/{id}/events", s.handleEvents},
+		{"GET", "/v1/jobs/{id}/attempts", s.handleAttempts},
 		{"GET", "/v1/jobs/{id}/logs", s.handleLogs},
 		{"GET", "/v1/fleet", s.handleGetFleet},
 		{"PUT", "/v1/fleet", s.handlePutFleet},
