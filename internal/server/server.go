@@ -26,8 +26,8 @@ const (
 	// DefaultClusterTimeout is how long a cluster may not answer before
 	// its attempts are lost and placed elsewhere.
 	DefaultClusterTimeout = 30 * time.Second
-	DefaultLocalGPU      = model.GPUModel("H100")
-	DefaultLocalGPUs     = 8
+	DefaultLocalGPU       = model.GPUModel("H100")
+	DefaultLocalGPUs      = 8
 )
 
 // Config is what a Server needs. Store and Backends are required.
