@@ -3,24 +3,70 @@ package server
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"gpubroker/internal/backend"
 	"gpubroker/internal/store"
 )
 
-// dispatchAll is step 7 of a round: dispatch every admitted job.
+// dispatchParallel bounds the Submits one round has in flight at once,
+// over all clusters. A Submit is a network call or a command (sbatch) that
+// mostly waits; one at a time, a round that admits a wave of 500 jobs
+// spends seconds submitting them while the cluster idles.
+const dispatchParallel = 16
+
+// submission is one admitted job on its way to its backend.
+type submission struct {
+	j    *store.Job
+	b    backend.Backend
+	spec backend.Spec
+	err  error
+}
+
+// dispatchAll is step 7 of a round: send every admitted job to its backend
+// (idempotent by name: after a crash between Submit and the move, Submit
+// finds the object and starts nothing) and mark it dispatched. The Submits
+// run in parallel, at most dispatchParallel at once; the moves stay on the
+// round's goroutine (the round's state is not shared), each made as soon
+// as its Submit returns.
 func (rd *round) dispatchAll(ctx context.Context) {
+	var subs []*submission
 	for _, id := range rd.order {
 		if j := rd.jobs[id]; j != nil && j.State == store.Admitted {
-			rd.dispatch(ctx, j)
+			if sub := rd.prepare(ctx, j); sub != nil {
+				subs = append(subs, sub)
+			}
 		}
+	}
+	if len(subs) == 0 {
+		return
+	}
+	done := make(chan *submission, len(subs))
+	sem := make(chan struct{}, dispatchParallel)
+	var wg sync.WaitGroup
+	go func() {
+		for _, sub := range subs {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sub.err = sub.b.Submit(ctx, sub.spec)
+				<-sem
+				done <- sub
+			}()
+		}
+		wg.Wait()
+		close(done)
+	}()
+	for sub := range done {
+		rd.record(ctx, sub)
 	}
 }
 
-// dispatch sends an admitted job to its backend (idempotent by name: after
-// a crash between Submit and the move, Submit finds the object and starts
-// nothing) and marks it dispatched.
-func (rd *round) dispatch(ctx context.Context, j *store.Job) {
+// prepare returns the submission of an admitted job, or nil when its
+// cluster cannot take work this round (after lostAfterRounds such rounds
+// the job goes back to pending as a new attempt).
+func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 	name := attemptName(j)
 	o := rd.obs[j.Placement.Cluster]
 	if !o.ok() {
@@ -34,7 +80,7 @@ func (rd *round) dispatch(ctx context.Context, j *store.Job) {
 			rd.move(ctx, j, store.Move{To: store.Pending, NextAttempt: true, Reason: reason,
 				Message: "not dispatched: " + reason})
 		}
-		return
+		return nil
 	}
 	sl, ok := rd.s.rec.slots[j.ID]
 	if !ok || sl.attempt != j.Attempt {
@@ -49,7 +95,15 @@ func (rd *round) dispatch(ctx context.Context, j *store.Job) {
 	if w != nil {
 		sp.Setup, sp.Run, sp.Workdir, sp.Envs, sp.CheckpointDir = w.Setup, w.Run, w.Workdir, w.Envs, w.CheckpointDir
 	}
-	if err := o.b.Submit(ctx, sp); err != nil {
+	return &submission{j: j, b: o.b, spec: sp}
+}
+
+// record moves a submitted job by its Submit's outcome: dispatched; still
+// admitted when the backend was unavailable (the next round retries);
+// failed when the backend refused it.
+func (rd *round) record(ctx context.Context, sub *submission) {
+	j, name := sub.j, sub.spec.Name
+	if err := sub.err; err != nil {
 		if errors.Is(err, backend.ErrUnavailable) || ctx.Err() != nil {
 			rd.s.log.Warn("dispatch: backend unavailable; retrying next round", "name", name, "err", err)
 			return
