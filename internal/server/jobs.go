@@ -119,6 +119,8 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 	status := http.StatusCreated
 	if created == 0 {
 		status = http.StatusOK
+	} else {
+		s.kick()
 	}
 	writeJSON(w, status, resp)
 	return nil

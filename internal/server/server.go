@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,9 @@ type Server struct {
 	waitMu sync.RWMutex
 	waits  map[int64]string
 
+	// wake asks the reconciler for a round now (see kick).
+	wake chan struct{}
+
 	// rec is the reconciler's state, touched only by its goroutine (and
 	// by tests calling reconcile directly, never concurrently).
 	rec reconcilerState
@@ -141,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 		metrics:  newMetrics(),
 		waits:    map[int64]string{},
 		backends: map[string]*clusterBackend{},
+		wake:     make(chan struct{}, 1),
 	}
 	s.rec.init()
 	id, err := brokerID(cfg.StateDir)
@@ -240,22 +245,98 @@ func (s *Server) Close(ctx context.Context) error {
 	return err
 }
 
+// Round pacing (see runReconciler).
+const (
+	// minRoundRest is the least time between two rounds.
+	minRoundRest = 20 * time.Millisecond
+	// pollInFlight is the round interval, when shorter than RoundInterval,
+	// while some cluster holding work cannot announce changes (its backend
+	// is no backend.Watcher): its attempts end unseen, so look soon.
+	pollInFlight = 250 * time.Millisecond
+)
+
 // runReconciler runs rounds until ctx is done. A failed round is logged
-// and retried the next interval: the reconciler is level-triggered, so a
-// later round repairs what an earlier one left.
+// and retried later: the reconciler is level-triggered, so a later round
+// repairs what an earlier one left.
+//
+// A round runs RoundInterval after the previous one, or sooner when
+// something changed: a submission (kick), or a backend's
+// backend.Watcher.Changes; and at most pollInFlight after it while work
+// holds a cluster whose backend does not watch. After a round the
+// reconciler rests at least as long as the round took (and minRoundRest),
+// so that a storm of changes costs it at most half a core; changes during
+// the rest are taken up together by the next round.
 func (s *Server) runReconciler(ctx context.Context) {
-	t := time.NewTicker(s.cfg.RoundInterval)
-	defer t.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
+		started := time.Now()
 		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("reconcile round failed", "err", err)
 		}
+		rest := max(minRoundRest, time.Since(started))
+		earliest := time.Now().Add(rest)
+		interval := s.cfg.RoundInterval
+		if s.pollingInFlight() {
+			interval = min(interval, pollInFlight)
+		}
+		timer.Reset(max(rest, interval))
+		cases := []reflect.SelectCase{
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.wake)},
+		}
+		for _, b := range s.knownBackends() {
+			if w, ok := b.(backend.Watcher); ok {
+				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w.Changes())})
+			}
+		}
+		chosen, _, _ := reflect.Select(cases)
+		switch chosen {
+		case 0:
+			return
+		case 1:
+			continue
+		}
+		// Woken: rest out the remainder, then run.
+		timer.Reset(max(0, time.Until(earliest)))
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-timer.C:
 		}
 	}
+}
+
+// kick asks the reconciler for a round soon; it never blocks (requests
+// coalesce).
+func (s *Server) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pollingInFlight reports whether, as of the last round, a cluster whose
+// backend is no backend.Watcher holds work (admitted, dispatched or
+// running attempts).
+func (s *Server) pollingInFlight() bool {
+	v := s.view.Load()
+	if v == nil || v.snap == nil || len(v.snap.Running) == 0 {
+		return false
+	}
+	s.backendMu.Lock()
+	defer s.backendMu.Unlock()
+	for _, a := range v.snap.Running {
+		cb, ok := s.backends[a.Pool.Cluster]
+		if !ok || cb.err != nil {
+			continue
+		}
+		if _, watches := cb.b.(backend.Watcher); !watches {
+			return true
+		}
+	}
+	return false
 }
 
 // brokerID is this broker's name as a leader of a shared store: kept in
