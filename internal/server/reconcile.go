@@ -411,7 +411,7 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 	case backend.PhaseRunning:
 		return
 	case backend.PhaseSucceeded:
-		m = store.Move{To: store.Succeeded, ExitCode: st.ExitCode, Reason: "Succeeded", Message: st.Message}
+		m = store.Move{To: store.Succeeded, ExitCode: st.ExitCode, Reason: "Succeeded", Message: withDetail("Succeeded", st.Message)}
 	case backend.PhaseFailed:
 		code := "unknown"
 		if st.ExitCode != nil {
