@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -67,6 +69,10 @@ type Options struct {
 	// PodAnnotations are added to every pod (e.g. for an admission webhook
 	// or, in tests, kwok's simulated outcomes).
 	PodAnnotations map[string]string
+	// Tolerations are added to every pod's, after the one every pod has
+	// (GPUResource:NoSchedule, the taint GPU nodes commonly carry): e.g. a
+	// cluster's own taint on its GPU nodes, or a procnode's in tests.
+	Tolerations []corev1.Toleration
 	// QPS and Burst bound the client's request rate; defaults 200 and 400
 	// (client-go's 5/10 makes 500 submissions take minutes).
 	QPS   float32
@@ -78,15 +84,22 @@ type Options struct {
 
 // Backend runs attempts as Indexed Jobs. It is safe for concurrent use.
 type Backend struct {
-	opts   Options
-	client k8s.Interface
-	ns     string
+	opts    Options
+	client  k8s.Interface
+	ns      string
+	changes chan struct{} // Changes' channel, buffer 1
+
+	mu     sync.Mutex
+	jobs   *jobWatch // started by the first Observe or Changes
+	closed bool
 }
 
 var _ interface {
 	backend.Backend
 	backend.Health
 	backend.GPUDiscoverer
+	backend.Watcher
+	io.Closer
 } = (*Backend)(nil)
 
 // New returns a Backend for the cluster opts name. It does not contact the
@@ -130,7 +143,7 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: client: %w", err)
 	}
-	return &Backend{opts: opts, client: client, ns: opts.Namespace}, nil
+	return &Backend{opts: opts, client: client, ns: opts.Namespace, changes: make(chan struct{}, 1)}, nil
 }
 
 // Namespace is where the backend's Jobs live.
@@ -161,6 +174,9 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 	}
 	if err != nil {
 		return wrap("submit "+spec.Name, err)
+	}
+	if w := b.startedWatch(); w != nil && created.UID != "" {
+		w.noteCreated(created)
 	}
 	if len(spec.Nodes) > 1 {
 		_, err := b.client.CoreV1().Services(b.ns).Create(ctx, service(created), metav1.CreateOptions{})
@@ -194,6 +210,10 @@ func labels(spec backend.Spec) map[string]string {
 
 // wrapper runs setup ($1) then run ($2), each in its own bash, so that
 // setup's exit code is the node's when it fails.
+//
+// The kubelet expands $(VAR) in a container's command, args and env values
+// and turns $$ into $, so every script and value goes through literal:
+// a script's "echo $$" or '$(HOME)' reaches bash as written.
 const wrapper = `if [ -n "$1" ]; then bash -c "$1" || exit $?; fi
 exec bash -c "$2"`
 
@@ -228,13 +248,13 @@ func (b *Backend) job(spec backend.Spec) *batchv1.Job {
 	pod := corev1.PodSpec{
 		RestartPolicy: corev1.RestartPolicyNever,
 		NodeSelector:  selector,
-		Tolerations: []corev1.Toleration{{
+		Tolerations: append([]corev1.Toleration{{
 			Key: b.opts.GPUResource, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
-		}},
+		}}, b.opts.Tolerations...),
 		Containers: []corev1.Container{{
-			Name:       container,
-			Image:      b.opts.Image,
-			Command:    []string{"bash", "-c", wrapper, "gpubroker", spec.Setup, spec.Run},
+			Name:    container,
+			Image:   b.opts.Image,
+			Command: []string{"bash", "-c", literal(wrapper), "gpubroker", literal(spec.Setup), literal(spec.Run)},
 			WorkingDir: spec.Workdir,
 			Env:        env(spec, gpus),
 			Resources:  res,
@@ -285,7 +305,7 @@ func env(spec backend.Spec, gpus int) []corev1.EnvVar {
 	sort.Strings(keys)
 	var out []corev1.EnvVar
 	for _, k := range keys {
-		out = append(out, corev1.EnvVar{Name: k, Value: spec.Envs[k]})
+		out = append(out, corev1.EnvVar{Name: k, Value: literal(spec.Envs[k])})
 	}
 	n := len(spec.Nodes)
 	ips := "127.0.0.1"
@@ -300,7 +320,7 @@ func env(spec backend.Spec, gpus int) []corev1.EnvVar {
 	rank := &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
 		FieldPath: "metadata.annotations['" + completionIndex + "']",
 	}}
-	plain := func(k, v string) corev1.EnvVar { return corev1.EnvVar{Name: k, Value: v} }
+	plain := func(k, v string) corev1.EnvVar { return corev1.EnvVar{Name: k, Value: literal(v)} }
 	return append(out,
 		plain("GPUBROKER_JOB_ID", strconv.FormatInt(spec.JobID, 10)),
 		plain("GPUBROKER_ATTEMPT", strconv.Itoa(spec.Attempt)),
@@ -363,6 +383,9 @@ func (b *Backend) Forget(ctx context.Context, name string) error {
 	if err != nil {
 		return wrap("forget "+name, err)
 	}
+	if w := b.startedWatch(); w != nil {
+		w.noteForgotten(b.ns, name)
+	}
 	return nil
 }
 
@@ -391,3 +414,6 @@ func unavailable(err error) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// literal escapes s from the kubelet's $(VAR) expansion.
+func literal(s string) string { return strings.ReplaceAll(s, "$", "$$") }

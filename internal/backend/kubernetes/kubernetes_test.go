@@ -91,6 +91,7 @@ func newBackend(t *testing.T, opts Options) *Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = b.Close() })
 	return b
 }
 
@@ -299,7 +300,9 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.rt.RoundTrip(r)
 }
 
-func TestObserveIsOneList(t *testing.T) {
+// Observe serves from the watch's cache: once synced, it asks the API
+// server nothing, however often it is called.
+func TestObserveServesFromWatch(t *testing.T) {
 	t.Parallel()
 	cfg := rest.CopyConfig(kubeconfig(t))
 	ct := &countingTransport{}
@@ -317,17 +320,84 @@ func TestObserveIsOneList(t *testing.T) {
 	ct.mu.Lock()
 	ct.reqs = nil
 	ct.mu.Unlock()
-	all, err := b.Observe(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(all) != 3 {
-		t.Errorf("Observe: %d statuses, want 3", len(all))
+	for range 5 {
+		all, err := b.Observe(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 3 {
+			t.Errorf("Observe: %d statuses, want 3", len(all))
+		}
 	}
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
-	if len(ct.reqs) != 1 || !strings.HasPrefix(ct.reqs[0], "GET /apis/batch/v1/namespaces/"+b.ns+"/jobs?") {
-		t.Errorf("Observe made requests %q, want one List of Jobs", ct.reqs)
+	if len(ct.reqs) != 0 {
+		t.Errorf("Observe made requests %q, want none (served from the watch)", ct.reqs)
+	}
+}
+
+// Changes signals a Job's progress: following the signals alone (no
+// polling) reaches the Job's end.
+func TestChangesSignalsCompletion(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{})
+	ch := b.Changes()
+	if b.Changes() != ch {
+		t.Fatal("Changes returned another channel")
+	}
+	if _, err := b.Observe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := spec(1, 1)
+	submit(t, b, s)
+	timeout := time.After(30 * time.Second)
+	var phases []backend.Phase
+	for {
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("no signal brought the Job to its end; phases seen %v", phases)
+		}
+		st, ok := observe(t, b, s.Name)
+		if !ok {
+			t.Fatalf("%s not observed", s.Name)
+		}
+		if len(phases) == 0 || phases[len(phases)-1] != st.Phase {
+			phases = append(phases, st.Phase)
+		}
+		if st.Phase == backend.PhaseSucceeded {
+			return
+		}
+	}
+}
+
+// Observe right after Submit and Forget reports what was done, though the
+// watch may not have delivered it yet; after Close it is an error.
+func TestObserveReadsOwnWrites(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{PodAnnotations: map[string]string{"kwok.x-k8s.io/outcome": "running"}})
+	ctx := context.Background()
+	if _, err := b.Observe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		s := spec(1, 0)
+		submit(t, b, s)
+		if _, ok := observe(t, b, s.Name); !ok {
+			t.Fatalf("%s not observed right after Submit", s.Name)
+		}
+		if err := b.Forget(ctx, s.Name); err != nil {
+			t.Fatal(err)
+		}
+		if st, ok := observe(t, b, s.Name); ok {
+			t.Fatalf("%s observed right after Forget: %+v", s.Name, st)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Observe(ctx); err == nil {
+		t.Error("Observe after Close: no error")
 	}
 }
 

@@ -22,8 +22,9 @@ const logPoll = 250 * time.Millisecond
 // prefixed "[rank R] " for a gang. Pods whose logs the cluster cannot give
 // (not started yet, deleted, or on a node without a kubelet, as with kwok)
 // contribute nothing: Logs returns what exists. With follow it streams each
-// rank until its container ends, and ends when every rank has or the Job
-// has ended, or when ctx is done. ErrNotFound when there is no such Job.
+// rank until its container ends (or the Job ends without it), then ends
+// once the Job has ended as Observe sees it, or when ctx is done.
+// ErrNotFound when there is no such Job.
 func (b *Backend) Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error) {
 	job, err := b.client.BatchV1().Jobs(b.ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
@@ -58,6 +59,11 @@ func (b *Backend) Logs(ctx context.Context, name string, follow bool) (io.ReadCl
 	}
 	go func() {
 		wg.Wait()
+		if follow {
+			// A container's stream ends a moment before its Job does; the
+			// attempt has not ended until Observe can say so.
+			b.waitFinished(ctx, name)
+		}
 		cancel()
 		pw.Close()
 	}()
@@ -126,7 +132,7 @@ func (b *Backend) followRank(ctx context.Context, name string, rank int, w func(
 		if b.copyRank(ctx, name, rank, true, w) {
 			return
 		}
-		job, err := b.client.BatchV1().Jobs(b.ns).Get(ctx, name, metav1.GetOptions{})
+		job, err := b.cachedJob(ctx, name)
 		if err != nil || finished(job) {
 			if err == nil {
 				// The pod may have ended between the two looks.
@@ -137,6 +143,21 @@ func (b *Backend) followRank(ctx context.Context, name string, rank int, w func(
 		select {
 		case <-ctx.Done():
 		case <-time.After(logPoll):
+		}
+	}
+}
+
+// waitFinished returns when the Job has finished (or is gone or being
+// deleted) as Observe sees it, or when ctx is done.
+func (b *Backend) waitFinished(ctx context.Context, name string) {
+	for ctx.Err() == nil {
+		job, err := b.cachedJob(ctx, name)
+		if err != nil || finished(job) || job.DeletionTimestamp != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(logPoll / 5):
 		}
 	}
 }

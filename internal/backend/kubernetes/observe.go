@@ -8,25 +8,31 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"gpubroker/internal/backend"
 )
 
-// Observe lists the backend's Jobs (every Job carrying LabelJobID in the
-// namespace) in one call and reads each attempt's phase from its Job's
-// conditions alone. Jobs being deleted are not reported.
+// Observe reports the backend's Jobs (every Job carrying LabelJobID in the
+// namespace) from the cache of a watch, reading each attempt's phase from
+// its Job's conditions alone; it makes no request of its own once the watch
+// has synced. The first call starts the watch and waits for its first List
+// (at most syncWait). Until that List is in, and whenever the watch's last
+// List or Watch failed (the API server does not answer), Observe returns an
+// error wrapping backend.ErrUnavailable rather than what may be stale.
+// Jobs being deleted are not reported; a Job this Backend just created or
+// forgot is reported as such even before the watch delivers it.
 func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
-	list, err := b.client.BatchV1().Jobs(b.ns).List(ctx, metav1.ListOptions{LabelSelector: LabelJobID})
+	w, err := b.watch()
 	if err != nil {
-		return nil, wrap("observe", err)
+		return nil, err
 	}
-	out := make([]backend.Status, 0, len(list.Items))
-	for i := range list.Items {
-		if list.Items[i].DeletionTimestamp != nil {
-			continue // forgotten (or deleted by someone else): no longer held
-		}
-		out = append(out, status(&list.Items[i]))
+	if err := w.ready(ctx); err != nil {
+		return nil, err
+	}
+	jobs := w.jobs()
+	out := make([]backend.Status, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, status(j))
 	}
 	return out, nil
 }

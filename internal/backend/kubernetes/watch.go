@@ -1,0 +1,266 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+
+	"gpubroker/internal/backend"
+)
+
+// syncWait bounds how long a call waits for the first List of the watch
+// before it answers backend.ErrUnavailable.
+const syncWait = 10 * time.Second
+
+// overlayTTL is how long a Job the backend created is reported from its
+// own copy while the watch has not delivered it. A healthy watch delivers
+// in milliseconds; the bound only keeps a Job deleted before the watch ever
+// saw it (events merged by a relist) from being reported forever.
+const overlayTTL = time.Minute
+
+// errClosed is what every call of a closed Backend returns.
+var errClosed = errors.New("kubernetes: backend closed")
+
+// jobWatch is the backend's view of its Jobs: a shared informer's cache of
+// every Job carrying LabelJobID in the namespace, plus the backend's own
+// writes that the watch has not delivered yet (a created Job, a forgotten
+// one), so that Observe right after Submit or Forget reports what was done.
+type jobWatch struct {
+	informer cache.SharedIndexInformer
+	stop     context.CancelFunc
+	done     chan struct{}
+
+	mu        sync.Mutex
+	lastErr   error // the last List or Watch failure; nil after a success
+	created   map[string]createdJob
+	forgotten map[string]types.UID
+}
+
+type createdJob struct {
+	job *batchv1.Job
+	at  time.Time
+}
+
+// watch returns the Job watch, starting it on first use.
+func (b *Backend) watch() (*jobWatch, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, errClosed
+	}
+	if b.jobs != nil {
+		return b.jobs, nil
+	}
+	w := &jobWatch{done: make(chan struct{}), created: map[string]createdJob{}, forgotten: map[string]types.UID{}}
+	jobs := b.client.BatchV1().Jobs(b.ns)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
+			o.LabelSelector = LabelJobID
+			list, err := jobs.List(ctx, o)
+			b.record(w, ctx, err)
+			return list, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = LabelJobID
+			wi, err := jobs.Watch(ctx, o)
+			b.record(w, ctx, err)
+			return wi, err
+		},
+	}
+	w.informer = cache.NewSharedIndexInformer(lw, &batchv1.Job{}, 0, cache.Indexers{})
+	_ = w.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
+		b.record(w, ctx, err)
+	})
+	_, _ = w.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { b.notify() },
+		UpdateFunc: func(any, any) { b.notify() },
+		DeleteFunc: func(any) { b.notify() },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop = cancel
+	go func() {
+		defer close(w.done)
+		w.informer.RunWithContext(ctx)
+	}()
+	go func() {
+		// One signal when the first List is in: everything may have changed.
+		if cache.WaitForCacheSync(ctx.Done(), w.informer.HasSynced) {
+			b.notify()
+		}
+	}()
+	b.jobs = w
+	return w, nil
+}
+
+// startedWatch returns the Job watch if it runs, nil otherwise.
+func (b *Backend) startedWatch() *jobWatch {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	return b.jobs
+}
+
+// record keeps the outcome of the watch's last List or Watch call; a
+// change between failing and working is a change worth a signal.
+func (b *Backend) record(w *jobWatch, ctx context.Context, err error) {
+	if err != nil && ctx.Err() != nil {
+		return // the watch is being stopped
+	}
+	w.mu.Lock()
+	changed := (w.lastErr == nil) != (err == nil)
+	w.lastErr = err
+	w.mu.Unlock()
+	if changed {
+		b.notify()
+	}
+}
+
+// notify sends the coalesced change signal.
+func (b *Backend) notify() {
+	select {
+	case b.changes <- struct{}{}:
+	default:
+	}
+}
+
+// Changes implements backend.Watcher: a value arrives (at most one waits)
+// whenever one of the backend's Jobs is added, changes or goes, and when
+// the watch starts or stops working. It starts the watch if Observe has
+// not.
+func (b *Backend) Changes() <-chan struct{} {
+	_, _ = b.watch()
+	return b.changes
+}
+
+// ready waits for the watch's first List (at most syncWait, or until ctx is
+// done or a List fails) and reports whether the cache can be trusted: an
+// error wrapping backend.ErrUnavailable when not, or the API server's own
+// error when it refuses (e.g. Forbidden).
+func (w *jobWatch) ready(ctx context.Context) error {
+	deadline := time.NewTimer(syncWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		synced := w.informer.HasSynced()
+		w.mu.Lock()
+		err := w.lastErr
+		w.mu.Unlock()
+		switch {
+		case err != nil && unavailable(err):
+			return fmt.Errorf("kubernetes: watch of Jobs: %v: %w", err, backend.ErrUnavailable)
+		case err != nil:
+			return wrap("watch of Jobs", err)
+		case synced:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kubernetes: watch of Jobs not synced yet: %v: %w", context.Cause(ctx), backend.ErrUnavailable)
+		case <-deadline.C:
+			return fmt.Errorf("kubernetes: watch of Jobs not synced after %v: %w", syncWait, backend.ErrUnavailable)
+		case <-w.done:
+			return errClosed
+		case <-tick.C:
+		}
+	}
+}
+
+// noteCreated keeps a Job Submit created until the watch delivers it.
+func (w *jobWatch) noteCreated(j *batchv1.Job) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.created[j.Name] = createdJob{job: j, at: time.Now()}
+}
+
+// noteForgotten hides the Job Forget deleted until the watch delivers the
+// deletion.
+func (w *jobWatch) noteForgotten(namespace, name string) {
+	var uid types.UID
+	if obj, ok, _ := w.informer.GetStore().GetByKey(namespace + "/" + name); ok {
+		uid = obj.(*batchv1.Job).UID
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if c, ok := w.created[name]; ok {
+		uid = c.job.UID
+		delete(w.created, name)
+	}
+	if uid != "" {
+		w.forgotten[name] = uid
+	}
+}
+
+// jobs returns the backend's Jobs as the cache has them, with its own
+// writes not delivered yet applied, and without Jobs being deleted.
+func (w *jobWatch) jobs() []*batchv1.Job {
+	objs := w.informer.GetStore().List()
+	byName := make(map[string]*batchv1.Job, len(objs))
+	for _, obj := range objs {
+		j := obj.(*batchv1.Job)
+		byName[j.Name] = j
+	}
+	out := make([]*batchv1.Job, 0, len(objs))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, uid := range w.forgotten {
+		if j, ok := byName[name]; !ok || j.UID != uid || j.DeletionTimestamp != nil {
+			delete(w.forgotten, name) // the watch has caught up
+		}
+	}
+	for _, j := range objs {
+		j := j.(*batchv1.Job)
+		if j.DeletionTimestamp != nil || w.forgotten[j.Name] == j.UID {
+			continue // forgotten (or deleted by someone else): no longer held
+		}
+		out = append(out, j)
+	}
+	for name, c := range w.created {
+		if _, ok := byName[name]; ok || time.Since(c.at) > overlayTTL {
+			delete(w.created, name)
+			continue
+		}
+		out = append(out, c.job)
+	}
+	return out
+}
+
+// cachedJob returns the named Job from the cache when the cache can be
+// trusted, and asks the API server otherwise or when the cache lacks it.
+func (b *Backend) cachedJob(ctx context.Context, name string) (*batchv1.Job, error) {
+	if w, err := b.watch(); err == nil && w.informer.HasSynced() {
+		w.mu.Lock()
+		healthy := w.lastErr == nil
+		w.mu.Unlock()
+		if obj, ok, _ := w.informer.GetStore().GetByKey(b.ns + "/" + name); ok && healthy {
+			return obj.(*batchv1.Job), nil
+		}
+	}
+	return b.client.BatchV1().Jobs(b.ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+// Close stops the watch (io.Closer). Observe and Changes then return
+// errClosed and a channel that stays quiet; the calls that do not use the
+// watch still work. Close is idempotent and always returns nil.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	w := b.jobs
+	b.closed = true
+	b.mu.Unlock()
+	if w != nil {
+		w.stop()
+		<-w.done
+	}
+	return nil
+}
