@@ -77,9 +77,7 @@ func newBackend(t *testing.T, opts Options) *Backend {
 		opts.RESTConfig = cfg
 	}
 	if opts.Namespace == "" {
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		opts.Namespace = "gpubroker-test-" + hex.EncodeToString(b[:])
+		opts.Namespace = "gpubroker-test-" + randHex()
 		t.Cleanup(func() {
 			nb, err := New(Options{RESTConfig: cfg})
 			if err == nil {
@@ -93,6 +91,12 @@ func newBackend(t *testing.T, opts Options) *Backend {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	return b
+}
+
+func randHex() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 var nextID atomic.Int64
