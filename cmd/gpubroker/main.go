@@ -65,7 +65,8 @@ func openSlurm(dir string, cl model.Cluster) (backend.Backend, error) {
 	if t.Dir != "" {
 		dir = t.Dir
 	}
-	return slurm.New(slurm.Options{Conf: t.Conf, Partition: t.Partition, GPUType: t.GRESType, Dir: dir})
+	return slurm.New(slurm.Options{Conf: t.Conf, Partition: t.Partition, GPUType: t.GRESType, Dir: dir,
+		Account: t.Account, QOS: t.QOS, TeamAccounts: t.TeamAccounts, TeamQOS: t.TeamQOS})
 }
 
 // openKubernetes opens the Kubernetes backend for a cluster of the fleet:

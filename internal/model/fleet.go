@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -61,6 +62,15 @@ type SlurmTarget struct {
 	// scripts and logs live; empty: under the broker's state directory
 	// (right only when the nodes see it at the same path).
 	Dir string
+	// Account and QOS every job is charged to and scheduled under
+	// (--account, --qos); empty: the submitting user's defaults.
+	Account string
+	QOS     string
+	// TeamAccounts and TeamQOS override Account and QOS for one team's
+	// jobs, so that Slurm's own fair share and limits see gpubroker's
+	// teams.
+	TeamAccounts map[string]string
+	TeamQOS      map[string]string
 }
 
 // KubernetesTarget is how the broker reaches one Kubernetes cluster.
@@ -248,6 +258,30 @@ func (f *Fleet) Validate() error {
 			errs.Add(path+".name", "team %q is defined twice; give each team its own name", t.Name)
 		}
 		teams[t.Name] = true
+	}
+	for i, c := range f.Clusters {
+		if c.Slurm == nil {
+			continue
+		}
+		for _, m := range []struct {
+			key string
+			by  map[string]string
+		}{{"team_accounts", c.Slurm.TeamAccounts}, {"team_qos", c.Slurm.TeamQOS}} {
+			keys := make([]string, 0, len(m.by))
+			for k := range m.by {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, team := range keys {
+				path := fmt.Sprintf("clusters[%d].slurm.%s.%s", i, m.key, team)
+				if !teams[team] && team != "default" {
+					errs.Add(path, "unknown team %q; define it under teams: or remove it", team)
+				}
+				if m.by[team] == "" {
+					errs.Add(path, "empty; give the Slurm %s for team %s, or remove the line", strings.TrimPrefix(m.key, "team_"), team)
+				}
+			}
+		}
 	}
 	errs.Merge("policy", f.Policy.Validate())
 	return errs.Err()

@@ -99,6 +99,10 @@
 //	    #   partition: gpu          # default: the cluster's default partition
 //	    #   gres_type: h100         # --gres=gpu:h100:N; default any GPU
 //	    #   dir: /shared/gpubroker  # shared with the nodes; default STATE_DIR/slurm/NAME
+//	    #   account: ml             # --account / --qos for every job; default the user's
+//	    #   qos: normal
+//	    #   team_accounts: {research: research}   # per team, over account
+//	    #   team_qos: {research: high}            # per team, over qos
 //	    pools:
 //	      # price_class is required: committed | reserved | ondemand | spot
 //	      - {name: h100, gpu: H100, gpus_per_node: 8, nodes: 512,

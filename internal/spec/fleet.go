@@ -259,7 +259,7 @@ func (p *parser) cluster(n *yaml.Node, path string, cat *catalog.Catalog) model.
 	return c
 }
 
-var slurmKeys = []string{"conf", "partition", "gres_type", "dir"}
+var slurmKeys = []string{"conf", "partition", "gres_type", "dir", "account", "qos", "team_accounts", "team_qos"}
 
 // slurmTarget reads a cluster's slurm block: how to reach its controller.
 func (p *parser) slurmTarget(n *yaml.Node, path string) *model.SlurmTarget {
@@ -283,11 +283,41 @@ func (p *parser) slurmTarget(n *yaml.Node, path string) *model.SlurmTarget {
 			}
 		case "dir":
 			t.Dir = p.absPath(f.value, fp, "a directory the broker and every compute node see at the same path, e.g. /shared/gpubroker")
+		case "account":
+			t.Account = p.slurmWord(f.value, fp, "account", "research")
+		case "qos":
+			t.QOS = p.slurmWord(f.value, fp, "QOS", "normal")
+		case "team_accounts", "team_qos":
+			what, eg := "account", "research"
+			if f.key == "team_qos" {
+				what, eg = "QOS", "high"
+			}
+			by := map[string]string{}
+			for _, tf := range p.fields(f.value, fp, "a mapping of team: Slurm "+what) {
+				tp := join(fp, tf.key)
+				p.see(tp, tf.keyN)
+				by[tf.key] = p.slurmWord(tf.value, tp, what, eg)
+			}
+			if f.key == "team_accounts" {
+				t.TeamAccounts = by
+			} else {
+				t.TeamQOS = by
+			}
 		default:
 			p.unknown(f, path, slurmKeys)
 		}
 	}
 	return t
+}
+
+// slurmWord reads an account or QOS name: one word, as sbatch takes it.
+func (p *parser) slurmWord(n *yaml.Node, path, what, eg string) string {
+	s, _ := p.str(n, path)
+	if strings.ContainsAny(s, " ,\t\n=") {
+		p.errorf(n, path, "%q is not one Slurm %s; give one name, e.g. %s", s, what, eg)
+		return ""
+	}
+	return s
 }
 
 var kubernetesKeys = []string{"kubeconfig", "context", "namespace", "image", "products"}

@@ -72,7 +72,8 @@ func TestParseFleet(t *testing.T) {
 			want: &model.Fleet{
 				Clusters: []model.Cluster{
 					{Name: "aws-slurm", Provider: "aws", Region: "us-east-1", Backend: model.BackendSlurm,
-						Slurm: &model.SlurmTarget{Conf: "/etc/slurm/slurm.conf", Partition: "gpu", GRESType: "h100", Dir: "/shared/gpubroker"},
+						Slurm: &model.SlurmTarget{Conf: "/etc/slurm/slurm.conf", Partition: "gpu", GRESType: "h100", Dir: "/shared/gpubroker",
+							Account: "ml", QOS: "normal", TeamAccounts: map[string]string{"research": "research"}, TeamQOS: map[string]string{"research": "high"}},
 						Pools: []model.Pool{{Name: "h100", GPU: "H100", GPUsPerNode: 8, Nodes: 4, PriceClass: model.Committed}}},
 					{Name: "azure-k8s", Provider: "azure", Region: "eastus", Backend: model.BackendKubernetes,
 						Kubernetes: &model.KubernetesTarget{Kubeconfig: "/etc/gpubroker/azure.kubeconfig", Context: "azure-eastus",
@@ -81,6 +82,7 @@ func TestParseFleet(t *testing.T) {
 					{Name: "onprem", Provider: "onprem", Region: "dc1", Backend: model.BackendLocal,
 						Pools: []model.Pool{{Name: "h100", GPU: "H100", GPUsPerNode: 8, Nodes: 1, PriceClass: model.Committed}}},
 				},
+				Teams:  []model.Team{{Name: "research", Weight: 1}},
 				Policy: model.DefaultPolicy(),
 			},
 		},
