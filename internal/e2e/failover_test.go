@@ -14,11 +14,19 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"gpubroker/internal/backend/kubernetes/procnode"
 )
 
 // The failover test: a fleet of three clusters on three providers (a
-// private Slurm cluster as aws, a local cluster as onprem, a third as
-// azure), 20 checkpointing jobs, and the Slurm controller killed mid-run.
+// private Slurm cluster as aws, a local cluster as onprem, a Kubernetes
+// cluster with a procnode as azure), 20 checkpointing jobs, and the Slurm
+// controller killed mid-run.
 // It checks what docs/tasks.md promises: every job succeeds, the jobs that
 // were on Slurm resume elsewhere from their checkpoint, no step of any job
 // is committed twice (old attempts keep running on the Slurm nodes while
@@ -26,10 +34,15 @@ import (
 // back what still runs there is cancelled.
 
 const (
-	foJobs  = 20
-	foSteps = 12
+	foJobs = 20
+	// foSteps is the length of the 8 jobs submitted first (the engine puts
+	// them on Slurm, the cheapest); foShortSteps that of the 12 others,
+	// which end soon enough to leave room for the failed-over ones while
+	// the old attempts still run on the Slurm nodes.
+	foSteps      = 25
+	foShortSteps = 8
 	// foStep is how long one step of work takes.
-	foStep = 400 * time.Millisecond
+	foStep = 300 * time.Millisecond
 	// foClusterTimeout is the server's --cluster-timeout.
 	foClusterTimeout = 2 * time.Second
 )
@@ -182,6 +195,35 @@ func (s *privateSlurm) restartController(t *testing.T) {
 	}
 }
 
+// jobProcesses lists the processes (pid:command) of this cluster's jobs
+// still alive: every process whose environment names this cluster's
+// slurm.conf (sbatch passes the broker's environment on) other than the
+// daemons themselves.
+func (s *privateSlurm) jobProcesses() []string {
+	var out []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		comm, err := os.ReadFile(filepath.Join(d, "comm"))
+		name := strings.TrimSpace(string(comm))
+		if err != nil || name == "slurmd" || name == "slurmctld" || name == "slurmscriptd" {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join(d, "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if kv == "SLURM_CONF="+s.conf {
+				if stat, _ := os.ReadFile(filepath.Join(d, "stat")); !strings.Contains(string(stat), ") Z") {
+					out = append(out, filepath.Base(d)+":"+name)
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
 func (s *privateSlurm) command(name string, args ...string) (string, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(cleanEnv(), "SLURM_CONF="+s.conf)
@@ -222,7 +264,8 @@ func TestFailover(t *testing.T) {
 	dir := t.TempDir()
 	started := time.Now()
 
-	third := newThirdCluster(t, dir)
+	third := newThirdCluster(t)
+	t.Logf("clusters: aws-slurm (private Slurm), onprem (local), azure (%s)", third.kind)
 	url := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	srv := newServerProc(t, bin, dir, "--listen", strings.TrimPrefix(url, "http://"),
 		"--round", "200ms", "--cluster-timeout", foClusterTimeout.String())
@@ -258,9 +301,13 @@ func TestFailover(t *testing.T) {
 	}
 
 	ckpt := filepath.Join(dir, "ckpt")
-	script := fmt.Sprintf(foScript, foSteps, strconv.FormatFloat(foStep.Seconds(), 'f', -1, 64))
-	eager := map[int64]bool{}
+	eager, want := map[int64]bool{}, map[int64]int{}
 	for i := range foJobs {
+		n := foSteps
+		if i >= 8 {
+			n = foShortSteps
+		}
+		script := fmt.Sprintf(foScript, n, strconv.FormatFloat(foStep.Seconds(), 'f', -1, 64))
 		recovery := "FAILOVER"
 		if i%2 == 1 {
 			recovery = "EAGER_NEXT_REGION"
@@ -274,6 +321,7 @@ func TestFailover(t *testing.T) {
 			t.Fatalf("submit fo-%02d: %v", i, err)
 		}
 		eager[out.Jobs[0].ID] = recovery == "EAGER_NEXT_REGION"
+		want[out.Jobs[0].ID] = n
 	}
 
 	jobs := func() []foJob {
@@ -349,6 +397,11 @@ func TestFailover(t *testing.T) {
 	})
 	out, _ := slurm.command("squeue", "-h", "-t", "all", "-o", "%j %T")
 	t.Logf("Slurm's view after recovery:\n%s", out)
+	// Nor on its nodes: no process of a job of this cluster is left.
+	waitFor(t, ctx, "no job process left on the Slurm nodes", func() (bool, string) {
+		procs := slurm.jobProcesses()
+		return len(procs) == 0, strings.Join(procs, " ")
+	})
 	before := progressOf(t, jobs())
 	time.Sleep(3 * foStep)
 
@@ -357,6 +410,7 @@ func TestFailover(t *testing.T) {
 		t.Errorf("progress changed after every job ended and Slurm was cleaned up: something still runs")
 	}
 	failedOver, resumeSteps := 0, []string{}
+	ranOn := map[string]int{}
 	for _, j := range final {
 		if j.State != "SUCCEEDED" {
 			t.Errorf("job %d (%s) ended %s: %s", j.ID, j.Workload.Name, j.State, j.Reason)
@@ -364,8 +418,8 @@ func TestFailover(t *testing.T) {
 		// Every step committed exactly once, in order.
 		data, _ := os.ReadFile(filepath.Join(j.Workload.CheckpointDir, "progress"))
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-		if len(lines) != foSteps {
-			t.Errorf("job %d committed %d steps, want %d:\n%s", j.ID, len(lines), foSteps, data)
+		if len(lines) != want[j.ID] {
+			t.Errorf("job %d committed %d steps, want %d:\n%s", j.ID, len(lines), want[j.ID], data)
 		}
 		for i, l := range lines {
 			if f := strings.Fields(l); len(f) != 2 || f[0] != strconv.Itoa(i) {
@@ -380,6 +434,11 @@ func TestFailover(t *testing.T) {
 			t.Fatalf("attempts of %d: %v", j.ID, err)
 		}
 		starts := startsOf(t, j.Workload.CheckpointDir)
+		for _, at := range as.Attempts {
+			if at.Cluster != "" {
+				ranOn[at.Cluster]++
+			}
+		}
 		for k, at := range as.Attempts {
 			if at.Cluster != "aws-slurm" || at.Outcome != "RETRIED" {
 				continue
@@ -399,18 +458,29 @@ func TestFailover(t *testing.T) {
 				t.Errorf("job %d (EAGER_NEXT_REGION): attempt %d went back to us-east-1", j.ID, next.Attempt)
 			}
 			first, ok := starts[next.Attempt]
-			if !ok || first == 0 {
-				t.Errorf("job %d: attempt %d on %s started at step %d (recorded: %v), want it to resume from its checkpoint", j.ID, next.Attempt, next.Cluster, first, ok)
+			if !ok || first == 0 || first >= want[j.ID] {
+				t.Errorf("job %d: attempt %d on %s started at step %d of %d (recorded: %v), want it to resume from its checkpoint, mid-way", j.ID, next.Attempt, next.Cluster, first, want[j.ID], ok)
 			}
 			failedOver++
-			resumeSteps = append(resumeSteps, fmt.Sprintf("%d:%d", j.ID, first))
+			resumeSteps = append(resumeSteps, fmt.Sprintf("%d:%d@%s", j.ID, first, next.Cluster))
+		}
+	}
+	for _, c := range []string{"aws-slurm", "onprem", third.name} {
+		if ranOn[c] == 0 {
+			t.Errorf("no attempt ran on cluster %s: %v", c, ranOn)
 		}
 	}
 	if failedOver < len(onSlurm) {
 		t.Errorf("%d jobs failed over from aws-slurm, want %d (every job that ran there)", failedOver, len(onSlurm))
 	}
-	t.Logf("%.1fs in all; %d jobs failed over from aws-slurm, resuming at steps (job:step) %s",
-		time.Since(started).Seconds(), failedOver, strings.Join(resumeSteps, " "))
+	t.Logf("%.1fs in all; attempts per cluster %v; %d jobs failed over from aws-slurm, resuming at steps (job:step@cluster, of %d) %s",
+		time.Since(started).Seconds(), ranOn, failedOver, foSteps, strings.Join(resumeSteps, " "))
+	fenced := 0
+	logs, _ := filepath.Glob(filepath.Join(dir, "slurm-work", "*", "node-*.log"))
+	for _, l := range logs {
+		fenced += strings.Count(readFile(l), "fenced: ")
+	}
+	t.Logf("%d old attempts on the Slurm nodes were fenced off by a newer one", fenced)
 	if t.Failed() {
 		for _, j := range onSlurm {
 			r := runStatus(t, bin, url, a.token, j.ID)
@@ -421,18 +491,71 @@ func TestFailover(t *testing.T) {
 	}
 }
 
-// thirdCluster is the fleet entry of the test's azure cluster.
+// thirdCluster is the test's azure cluster: a Kubernetes cluster whose
+// node is a procnode (pods run as processes on this host) registered in the
+// API server scripts/engines/k8s-up.sh started, or, when that is not
+// running, a local cluster (the test then says so).
 type thirdCluster struct {
-	fleet string
+	name, kind, fleet string
 }
 
-func newThirdCluster(t *testing.T, dir string) *thirdCluster {
-	return &thirdCluster{fleet: `  - name: azure
+func newThirdCluster(t *testing.T) *thirdCluster {
+	t.Helper()
+	local := &thirdCluster{name: "azure", kind: "local", fleet: `  - name: azure
     provider: azure
     region: eastus
     backend: local
     pools: [{name: h100, gpu: H100, gpus_per_node: 8, nodes: 1, price_class: ondemand, price_per_gpu_hour: 3}]
 `}
+	dir := os.Getenv("K8S_CI_DIR")
+	if dir == "" {
+		dir = "/tmp/k8s-ci"
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	var client *k8s.Clientset
+	if err == nil {
+		cfg.Timeout = 5 * time.Second
+		if client, err = k8s.NewForConfig(cfg); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err = client.CoreV1().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+			cancel()
+		}
+	}
+	if err != nil {
+		if os.Getenv("GPUBROKER_REQUIRE_ENGINES") == "1" {
+			t.Fatalf("Kubernetes not running (%v) and GPUBROKER_REQUIRE_ENGINES=1; start it with scripts/engines/k8s-up.sh", err)
+		}
+		t.Logf("Kubernetes not running (%v): the azure cluster is a local one", err)
+		return local
+	}
+	id := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
+	product := "GBFAILOVER-" + strings.ToUpper(id)
+	ns := "gb-failover-" + id
+	// The taint keeps other tests' pods off the node; the backend's pods
+	// tolerate nvidia.com/gpu:NoSchedule, as GPU nodes are commonly tainted.
+	node, err := procnode.Start(context.Background(), procnode.Options{
+		RESTConfig: cfg, Name: "gb-failover-" + id, GPUs: 8, Product: product, Dir: t.TempDir(),
+		Taints: []corev1.Taint{{Key: "nvidia.com/gpu", Value: "present", Effect: corev1.TaintEffectNoSchedule}},
+	})
+	if err != nil {
+		t.Fatalf("procnode: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := node.Close(); err != nil {
+			t.Errorf("procnode Close: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	})
+	return &thirdCluster{name: "azure-k8s", kind: "kubernetes", fleet: fmt.Sprintf(`  - name: azure-k8s
+    provider: azure
+    region: eastus
+    backend: kubernetes
+    kubernetes: {kubeconfig: %s, namespace: %s, products: {h100: %s}}
+    pools: [{name: h100, gpu: H100, gpus_per_node: 8, nodes: 1, price_class: ondemand, price_per_gpu_hour: 3}]
+`, kubeconfig, ns, product)}
 }
 
 func runStatus(t *testing.T, bin, url, token string, id int64) string {
