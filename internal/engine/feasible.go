@@ -120,7 +120,7 @@ func checkResidency(c *checkCtx, pl *pool) (Reason, string) {
 
 func checkAvoidRegion(c *checkCtx, pl *pool) (Reason, string) {
 	if contains(c.w.AvoidRegions, pl.cluster.Region) {
-		return ReasonAvoidRegion, c.why("job_recovery eager_next_region: the previous attempt was lost in %s; this one must run in another region", pl.cluster.Region)
+		return ReasonAvoidRegion, c.why("job_recovery EAGER_NEXT_REGION: the previous attempt was lost or preempted in %s; this one must run in another region", pl.cluster.Region)
 	}
 	return "", ""
 }
