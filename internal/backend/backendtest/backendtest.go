@@ -300,15 +300,20 @@ func (s *suite) testSubmitTwice(t *testing.T) {
 
 func (s *suite) testCancel(t *testing.T) {
 	spec := s.spec("")
-	marker := ""
+	marker, gate := "", ""
 	if s.opt.SharedDir != "" {
 		marker = filepath.Join(s.opt.SharedDir, spec.Name+".survived")
+		gate = filepath.Join(s.opt.SharedDir, spec.Name+".gate")
 	}
-	// A child in the background that would announce itself after 2s, and
-	// a foreground sleep far longer than the test.
+	// A child in the background that would announce itself, and a
+	// foreground sleep far longer than the test. With a shared directory
+	// the child announces itself once the test opens a gate, after the
+	// attempt has ended, so that however long the backend takes to report
+	// Running and to stop it, only a child that survived the end speaks;
+	// without one it speaks after 2s.
 	child := "sleep 2; echo child-survived"
 	if marker != "" {
-		child += "; touch " + shellQuote(marker)
+		child = "while [ ! -e " + shellQuote(gate) + " ]; do sleep 0.1; done; echo child-survived; touch " + shellQuote(marker)
 	}
 	spec.Run = "(" + child + ") & echo started; sleep 120; echo not-cancelled"
 	s.submit(t, spec)
@@ -324,7 +329,15 @@ func (s *suite) testCancel(t *testing.T) {
 	if err := s.b.Cancel(context.Background(), spec.Name); err != nil {
 		t.Errorf("Cancel of an ended attempt: %v, want nil", err)
 	}
-	time.Sleep(3 * time.Second) // past the child's 2s
+	if gate != "" {
+		time.Sleep(time.Second) // a moment for the backend to finish the kill it reported
+		if err := os.WriteFile(gate, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // the child polls every 0.1s
+	} else {
+		time.Sleep(3 * time.Second) // past the child's 2s
+	}
 	logs := s.logs(t, spec.Name)
 	if strings.Contains(logs, "child-survived") || strings.Contains(logs, "not-cancelled") {
 		t.Errorf("a process survived Cancel:\n%s", logs)

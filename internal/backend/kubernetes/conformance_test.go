@@ -50,6 +50,9 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	b := procCluster(t)
 	backendtest.Run(t, b, backendtest.Options{
+		// The cluster's Job controller is shared with other tests and
+		// benchmarks (thousands of Jobs at times): allow for its queue.
+		Timeout:  90 * time.Second,
 		MaxNodes: 2,
 		GPUs:     []int{0, 1},
 		// The device plugin (here procnode) numbers the slots it hands out.

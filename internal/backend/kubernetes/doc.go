@@ -32,10 +32,11 @@
 // that died between "submit" and "record" never starts an attempt twice.
 // Cancel does not delete the Job: the contract wants a cancelled attempt
 // to stay observable (ended) until Forget. It marks the Job cancelled and
-// sets its activeDeadlineSeconds to 1, so that the Job controller itself
-// stops every pod and fails the Job (reason DeadlineExceeded, reported as
-// Failed, "cancelled"). Forget deletes the Job with foreground propagation,
-// which takes its pods and Service with it.
+// sets its activeDeadlineSeconds to 1, so that the Job controller fails the
+// Job (reported as Failed, "cancelled"), and deletes the Job's pods, so
+// that their kubelets stop them at once rather than when a busy Job
+// controller gets to it. Forget deletes the Job with foreground
+// propagation, which takes its pods and Service with it.
 //
 // # What it never does
 //

@@ -252,9 +252,9 @@ func (b *Backend) job(spec backend.Spec) *batchv1.Job {
 			Key: b.opts.GPUResource, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
 		}}, b.opts.Tolerations...),
 		Containers: []corev1.Container{{
-			Name:    container,
-			Image:   b.opts.Image,
-			Command: []string{"bash", "-c", literal(wrapper), "gpubroker", literal(spec.Setup), literal(spec.Run)},
+			Name:       container,
+			Image:      b.opts.Image,
+			Command:    []string{"bash", "-c", literal(wrapper), "gpubroker", literal(spec.Setup), literal(spec.Run)},
 			WorkingDir: spec.Workdir,
 			Env:        env(spec, gpus),
 			Resources:  res,
@@ -358,20 +358,30 @@ func service(job *batchv1.Job) *corev1.Service {
 	}
 }
 
-// Cancel stops the attempt's pods through the Job controller (deadline 1s)
-// and leaves the Job, marked cancelled, for Observe to report until
-// Forget. Cancelling an unknown or ended attempt returns nil.
+// Cancel stops the attempt's pods and leaves the Job, marked cancelled,
+// for Observe to report until Forget. It sets the Job's
+// activeDeadlineSeconds to 1, so that the Job controller fails the Job
+// (and would stop its pods), and deletes the pods itself, so that they stop
+// at once even while a busy Job controller has not got to the Job yet.
+// Cancelling an unknown or ended attempt returns nil.
 func (b *Backend) Cancel(ctx context.Context, name string) error {
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"true"}},"spec":{"activeDeadlineSeconds":1}}`, AnnotationCancelled)
 	_, err := b.client.BatchV1().Jobs(b.ns).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-	if err == nil || apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err):
 		return nil
-	}
-	if apierrors.IsInvalid(err) {
+	case apierrors.IsInvalid(err):
 		// A finished Job's deadline can no longer be changed; nothing runs.
 		return nil
+	case err != nil:
+		return wrap("cancel "+name, err)
 	}
-	return wrap("cancel "+name, err)
+	err = b.client.CoreV1().Pods(b.ns).DeleteCollection(ctx, metav1.DeleteOptions{},
+		metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + name})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return wrap("cancel "+name+": delete pods", err)
+	}
+	return nil
 }
 
 // Forget deletes the attempt's Job, its pods and Service (foreground

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,7 +133,7 @@ func observe(t *testing.T, b *Backend, name string) (backend.Status, bool) {
 // wait polls Observe until name is in phase want.
 func wait(t *testing.T, b *Backend, name string, want backend.Phase) backend.Status {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // the Job controller is shared
 	var last backend.Status
 	for time.Now().Before(deadline) {
 		st, ok := observe(t, b, name)
@@ -147,7 +149,7 @@ func wait(t *testing.T, b *Backend, name string, want backend.Phase) backend.Sta
 		last = st
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s: still %s after 30s, want %s", name, last.Phase, want)
+	t.Fatalf("%s: still %s after 60s, want %s", name, last.Phase, want)
 	return last
 }
 
@@ -494,6 +496,10 @@ func TestForgetAndLogsUnknown(t *testing.T) {
 	}
 }
 
+// Other tests and benchmarks add nodes to the shared cluster while this
+// runs (procnodes, more kwok nodes, products of their own): GPUs must
+// match the node list around it, and the H100 pool count the nodes of that
+// product, k8s-up.sh's two among them.
 func TestHealthAndDiscovery(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, Options{})
@@ -501,27 +507,66 @@ func TestHealthAndDiscovery(t *testing.T) {
 	if err := b.Health(ctx); err != nil {
 		t.Errorf("Health: %v", err)
 	}
-	gpus, err := b.GPUs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]int{8, 8}, gpus); diff != "" {
-		t.Errorf("GPUs (-want +got):\n%s", diff)
-	}
-	pools, err := b.DiscoverPools(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h100, err := catalog.ParseGPU("NVIDIA-H100-80GB-HBM3")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []model.Pool{{
-		Name: "NVIDIA-H100-80GB-HBM3", GPU: h100, GPUsPerNode: 8, Nodes: 2, PriceClass: model.OnDemand,
-		CPUsPerNode: 64, MemoryGiBPerNode: 512,
-	}}
-	if diff := cmp.Diff(want, pools); diff != "" {
-		t.Errorf("DiscoverPools (-want +got):\n%s", diff)
+	// expect reads the nodes: the allocatable GPUs of those that have any,
+	// in name order, and the Ready 8-GPU H100 nodes.
+	expect := func() (gpus []int, h100s int, names []string) {
+		list, err := b.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+		for _, n := range list.Items {
+			names = append(names, n.Name+"/"+n.ResourceVersion)
+			q := n.Status.Allocatable["nvidia.com/gpu"]
+			if q.Value() > 0 {
+				gpus = append(gpus, int(q.Value()))
+			}
+			if q.Value() == 8 && n.Labels[ProductLabel] == "NVIDIA-H100-80GB-HBM3" && nodeReady(&n) {
+				h100s++
+			}
+		}
+		return gpus, h100s, names
+	}
+	for try := 0; ; try++ {
+		want, h100s, before := expect()
+		gpus, err := b.GPUs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pools, err := b.DiscoverPools(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, after := expect(); !slices.Equal(before, after) && try < 10 {
+			continue // a node came, went or changed meanwhile
+		}
+		if diff := cmp.Diff(want, gpus); diff != "" {
+			t.Errorf("GPUs (-want +got):\n%s", diff)
+		}
+		if h100s < 2 {
+			t.Errorf("%d Ready 8-GPU H100 nodes, want k8s-up.sh's 2 at least", h100s)
+		}
+		var got *model.Pool
+		for i := range pools {
+			if pools[i].Name == "NVIDIA-H100-80GB-HBM3" {
+				got = &pools[i]
+			}
+		}
+		wantPool := model.Pool{
+			Name: "NVIDIA-H100-80GB-HBM3", GPU: h100, GPUsPerNode: 8, Nodes: h100s, PriceClass: model.OnDemand,
+			CPUsPerNode: 64, MemoryGiBPerNode: 512,
+		}
+		if got == nil {
+			t.Fatalf("DiscoverPools: no NVIDIA-H100-80GB-HBM3 pool in %+v", pools)
+		}
+		if diff := cmp.Diff(wantPool, *got); diff != "" {
+			t.Errorf("DiscoverPools (-want +got):\n%s", diff)
+		}
+		return
 	}
 }
 
