@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -626,5 +629,117 @@ func TestStatusFromConditions(t *testing.T) {
 				t.Errorf("status (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// proxy forwards TCP connections to the API server until stopped; it
+// stands for an API server that goes away and comes back, without
+// touching the shared one.
+type proxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        []net.Conn
+}
+
+func (p *proxy) start(t *testing.T) {
+	t.Helper()
+	addr := p.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
+}
+
+// stop refuses new connections and cuts the open ones.
+func (p *proxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// While the API server does not answer, Observe says so (ErrUnavailable)
+// instead of serving the cache; when it is back, Observe is right again
+// and Changes said so.
+func TestObserveWhileAPIServerGone(t *testing.T) {
+	t.Parallel()
+	cfg := rest.CopyConfig(kubeconfig(t))
+	u, err := url.Parse(cfg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{target: u.Host}
+	p.start(t)
+	t.Cleanup(p.stop)
+	cfg.Host = "https://" + p.addr
+	b := newBackend(t, Options{RESTConfig: cfg, PodAnnotations: map[string]string{"kwok.x-k8s.io/outcome": "running"}})
+	s := spec(1, 0)
+	submit(t, b, s)
+	wait(t, b, s.Name, backend.PhaseRunning)
+	ctx := context.Background()
+
+	p.stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := b.Observe(ctx)
+		if errors.Is(err, backend.ErrUnavailable) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Observe with the API server gone for 20s: %v, want ErrUnavailable", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for len(b.Changes()) > 0 {
+		<-b.Changes()
+	}
+
+	p.start(t) // the same address
+	select {
+	case <-b.Changes():
+	case <-time.After(60 * time.Second):
+		t.Fatal("no change signalled when the API server came back")
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		all, err := b.Observe(ctx)
+		if err == nil {
+			if len(all) != 1 || all[0].Name != s.Name || all[0].Phase != backend.PhaseRunning {
+				t.Errorf("Observe after the API server came back: %+v, want %s Running", all, s.Name)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Observe 60s after the API server came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -78,6 +80,9 @@ func (b *Backend) watch() (*jobWatch, error) {
 	}
 	w.informer = cache.NewSharedIndexInformer(lw, &batchv1.Job{}, 0, cache.Indexers{})
 	_ = w.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, io.EOF) {
+			return // a watch too old to resume: the informer lists again at once
+		}
 		b.record(w, ctx, err)
 	})
 	_, _ = w.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
