@@ -236,7 +236,12 @@ func (rd *round) observe(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o := rd.s.observeCluster(ctx, c, c.Backend != "")
+			// A cluster that does not answer within the cluster timeout
+			// is failing, however its driver waits (a dead Slurm
+			// controller keeps squeue retrying for its MessageTimeout).
+			octx, cancel := context.WithTimeout(ctx, rd.s.cfg.ClusterTimeout)
+			defer cancel()
+			o := rd.s.observeCluster(octx, c, c.Backend != "")
 			mu.Lock()
 			rd.obs[c.Name] = o
 			mu.Unlock()
