@@ -26,6 +26,23 @@
 // to that label's value; a pool name that is not in the map is taken to be
 // the value itself, as DiscoverPools names the pools it finds.
 //
+// # Observe: a watch, not a List per call
+//
+// Observe serves from the cache of a shared informer (client-go's
+// tools/cache) over the backend's Jobs (label LabelJobID, the backend's
+// namespace), started by the first Observe or Changes: once synced, an
+// Observe makes no request at all, however many attempts and however
+// often it is called. Until the first List is in, and whenever the
+// informer's last List or Watch failed (the API server is down or cut
+// off), Observe returns an error wrapping backend.ErrUnavailable instead
+// of a cache that may be stale; a new Backend (a restarted broker) so
+// never reports an empty cluster it has not listed. What this Backend
+// itself just created or forgot is reported so at once, even before the
+// watch delivers it. Changes (backend.Watcher) receives a coalesced signal
+// on every add, update or delete of those Jobs and when the watch starts
+// or stops working, so the control plane reconciles at once; Close stops
+// the informer (the server closes backends that are io.Closers).
+//
 // # Submit, Cancel, Forget
 //
 // Submit creates the Job and treats AlreadyExists as success, so a broker
@@ -41,6 +58,15 @@
 // # What it never does
 //
 // It never creates pods itself, never binds pods to nodes, never polls one
-// Job at a time, and keeps no state outside the cluster: a new Backend finds
-// every attempt of an earlier broker by its labels.
+// Job at a time, and keeps no state outside the cluster but a cache of it:
+// a new Backend finds every attempt of an earlier broker by its labels.
+//
+// # Tests
+//
+// The tests run against a real API server, controller-manager and
+// scheduler (scripts/engines/k8s-up.sh). Its kwok nodes run nothing; the
+// conformance suite (backendtest) runs on two procnode nodes instead
+// (package procnode: pods as local processes, logs through pods/log),
+// which a taint and a product label of their own keep apart from the kwok
+// nodes (Options.Tolerations, Options.NodeSelector).
 package kubernetes
