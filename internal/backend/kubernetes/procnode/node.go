@@ -251,7 +251,7 @@ func (n *Node) status() corev1.NodeStatus {
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(n.port)}},
 		NodeInfo: corev1.NodeSystemInfo{
 			OperatingSystem: "linux", Architecture: runtime.GOARCH,
-			KubeletVersion: "procnode", KubeProxyVersion: "procnode", ContainerRuntimeVersion: "procnode://0",
+			KubeletVersion: "procnode", ContainerRuntimeVersion: "procnode://0",
 			OSImage: "host processes", KernelVersion: "host",
 		},
 	}
