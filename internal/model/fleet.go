@@ -35,8 +35,8 @@ type Cluster struct {
 	Region   string
 	Zone     string
 	Backend  BackendKind
-	// Endpoint names how to reach the backend (a Slurm REST URL, a
-	// kubeconfig context, ...). Never a credential.
+	// Endpoint is free text for people about how the cluster is reached;
+	// shown, never used (Slurm and Kubernetes say it). Never a credential.
 	Endpoint string
 	// Slurm says how to reach a slurm cluster (nil: the broker's own
 	// SLURM_CONF and the default partition); only for backend slurm.

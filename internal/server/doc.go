@@ -11,6 +11,27 @@
 // backend must not do twice (start an attempt) is guarded by the backend's
 // idempotent, name-keyed Submit.
 //
+// # Clusters that stop answering
+//
+// A cluster whose health check or observation fails takes no new work from
+// that round on (its pools are down in the engine's snapshot). Once it has
+// failed for Config.ClusterTimeout in a row, every attempt dispatched or
+// running there is lost: the job goes back to PENDING as a new attempt
+// ("Lost: cluster C unreachable for 30s"), its usage is recorded, and the
+// engine places it elsewhere; under job_recovery EAGER_NEXT_REGION the new
+// attempt avoids the old one's region (Workload.AvoidRegions). The broker
+// cannot stop what still runs on a cluster it cannot reach: when the
+// cluster answers again, the orphan clean-up cancels every attempt there
+// that is no longer some job's current one, and in between the job's own
+// checkpoint fencing (docs/tasks.md) keeps the old attempt from committing
+// work. When a cluster first failed and which attempts must avoid which
+// region live in memory only: a restarted server starts the timeout again
+// and lets those attempts go anywhere.
+//
+// GET /v1/jobs/{id}/attempts rebuilds a job's attempts from its events:
+// where each ran (the admission's message, "placed on CLUSTER/POOL ..."),
+// when, and why it ended (the message of the move that ended it).
+//
 // The server owns the goroutines, the clock and the retries; it calls the
 // pure engine (engine.Schedule, engine.Plan) with a snapshot it builds, and
 // talks to storage and backends only through their contracts. It must
