@@ -117,3 +117,32 @@ func (rd *round) record(ctx context.Context, sub *submission) {
 		rd.s.metrics.dispatchLat.Observe(max(0, rd.now.Sub(j.Updated).Seconds()))
 	}
 }
+
+// forgetting is an ended attempt for its backend to forget.
+type forgetting struct {
+	b    backend.Backend
+	name string
+}
+
+// forgetAll forgets the attempts that ended this round, in parallel (at
+// most dispatchParallel at once) and after dispatch, so that a wave of
+// endings neither delays the next wave's Submits nor takes one backend
+// call's time per attempt. One that fails stays an orphan, which a later
+// round forgets (cleanOrphans).
+func (rd *round) forgetAll(ctx context.Context) {
+	sem := make(chan struct{}, dispatchParallel)
+	var wg sync.WaitGroup
+	for _, f := range rd.forget {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.b.Forget(ctx, f.name); err != nil {
+				rd.s.log.Warn("forget failed", "name", f.name, "err", err)
+			}
+			<-sem
+		}()
+	}
+	wg.Wait()
+	rd.forget = nil
+}

@@ -99,6 +99,9 @@ type round struct {
 	// lost maps each cluster that has not answered for the cluster timeout
 	// to how long it has not: its attempts are lost.
 	lost map[string]time.Duration
+	// forget lists the ended attempts to forget once dispatch is done (see
+	// forgetAll).
+	forget []forgetting
 }
 
 // reconcile runs one round: read desired and observed state, act on the
@@ -117,7 +120,7 @@ type round struct {
 //  6. build the engine's snapshot and schedule the other pending jobs,
 //     then apply preemptions, then admissions (with GPU slots);
 //  7. dispatch every admitted job (idempotent by name) and mark it
-//     dispatched;
+//     dispatched; then forget the attempts that ended in step 3;
 //  8. publish waits, metrics and the view the read endpoints show.
 //
 // Every move is a compare-and-set; a conflict means someone else (the
@@ -187,6 +190,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 	s.waitMu.Unlock()
 	// 7. Dispatch.
 	rd.dispatchAll(ctx)
+	rd.forgetAll(ctx)
 	// 8. Publish.
 	rd.publish(ctx, totals)
 	return nil
@@ -458,9 +462,7 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 		end = st.Ended
 	}
 	rd.s.recordUsageSpan(ctx, j, st.Started, end)
-	if err := o.b.Forget(ctx, name); err != nil {
-		rd.s.log.Warn("forget failed", "name", name, "err", err)
-	}
+	rd.forget = append(rd.forget, forgetting{b: o.b, name: name})
 }
 
 // withDetail is a move's event message: the reason, then the backend's
