@@ -88,8 +88,8 @@ func BenchmarkThroughputSlurm(b *testing.B) {
 			if err != nil {
 				b.Fatalf("%s: %v", pathName(broker), err)
 			}
-			b.Logf("slurm %s: %d jobs: submitted %.2fs admitted %.2fs complete %.2fs succeeded %.2fs (load %s)",
-				pathName(broker), n, t.submitted, t.admitted, t.complete, t.api, load())
+			b.Logf("slurm %s: %d jobs: submitted %.2fs admitted %.2fs complete %.2fs succeeded %.2fs; %d rounds of %.3fs (load %s)",
+				pathName(broker), n, t.submitted, t.admitted, t.complete, t.api, t.rounds, t.roundMean, load())
 			p.add(broker, t)
 		}
 		i++
@@ -206,6 +206,7 @@ func slurmBroker(b *testing.B, ctx context.Context, conf string, sq *squeue, n i
 	}
 	t.submitted = submitted
 	t.api, err = env.waitSucceeded(ctx, n, t0)
+	t.rounds, t.roundMean = env.rounds(ctx)
 	return t, err
 }
 

@@ -49,6 +49,10 @@ type pathTimes struct {
 	admitted  float64 // every job started (Slurm) or bound to a node (Kubernetes)
 	complete  float64 // every job complete in the engine
 	api       float64 // broker only: every job SUCCEEDED in the broker's store
+	// rounds and roundMean: the broker's reconcile rounds until then and
+	// their mean duration, for the log.
+	rounds    int
+	roundMean float64
 }
 
 // pair accumulates both paths over the iterations of one benchmark.
@@ -301,6 +305,35 @@ func (e *brokerEnv) waitSucceeded(ctx context.Context, n int, t0 time.Time) (flo
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// rounds reads the broker's reconcile rounds so far from its /metrics:
+// how many, and their mean duration in seconds.
+func (e *brokerEnv) rounds(ctx context.Context) (n int, mean float64) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.api.url+"/metrics", nil)
+	if err != nil {
+		return 0, 0
+	}
+	req.Header.Set("Authorization", "Bearer "+e.api.token)
+	resp, err := e.api.hc.Do(req)
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "gpubroker_reconcile_round_seconds_sum "); ok {
+			fmt.Sscan(v, &sum)
+		}
+		if v, ok := strings.CutPrefix(l, "gpubroker_reconcile_round_seconds_count "); ok {
+			fmt.Sscan(v, &n)
+		}
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return n, sum / float64(n)
 }
 
 // requireEngine skips b with how to start the engine, or fails it when
