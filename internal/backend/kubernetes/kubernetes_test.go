@@ -83,11 +83,14 @@ func newBackend(t *testing.T, opts Options) *Backend {
 	}
 	if opts.Namespace == "" {
 		opts.Namespace = "gpubroker-test-" + randHex()
+		ns := opts.Namespace
 		t.Cleanup(func() {
-			nb, err := New(Options{RESTConfig: cfg})
-			if err == nil {
-				_ = nb.client.CoreV1().Namespaces().Delete(context.Background(), opts.Namespace, metav1.DeleteOptions{})
+			nb, err := New(Options{RESTConfig: cfg, Namespace: ns})
+			if err != nil {
+				return
 			}
+			stopJobs(t, nb)
+			_ = nb.client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
 		})
 	}
 	b, err := New(opts)
@@ -102,6 +105,41 @@ func randHex() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// stopJobs cancels the namespace's unfinished Jobs and waits (30s at most)
+// for them to finish. kwok deletes a running pod without making it
+// terminal first, as a kubelet would, so the Job controller's finalizer
+// would hold such a pod, and the GPUs it requests, for as long as its Job
+// is unfinished: in a namespace being deleted, forever.
+func stopJobs(t *testing.T, b *Backend) {
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	cancelled := map[string]bool{}
+	for {
+		jobs, err := b.client.BatchV1().Jobs(b.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return
+		}
+		running := 0
+		for i := range jobs.Items {
+			if name := jobs.Items[i].Name; !finished(&jobs.Items[i]) {
+				running++
+				if !cancelled[name] {
+					_ = b.Cancel(ctx, name)
+					cancelled[name] = true
+				}
+			}
+		}
+		if running == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Logf("cleanup: %d Jobs of %s still unfinished after 30s", running, b.ns)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 var nextID atomic.Int64
@@ -384,7 +422,9 @@ func TestChangesSignalsCompletion(t *testing.T) {
 // watch may not have delivered it yet; after Close it is an error.
 func TestObserveReadsOwnWrites(t *testing.T) {
 	t.Parallel()
-	b := newBackend(t, Options{PodAnnotations: map[string]string{"kwok.x-k8s.io/outcome": "running"}})
+	// Pods no node can take: Forget of a running kwok pod would leave it
+	// to the Job controller's finalizer (see stopJobs).
+	b := newBackend(t, Options{NodeSelector: map[string]string{"gpubroker.io/test": "no-such-node"}})
 	ctx := context.Background()
 	if _, err := b.Observe(ctx); err != nil {
 		t.Fatal(err)
