@@ -4,8 +4,14 @@
 # lines go test prints (take the median; the machines are shared and noisy,
 # so compare ratios measured in one run).
 #
-#   scripts/bench.sh            # all
-#   scripts/bench.sh engine     # one area: engine, sim, trace, cli
+#   scripts/bench.sh              # all
+#   scripts/bench.sh engine       # one area: engine, sim, trace, cli, throughput
+#
+# throughput (issue 5) needs the CI engines, started and sourced:
+#   scripts/engines/slurm-up.sh && . /tmp/slurm-ci/env.sh; scripts/engines/k8s-up.sh
+# (a benchmark whose engine is down is skipped). It runs the issue's sizes
+# (GPUBROKER_BENCH_FULL=1), each path twice, order alternating
+# (TPUT_ITER=2), and takes about half an hour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${COUNT:-5}
@@ -27,4 +33,12 @@ case "$area" in all | trace)
 esac
 case "$area" in all | cli)
   run -bench 'Plan' -benchtime=20x -count="$count" ./internal/cli/
+esac
+case "$area" in all | throughput)
+  # Both cores, unlike the rest: the broker is concurrent and the engines
+  # are other processes. Each benchmark measures both paths in one run;
+  # its log lines carry the machine's load.
+  echo "== throughput (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  GPUBROKER_BENCH_FULL=1 go test -run '^$' -bench 'Throughput' -benchtime="${TPUT_ITER:-2}x" -count=1 \
+    -timeout 120m ./internal/e2e/ | grep -E '^(Benchmark|cpu:|ok|FAIL)|throughput_.*load'
 esac
