@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -34,6 +35,7 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 	for _, j := range jobs {
 		out = append(out, status(j))
 	}
+	sort.Slice(out, func(i, k int) bool { return out[i].Name < out[k].Name })
 	return out, nil
 }
 

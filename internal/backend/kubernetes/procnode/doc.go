@@ -35,6 +35,24 @@
 // TerminationByKubelet), as the kubelet's graceful node shutdown reports
 // it, and the Node and its Lease are deleted.
 //
+// # Use
+//
+//	node, err := procnode.Start(ctx, procnode.Options{
+//		RESTConfig: cfg,           // or Kubeconfig: path
+//		Name:       "dev-node-1",  // the Node's name
+//		GPUs:       8,             // nvidia.com/gpu capacity
+//		Product:    "DEV-H100",    // nvidia.com/gpu.product label
+//		Taints: []corev1.Taint{{Key: procnode.TaintKey, Value: "true",
+//			Effect: corev1.TaintEffectNoSchedule}}, // only pods that tolerate it
+//		Dir: dir, // logs and default work dirs, kept after Close
+//	})
+//	if err != nil { ... }
+//	defer node.Close()
+//
+// Pods that select DEV-H100 and tolerate the taint (the Kubernetes
+// backend's Options.PoolProducts or NodeSelector, and Options.Tolerations)
+// are scheduled onto the node by the cluster's scheduler and run here.
+//
 // # What it never does
 //
 // It pulls no image and starts no container: the image is ignored and the
