@@ -247,8 +247,10 @@ func (s *Server) Close(ctx context.Context) error {
 
 // Round pacing (see runReconciler).
 const (
-	// minRoundRest is the least time between two rounds.
+	// minRoundRest and maxRoundRest bound the rest after a round, which is
+	// otherwise as long as the round took.
 	minRoundRest = 20 * time.Millisecond
+	maxRoundRest = 250 * time.Millisecond
 	// pollInFlight is the round interval, when shorter than RoundInterval,
 	// while some cluster holding work cannot announce changes (its backend
 	// is no backend.Watcher): its attempts end unseen, so look soon.
@@ -263,9 +265,11 @@ const (
 // something changed: a submission (kick), or a backend's
 // backend.Watcher.Changes; and at most pollInFlight after it while work
 // holds a cluster whose backend does not watch. After a round the
-// reconciler rests at least as long as the round took (and minRoundRest),
-// so that a storm of changes costs it at most half a core; changes during
-// the rest are taken up together by the next round.
+// reconciler rests as long as the round took, within minRoundRest and
+// maxRoundRest, so that a storm of changes cannot keep it running back to
+// back (a round's time is mostly its CPU; a round that mostly waited on
+// backends, a large dispatch, rests no more than maxRoundRest); changes
+// during the rest are taken up together by the next round.
 func (s *Server) runReconciler(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -274,7 +278,7 @@ func (s *Server) runReconciler(ctx context.Context) {
 		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("reconcile round failed", "err", err)
 		}
-		rest := max(minRoundRest, time.Since(started))
+		rest := min(max(minRoundRest, time.Since(started)), maxRoundRest)
 		earliest := time.Now().Add(rest)
 		interval := s.cfg.RoundInterval
 		if s.pollingInFlight() {
