@@ -339,38 +339,78 @@ func (p *proc) maybeDelete() {
 	if !do {
 		return
 	}
-	err := p.n.client.CoreV1().Pods(p.ns).Delete(p.n.api, p.name, metav1.DeleteOptions{
-		GracePeriodSeconds: ptr(int64(0)),
-		Preconditions:      &metav1.Preconditions{UID: &p.uid},
+	err := p.n.persist(func() error {
+		err := p.n.client.CoreV1().Pods(p.ns).Delete(p.n.api, p.name, metav1.DeleteOptions{
+			GracePeriodSeconds: ptr(int64(0)),
+			Preconditions:      &metav1.Preconditions{UID: &p.uid},
+		})
+		if apierrors.IsConflict(err) {
+			return nil // another pod of that name: ours is gone
+		}
+		return err
 	})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+	if err != nil {
 		p.n.log.Warn("pod delete failed", "pod", p.ns+"/"+p.name, "err", err)
 	}
 }
 
-// updateStatus applies f to the pod's current status and writes it; a pod
-// that is gone (or replaced by one of the same name) is left alone.
-func (p *proc) updateStatus(f func(*corev1.Pod)) error {
-	pods := p.n.client.CoreV1().Pods(p.ns)
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		pod, err := pods.Get(p.n.api, p.name, metav1.GetOptions{})
-		if err != nil {
+// persist calls f until it succeeds, finds nothing (NotFound) or fails
+// for good, as a kubelet's status manager does: a status or delete lost
+// while the API server is away would leave a pod Running, or terminating,
+// forever. It gives up when Close ends the API calls.
+func (n *Node) persist(f func() error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || apierrors.IsNotFound(err) {
+			return nil
+		}
+		if !transient(err) {
 			return err
 		}
-		if pod.UID != p.uid {
-			return apierrors.NewNotFound(corev1.Resource("pods"), p.name)
+		select {
+		case <-n.api.Done():
+			return err
+		case <-time.After(wait):
 		}
-		f(pod)
-		_, err = pods.UpdateStatus(p.n.api, pod, metav1.UpdateOptions{})
-		return err
-	})
-	if apierrors.IsNotFound(err) {
-		return nil
+		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// updateStatus applies f to the pod's current status and writes it,
+// retrying until it is written (persist); a pod that is gone (or replaced
+// by one of the same name) is left alone.
+func (p *proc) updateStatus(f func(*corev1.Pod)) error {
+	pods := p.n.client.CoreV1().Pods(p.ns)
+	err := p.n.persist(func() error {
+		return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+			pod, err := pods.Get(p.n.api, p.name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if pod.UID != p.uid {
+				return apierrors.NewNotFound(corev1.Resource("pods"), p.name)
+			}
+			f(pod)
+			_, err = pods.UpdateStatus(p.n.api, pod, metav1.UpdateOptions{})
+			return err
+		})
+	})
 	if err != nil {
 		p.n.log.Warn("pod status update failed", "pod", p.ns+"/"+p.name, "err", err)
 	}
 	return err
+}
+
+// transient reports whether err may go away on its own: no answer, a
+// timeout, throttling or a server error.
+func transient(err error) bool {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return true // the API server did not answer
+	}
+	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err) || apierrors.IsUnexpectedServerError(err)
 }
 
 func setCondition(pod *corev1.Pod, t corev1.PodConditionType, s corev1.ConditionStatus, reason, msg string) {

@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -436,4 +439,95 @@ func TestFieldRef(t *testing.T) {
 	if _, err := fieldRef(pod, "spec.nothing"); err == nil {
 		t.Error("fieldRef of an unknown path: no error")
 	}
+}
+
+// cutter forwards TCP connections to the API server until cut; it stands
+// for an API server that goes away and comes back, without touching the
+// shared one.
+type cutter struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        []net.Conn
+}
+
+func (c *cutter) listen(t *testing.T) {
+	t.Helper()
+	addr := c.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.ln, c.addr = ln, ln.Addr().String()
+	c.mu.Unlock()
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", c.target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			c.mu.Lock()
+			c.conns = append(c.conns, in, out)
+			c.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
+}
+
+func (c *cutter) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ln.Close()
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+	c.conns = nil
+}
+
+// A pod that ends while the API server is away is reported once it is
+// back: the status is retried, not lost.
+func TestStatusSurvivesAPIServerOutage(t *testing.T) {
+	t.Parallel()
+	cfg, c := cluster(t)
+	ctx := context.Background()
+	ns := randName("procnode-test-")
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	u, err := url.Parse(cfg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cu := &cutter{target: u.Host}
+	cu.listen(t)
+	t.Cleanup(cu.cut)
+	viaCutter := rest.CopyConfig(cfg)
+	viaCutter.Host = "https://" + cu.addr
+	n, err := Start(ctx, Options{RESTConfig: viaCutter, Name: randName("procnode-"), Dir: t.TempDir(),
+		Taints: []corev1.Taint{{Key: TaintKey, Value: "true", Effect: corev1.TaintEffectNoSchedule}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	e := &env{node: n, client: c, ns: ns}
+	p := e.pod(t, "echo up; sleep 1.5; echo down", nil)
+	e.waitPhase(t, p.Name, corev1.PodRunning)
+	cu.cut()
+	time.Sleep(3 * time.Second) // the process ends meanwhile
+	if got, err := c.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{}); err != nil || got.Status.Phase != corev1.PodRunning {
+		t.Fatalf("during the outage: %v, %v; want the pod still Running (nobody could tell)", phase(got), err)
+	}
+	cu.listen(t) // the same address
+	e.waitPhase(t, p.Name, corev1.PodSucceeded)
 }
