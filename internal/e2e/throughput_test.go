@@ -40,7 +40,9 @@ func fullScale() bool {
 
 // submitWorkers is how many clients submit at once on either path: HTTP
 // clients to the broker, sbatch processes or API clients to the engine.
-const submitWorkers = 8
+// As many as the broker's dispatch has Submits in flight (16, see
+// internal/server/dispatch.go), so that the direct path submits no slower.
+const submitWorkers = 16
 
 // pathTimes is one path's measurement, in seconds from its first
 // submission.
