@@ -746,6 +746,7 @@ func TestObserveWhileAPIServerGone(t *testing.T) {
 	wait(t, b, s.Name, backend.PhaseRunning)
 	ctx := context.Background()
 
+	t0 := time.Now()
 	p.stop()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -762,6 +763,8 @@ func TestObserveWhileAPIServerGone(t *testing.T) {
 		<-b.Changes()
 	}
 
+	t.Logf("ErrUnavailable %v after the cut", time.Since(t0).Round(time.Millisecond))
+	t0 = time.Now()
 	p.start(t) // the same address
 	select {
 	case <-b.Changes():
@@ -775,6 +778,7 @@ func TestObserveWhileAPIServerGone(t *testing.T) {
 			if len(all) != 1 || all[0].Name != s.Name || all[0].Phase != backend.PhaseRunning {
 				t.Errorf("Observe after the API server came back: %+v, want %s Running", all, s.Name)
 			}
+			t.Logf("Observe answers %v after the API server is back", time.Since(t0).Round(time.Millisecond))
 			break
 		}
 		if time.Now().After(deadline) {
