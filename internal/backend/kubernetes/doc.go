@@ -18,7 +18,7 @@
 // policy fails the Job at once when a pod is disrupted (evicted, preempted,
 // its node lost: reported PhaseLost) or when the container exits non-zero,
 // and the Job's Failed condition then carries the exit code, so Observe
-// reads every attempt's state from one List of Jobs and never from pods.
+// reads every attempt's state from the Jobs alone, never from pods.
 //
 // Pods request nvidia.com/gpu (Options.GPUResource) per node as
 // Node.GPUs says, and select the GPU model through the
