@@ -41,7 +41,7 @@ func kubeCases() []kubeCase {
 		}
 		return cs
 	}
-	return []kubeCase{{2, 16, 1}, {2, 32, 1}, {2, 4, 8}, {4, 16, 1}, {4, 64, 1}, {4, 8, 8}}
+	return []kubeCase{{2, 16, 1}, {2, 32, 1}, {2, 4, 8}, {4, 16, 1}, {4, 48, 1}, {4, 8, 8}}
 }
 
 // BenchmarkThroughputKubernetes: N jobs of G GPUs through a gpubroker
