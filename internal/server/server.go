@@ -47,7 +47,9 @@ type Config struct {
 	Listen string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// RoundInterval is the time between reconcile rounds (default 1s).
+	// RoundInterval is the longest time between reconcile rounds (default
+	// 1s); submissions and backend changes start rounds sooner (see
+	// runReconciler).
 	RoundInterval time.Duration
 	// ClusterTimeout is how long a cluster may fail its health check or
 	// observation, round after round, before it is unhealthy for good:
