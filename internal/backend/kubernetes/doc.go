@@ -18,7 +18,13 @@
 // policy fails the Job at once when a pod is disrupted (evicted, preempted,
 // its node lost: reported PhaseLost) or when the container exits non-zero,
 // and the Job's Failed condition then carries the exit code, so Observe
-// reads every attempt's state from the Jobs alone, never from pods.
+// reads every failure from the Job alone. Starts and successes it reads
+// from the pods as well: the Job controller folds pod updates into the Job
+// up to a second late (it batches them per Job), and a broker that frees
+// capacity a second late loses a second on every wave of a deep queue.
+// Every completion index with a Succeeded pod is a success the Job
+// controller cannot overturn (backoffLimit 0: no index succeeds after a
+// failure), so the attempt is reported Succeeded then.
 //
 // Pods request nvidia.com/gpu (Options.GPUResource) per node as
 // Node.GPUs says, and select the GPU model through the
@@ -29,8 +35,9 @@
 // # Observe: a watch, not a List per call
 //
 // Observe serves from the cache of a shared informer (client-go's
-// tools/cache) over the backend's Jobs (label LabelJobID, the backend's
-// namespace), started by the first Observe or Changes: once synced, an
+// tools/cache) over the backend's Jobs and their pods (label LabelJobID,
+// the backend's namespace; the broker's role needs list and watch on
+// both), started by the first Observe or Changes: once synced, an
 // Observe makes no request at all, however many attempts and however
 // often it is called. Until the first List is in, and whenever the
 // informer's last List or Watch failed (the API server is down or cut

@@ -672,6 +672,57 @@ func TestStatusFromConditions(t *testing.T) {
 	}
 }
 
+// Pods' phases reach the watch before the Job controller folds them into
+// the Job: a running pod makes a pending Job Running, a succeeded pod of
+// every index makes it Succeeded; failures wait for the Job's condition.
+func TestStatusFromPods(t *testing.T) {
+	t.Parallel()
+	start := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	end := metav1.NewTime(start.Add(3 * time.Second))
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "j"}, Spec: batchv1.JobSpec{Completions: ptr(int32(2))}}
+	pod := func(index string, phase corev1.PodPhase, deleting bool) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{completionIndex: index}},
+			Status: corev1.PodStatus{Phase: phase, StartTime: &start}}
+		if deleting {
+			p.DeletionTimestamp = &end
+		}
+		if phase == corev1.PodSucceeded || phase == corev1.PodFailed {
+			code := int32(0)
+			if phase == corev1.PodFailed {
+				code = 3
+			}
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{State: corev1.ContainerState{
+				Terminated: &corev1.ContainerStateTerminated{ExitCode: code, FinishedAt: end}}}}
+		}
+		return p
+	}
+	pending := backend.Status{Name: "j", Phase: backend.PhasePending}
+	running := backend.Status{Name: "j", Phase: backend.PhaseRunning, Started: start.Time}
+	for name, tc := range map[string]struct {
+		in   backend.Status
+		pods []*corev1.Pod
+		want backend.Status
+	}{
+		"no pods":          {pending, nil, pending},
+		"a pod runs":       {pending, []*corev1.Pod{pod("0", corev1.PodRunning, false), pod("1", corev1.PodPending, false)}, running},
+		"one index done":   {running, []*corev1.Pod{pod("0", corev1.PodSucceeded, false), pod("1", corev1.PodRunning, false)}, running},
+		"same index twice": {running, []*corev1.Pod{pod("0", corev1.PodSucceeded, false), pod("0", corev1.PodSucceeded, false)}, running},
+		"every index done": {running, []*corev1.Pod{pod("0", corev1.PodSucceeded, false), pod("1", corev1.PodSucceeded, true)},
+			backend.Status{Name: "j", Phase: backend.PhaseSucceeded, ExitCode: ptr(0), Started: start.Time, Ended: end.Time}},
+		"a pod failed":        {running, []*corev1.Pod{pod("0", corev1.PodSucceeded, false), pod("1", corev1.PodFailed, false)}, running},
+		"deleted running pod": {pending, []*corev1.Pod{pod("0", corev1.PodRunning, true)}, pending},
+		"job already failed": {backend.Status{Name: "j", Phase: backend.PhaseFailed, Message: "cancelled"},
+			[]*corev1.Pod{pod("0", corev1.PodSucceeded, false), pod("1", corev1.PodSucceeded, false)},
+			backend.Status{Name: "j", Phase: backend.PhaseFailed, Message: "cancelled"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, podPhase(tc.in, job, tc.pods)); diff != "" {
+				t.Errorf("podPhase (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // proxy forwards TCP connections to the API server until stopped; it
 // stands for an API server that goes away and comes back, without
 // touching the shared one.

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -33,10 +34,63 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 	jobs := w.jobs()
 	out := make([]backend.Status, 0, len(jobs))
 	for _, j := range jobs {
-		out = append(out, status(j))
+		out = append(out, podPhase(status(j), j, w.podsOf(j.Name)))
 	}
 	sort.Slice(out, func(i, k int) bool { return out[i].Name < out[k].Name })
 	return out, nil
+}
+
+// podPhase refines a Job's status with its pods' phases, which reach the
+// watch before the Job controller writes them into the Job (it batches pod
+// updates per Job, up to a second): Pending becomes Running as soon as a
+// pod runs, and a Job that is not final yet has Succeeded when a pod of
+// every completion index has (backoffLimit is 0, so no index ever
+// succeeds after a failure: the Job controller cannot conclude
+// otherwise). Failures still come from the Job alone, which names the
+// cause (exit code, disruption, cancel).
+func podPhase(st backend.Status, j *batchv1.Job, pods []*corev1.Pod) backend.Status {
+	if st.Phase != backend.PhasePending && st.Phase != backend.PhaseRunning {
+		return st
+	}
+	want := 1
+	if j.Spec.Completions != nil {
+		want = int(*j.Spec.Completions)
+	}
+	done := map[string]bool{}
+	var ended time.Time
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded {
+			continue
+		}
+		switch p.Status.Phase {
+		case corev1.PodRunning:
+			if st.Phase == backend.PhasePending {
+				st.Phase = backend.PhaseRunning
+				if p.Status.StartTime != nil {
+					st.Started = p.Status.StartTime.Time
+				}
+			}
+		case corev1.PodSucceeded:
+			done[p.Annotations[completionIndex]] = true
+			for _, c := range p.Status.ContainerStatuses {
+				if t := c.State.Terminated; t != nil && t.FinishedAt.After(ended) {
+					ended = t.FinishedAt.Time
+				}
+			}
+			if st.Started.IsZero() && p.Status.StartTime != nil {
+				st.Started = p.Status.StartTime.Time
+			}
+		}
+	}
+	if len(done) >= want && !done[""] {
+		st.Phase = backend.PhaseSucceeded
+		st.ExitCode = ptr(0)
+		st.Ended = ended
+		if st.Ended.Before(st.Started) {
+			st.Ended = st.Started
+		}
+	}
+	return st
 }
 
 // exitCodeRE finds the exit code in the message the Job controller writes

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
@@ -38,8 +39,12 @@ var errClosed = errors.New("kubernetes: backend closed")
 // one), so that Observe right after Submit or Forget reports what was done.
 type jobWatch struct {
 	informer cache.SharedIndexInformer
-	stop     context.CancelFunc
-	done     chan struct{}
+	// pods caches the pods of those Jobs, indexed by Job name: the Job
+	// controller writes a pod's end into its Job's status up to a second
+	// later (it batches pod updates per Job), the pod has it at once.
+	pods cache.SharedIndexInformer
+	stop context.CancelFunc
+	done chan struct{}
 
 	mu        sync.Mutex
 	lastErr   error // the last List or Watch failure; nil after a success
@@ -90,15 +95,60 @@ func (b *Backend) watch() (*jobWatch, error) {
 		UpdateFunc: func(any, any) { b.notify() },
 		DeleteFunc: func(any) { b.notify() },
 	})
+	pods := b.client.CoreV1().Pods(b.ns)
+	plw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
+			o.LabelSelector = LabelJobID
+			list, err := pods.List(ctx, o)
+			b.record(w, ctx, err)
+			return list, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = LabelJobID
+			wi, err := pods.Watch(ctx, o)
+			b.record(w, ctx, err)
+			return wi, err
+		},
+	}
+	w.pods = cache.NewSharedIndexInformer(plw, &corev1.Pod{}, 0, cache.Indexers{podsByJob: func(obj any) ([]string, error) {
+		if p, ok := obj.(*corev1.Pod); ok && p.Labels[batchv1.JobNameLabel] != "" {
+			return []string{p.Labels[batchv1.JobNameLabel]}, nil
+		}
+		return nil, nil
+	}})
+	_ = w.pods.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, io.EOF) {
+			return
+		}
+		b.record(w, ctx, err)
+	})
+	_, _ = w.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		// Only a pod's phase matters to Observe (see podPhase).
+		UpdateFunc: func(old, cur any) {
+			o, ok1 := old.(*corev1.Pod)
+			c, ok2 := cur.(*corev1.Pod)
+			if !ok1 || !ok2 || o.Status.Phase != c.Status.Phase {
+				b.notify()
+			}
+		},
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stop = cancel
+	var running sync.WaitGroup
+	for _, inf := range []cache.SharedIndexInformer{w.informer, w.pods} {
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			inf.RunWithContext(ctx)
+		}()
+	}
 	go func() {
-		defer close(w.done)
-		w.informer.RunWithContext(ctx)
+		running.Wait()
+		close(w.done)
 	}()
 	go func() {
-		// One signal when the first List is in: everything may have changed.
-		if cache.WaitForCacheSync(ctx.Done(), w.informer.HasSynced) {
+		// One signal when the first Lists are in: everything may have changed.
+		if cache.WaitForCacheSync(ctx.Done(), w.informer.HasSynced, w.pods.HasSynced) {
 			b.notify()
 		}
 	}()
@@ -158,7 +208,7 @@ func (w *jobWatch) ready(ctx context.Context) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		synced := w.informer.HasSynced()
+		synced := w.informer.HasSynced() && w.pods.HasSynced()
 		w.mu.Lock()
 		err := w.lastErr
 		w.mu.Unlock()
@@ -180,6 +230,22 @@ func (w *jobWatch) ready(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// podsByJob is the pod cache's index: the name of the Job a pod belongs to.
+const podsByJob = "job"
+
+// podsOf returns the cached pods of the named Job.
+func (w *jobWatch) podsOf(job string) []*corev1.Pod {
+	objs, err := w.pods.GetIndexer().ByIndex(podsByJob, job)
+	if err != nil {
+		return nil
+	}
+	out := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.(*corev1.Pod))
+	}
+	return out
 }
 
 // noteCreated keeps a Job Submit created until the watch delivers it.
