@@ -56,6 +56,9 @@ type reconcilerState struct {
 	// eager_next_region, the region its current attempt must not go to.
 	// A restarted server forgets it: those attempts may go anywhere.
 	avoid map[int64]avoidance
+	// ended holds the attempts that ended and are not forgotten yet (see
+	// forgetAll).
+	ended map[string]endedAttempt
 }
 
 // avoidance is the region one attempt of a job must not be placed in.
@@ -70,6 +73,7 @@ func (r *reconcilerState) init() {
 	r.stages = map[int64]stagePos{}
 	r.failing = map[string]time.Time{}
 	r.avoid = map[int64]avoidance{}
+	r.ended = map[string]endedAttempt{}
 }
 
 // observation is what one round saw of one cluster.
@@ -494,7 +498,7 @@ func (rd *round) cleanOrphans(ctx context.Context) {
 			if !ok {
 				continue
 			}
-			if rd.owned[name] {
+			if _, later := rd.s.rec.ended[name]; rd.owned[name] || later {
 				continue
 			}
 			if j := rd.jobs[id]; j != nil && j.Attempt == attempt && j.State != store.Pending {
