@@ -134,8 +134,9 @@ type endedAttempt struct {
 	at time.Time // when the round that saw it end ran
 }
 
-// forgetAll forgets ended attempts: all of them once no job waits to
-// start (none pending or admitted), otherwise those ended forgetAfter ago.
+// forgetAll forgets ended attempts: all of them once no job is active (none
+// pending, admitted, dispatched or running), otherwise those ended
+// forgetAfter ago.
 // Forgetting is work for the engine (a Kubernetes Job's deletion runs
 // through the API server and the garbage collector; Slurm's is a scancel)
 // that competes with starting the next jobs, which the engine alone would
@@ -155,7 +156,7 @@ func (rd *round) forgetAll(ctx context.Context) {
 	}
 	quiet := true
 	for _, id := range rd.order {
-		if j := rd.jobs[id]; j != nil && (j.State == store.Pending || j.State == store.Admitted) {
+		if j := rd.jobs[id]; j != nil && !j.State.Terminal() {
 			quiet = false
 			break
 		}
