@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"gpubroker/internal/backend"
+	"gpubroker/internal/backend/kubernetes/kubetest"
 	"gpubroker/internal/catalog"
 	"gpubroker/internal/model"
 )
@@ -723,60 +722,6 @@ func TestStatusFromPods(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to the API server until stopped; it
-// stands for an API server that goes away and comes back, without
-// touching the shared one.
-type proxy struct {
-	addr, target string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        []net.Conn
-}
-
-func (p *proxy) start(t *testing.T) {
-	t.Helper()
-	addr := p.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-}
-
-// stop refuses new connections and cuts the open ones.
-func (p *proxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ln.Close()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
 // While the API server does not answer, Observe says so (ErrUnavailable)
 // instead of serving the cache; when it is back, Observe is right again
 // and Changes said so.
@@ -787,10 +732,10 @@ func TestObserveWhileAPIServerGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{target: u.Host}
-	p.start(t)
-	t.Cleanup(p.stop)
-	cfg.Host = "https://" + p.addr
+	p := &kubetest.Proxy{Target: u.Host}
+	p.Start(t)
+	t.Cleanup(p.Cut)
+	cfg.Host = "https://" + p.Addr()
 	b := newBackend(t, Options{RESTConfig: cfg, PodAnnotations: map[string]string{"kwok.x-k8s.io/outcome": "running"}})
 	s := spec(1, 0)
 	submit(t, b, s)
@@ -798,7 +743,7 @@ func TestObserveWhileAPIServerGone(t *testing.T) {
 	ctx := context.Background()
 
 	t0 := time.Now()
-	p.stop()
+	p.Cut()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		_, err := b.Observe(ctx)
@@ -816,7 +761,7 @@ func TestObserveWhileAPIServerGone(t *testing.T) {
 
 	t.Logf("ErrUnavailable %v after the cut", time.Since(t0).Round(time.Millisecond))
 	t0 = time.Now()
-	p.start(t) // the same address
+	p.Start(t) // the same address
 	select {
 	case <-b.Changes():
 	case <-time.After(60 * time.Second):

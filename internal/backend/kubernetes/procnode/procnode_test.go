@@ -7,12 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +22,8 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"gpubroker/internal/backend/kubernetes/kubetest"
 )
 
 // The tests run against the cluster scripts/engines/k8s-up.sh starts (a
@@ -441,59 +441,6 @@ func TestFieldRef(t *testing.T) {
 	}
 }
 
-// cutter forwards TCP connections to the API server until cut; it stands
-// for an API server that goes away and comes back, without touching the
-// shared one.
-type cutter struct {
-	addr, target string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        []net.Conn
-}
-
-func (c *cutter) listen(t *testing.T) {
-	t.Helper()
-	addr := c.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.mu.Lock()
-	c.ln, c.addr = ln, ln.Addr().String()
-	c.mu.Unlock()
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", c.target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			c.mu.Lock()
-			c.conns = append(c.conns, in, out)
-			c.mu.Unlock()
-			go func() { _, _ = io.Copy(out, in); out.Close() }()
-			go func() { _, _ = io.Copy(in, out); in.Close() }()
-		}
-	}()
-}
-
-func (c *cutter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ln.Close()
-	for _, conn := range c.conns {
-		conn.Close()
-	}
-	c.conns = nil
-}
-
 // A pod that ends while the API server is away is reported once it is
 // back: the status is retried, not lost.
 func TestStatusSurvivesAPIServerOutage(t *testing.T) {
@@ -509,11 +456,11 @@ func TestStatusSurvivesAPIServerOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cu := &cutter{target: u.Host}
-	cu.listen(t)
-	t.Cleanup(cu.cut)
+	cu := &kubetest.Proxy{Target: u.Host}
+	cu.Start(t)
+	t.Cleanup(cu.Cut)
 	viaCutter := rest.CopyConfig(cfg)
-	viaCutter.Host = "https://" + cu.addr
+	viaCutter.Host = "https://" + cu.Addr()
 	n, err := Start(ctx, Options{RESTConfig: viaCutter, Name: randName("procnode-"), Dir: t.TempDir(),
 		Taints: []corev1.Taint{{Key: TaintKey, Value: "true", Effect: corev1.TaintEffectNoSchedule}}})
 	if err != nil {
@@ -523,11 +470,11 @@ func TestStatusSurvivesAPIServerOutage(t *testing.T) {
 	e := &env{node: n, client: c, ns: ns}
 	p := e.pod(t, "echo up; sleep 1.5; echo down", nil)
 	e.waitPhase(t, p.Name, corev1.PodRunning)
-	cu.cut()
+	cu.Cut()
 	time.Sleep(3 * time.Second) // the process ends meanwhile
 	if got, err := c.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{}); err != nil || got.Status.Phase != corev1.PodRunning {
 		t.Fatalf("during the outage: %v, %v; want the pod still Running (nobody could tell)", phase(got), err)
 	}
-	cu.listen(t) // the same address
+	cu.Start(t) // the same address
 	e.waitPhase(t, p.Name, corev1.PodSucceeded)
 }
