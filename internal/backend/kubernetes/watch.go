@@ -68,60 +68,23 @@ func (b *Backend) watch() (*jobWatch, error) {
 		return b.jobs, nil
 	}
 	w := &jobWatch{done: make(chan struct{}), created: map[string]createdJob{}, forgotten: map[string]types.UID{}}
-	jobs := b.client.BatchV1().Jobs(b.ns)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
-			o.LabelSelector = LabelJobID
-			list, err := jobs.List(ctx, o)
-			b.record(w, ctx, err)
-			return list, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = LabelJobID
-			wi, err := jobs.Watch(ctx, o)
-			b.record(w, ctx, err)
-			return wi, err
-		},
-	}
-	w.informer = cache.NewSharedIndexInformer(lw, &batchv1.Job{}, 0, cache.Indexers{})
-	_ = w.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
-		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, io.EOF) {
-			return // a watch too old to resume: the informer lists again at once
-		}
-		b.record(w, ctx, err)
-	})
+	jobs, pods := b.client.BatchV1().Jobs(b.ns), b.client.CoreV1().Pods(b.ns)
+	w.informer = b.informer(w, &batchv1.Job{}, nil,
+		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) { return jobs.List(ctx, o) },
+		jobs.Watch)
 	_, _ = w.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { b.notify() },
 		UpdateFunc: func(any, any) { b.notify() },
 		DeleteFunc: func(any) { b.notify() },
 	})
-	pods := b.client.CoreV1().Pods(b.ns)
-	plw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
-			o.LabelSelector = LabelJobID
-			list, err := pods.List(ctx, o)
-			b.record(w, ctx, err)
-			return list, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = LabelJobID
-			wi, err := pods.Watch(ctx, o)
-			b.record(w, ctx, err)
-			return wi, err
-		},
-	}
-	w.pods = cache.NewSharedIndexInformer(plw, &corev1.Pod{}, 0, cache.Indexers{podsByJob: func(obj any) ([]string, error) {
+	w.pods = b.informer(w, &corev1.Pod{}, cache.Indexers{podsByJob: func(obj any) ([]string, error) {
 		if p, ok := obj.(*corev1.Pod); ok && p.Labels[batchv1.JobNameLabel] != "" {
 			return []string{p.Labels[batchv1.JobNameLabel]}, nil
 		}
 		return nil, nil
-	}})
-	_ = w.pods.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
-		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, io.EOF) {
-			return
-		}
-		b.record(w, ctx, err)
-	})
+	}},
+		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) { return pods.List(ctx, o) },
+		pods.Watch)
 	_, _ = w.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		// Only a pod's phase matters to Observe (see podPhase).
 		UpdateFunc: func(old, cur any) {
@@ -154,6 +117,39 @@ func (b *Backend) watch() (*jobWatch, error) {
 	}()
 	b.jobs = w
 	return w, nil
+}
+
+// informer is a shared informer over the backend's objects of one kind
+// (label LabelJobID) whose every List and Watch outcome is recorded in w,
+// so that Observe knows when the cache cannot be trusted.
+func (b *Backend) informer(w *jobWatch, obj kruntime.Object, indexers cache.Indexers,
+	list func(context.Context, metav1.ListOptions) (kruntime.Object, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.SharedIndexInformer {
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
+			o.LabelSelector = LabelJobID
+			l, err := list(ctx, o)
+			b.record(w, ctx, err)
+			return l, err
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = LabelJobID
+			wi, err := watchFn(ctx, o)
+			b.record(w, ctx, err)
+			return wi, err
+		},
+	}
+	if indexers == nil {
+		indexers = cache.Indexers{}
+	}
+	inf := cache.NewSharedIndexInformer(lw, obj, 0, indexers)
+	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, io.EOF) {
+			return // a watch too old to resume: the informer lists again at once
+		}
+		b.record(w, ctx, err)
+	})
+	return inf
 }
 
 // startedWatch returns the Job watch if it runs, nil otherwise.
