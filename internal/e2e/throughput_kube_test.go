@@ -107,8 +107,8 @@ func benchKube(b *testing.B, c kubeCase) {
 			if err != nil {
 				b.Fatalf("%s: %v", pathName(broker), err)
 			}
-			b.Logf("kubernetes %d nodes, %d x %d GPU, %s: submitted %.2fs admitted %.2fs complete %.2fs succeeded %.2fs; %d rounds of %.3fs (load %s)",
-				c.nodes, c.jobs, c.gpus, pathName(broker), t.submitted, t.admitted, t.complete, t.api, t.rounds, t.roundMean, load())
+			b.Logf("kubernetes %d nodes, %d x %d GPU, %s: submitted %.2fs created %.2fs pods %.2fs admitted %.2fs complete %.2fs succeeded %.2fs; %d rounds of %.3fs (load %s)",
+				c.nodes, c.jobs, c.gpus, pathName(broker), t.submitted, t.created, t.pods, t.admitted, t.complete, t.api, t.rounds, t.roundMean, load())
 			p.add(broker, t)
 		}
 		i++
@@ -375,6 +375,7 @@ func watchJobs(ctx context.Context, client k8s.Interface, ns string, n int, t0 t
 		defer func() { pods.Stop(); jobs.Stop() }()
 		var t pathTimes
 		bound := map[string]bool{} // by Job name
+		jobSeen, podSeen := map[string]bool{}, map[string]bool{}
 		complete := map[string]bool{}
 		podRV, jobRV := "", ""
 		for {
@@ -398,6 +399,12 @@ func watchJobs(ctx context.Context, client k8s.Interface, ns string, n int, t0 t
 				}
 				podRV = pod.ResourceVersion
 				job := pod.Labels[batchv1.JobNameLabel]
+				if job != "" && !podSeen[job] {
+					podSeen[job] = true
+					if len(podSeen) == n {
+						t.pods = time.Since(t0).Seconds()
+					}
+				}
 				if pod.Spec.NodeName != "" && job != "" && !bound[job] {
 					bound[job] = true
 					if len(bound) == n {
@@ -432,6 +439,12 @@ func watchJobs(ctx context.Context, client k8s.Interface, ns string, n int, t0 t
 					continue
 				}
 				jobRV = j.ResourceVersion
+				if !jobSeen[j.Name] {
+					jobSeen[j.Name] = true
+					if len(jobSeen) == n {
+						t.created = time.Since(t0).Seconds()
+					}
+				}
 				for _, c := range j.Status.Conditions {
 					if c.Status != corev1.ConditionTrue {
 						continue

@@ -48,6 +48,8 @@ const submitWorkers = 16
 // submission.
 type pathTimes struct {
 	submitted float64 // every submission accepted
+	created   float64 // Kubernetes: every Job seen in the API server
+	pods      float64 // Kubernetes: every Job's pod seen
 	admitted  float64 // every job started (Slurm) or bound to a node (Kubernetes)
 	complete  float64 // every job complete in the engine
 	api       float64 // broker only: every job SUCCEEDED in the broker's store

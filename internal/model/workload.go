@@ -2,6 +2,8 @@ package model
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -176,4 +178,23 @@ func (w *Workload) Validate() error {
 		}
 	}
 	return errs.Err()
+}
+
+// Clone returns a deep copy of w: the copy shares no slice, map or pointer
+// with w. A field added to Workload with such a type must be copied here
+// too (TestWorkloadCloneCopiesEveryReference fails until it is).
+func (w *Workload) Clone() *Workload {
+	if w == nil {
+		return nil
+	}
+	c := *w
+	c.Options = slices.Clone(w.Options)
+	c.Envs = maps.Clone(w.Envs)
+	c.FileMounts = maps.Clone(w.FileMounts)
+	if w.Service != nil {
+		s := *w.Service
+		c.Service = &s
+	}
+	c.AvoidRegions = slices.Clone(w.AvoidRegions)
+	return &c
 }

@@ -24,43 +24,79 @@ type submission struct {
 	err  error
 }
 
-// dispatchAll is step 7 of a round: send every admitted job to its backend
-// (idempotent by name: after a crash between Submit and the move, Submit
-// finds the object and starts nothing) and mark it dispatched. The Submits
-// run in parallel, at most dispatchParallel at once; the moves stay on the
-// round's goroutine (the round's state is not shared), each made as soon
-// as its Submit returns.
-func (rd *round) dispatchAll(ctx context.Context) {
-	var subs []*submission
-	for _, id := range rd.order {
-		if j := rd.jobs[id]; j != nil && j.State == store.Admitted {
-			if sub := rd.prepare(ctx, j); sub != nil {
-				subs = append(subs, sub)
-			}
-		}
-	}
-	if len(subs) == 0 {
-		return
-	}
-	done := make(chan *submission, len(subs))
-	sem := make(chan struct{}, dispatchParallel)
-	var wg sync.WaitGroup
+// dispatcher sends admitted jobs to their backends (step 7 of a round;
+// idempotent by name: after a crash between Submit and the move, Submit
+// finds the object and starts nothing) and marks them dispatched. Each
+// job's Submit starts as soon as the round admits it, while the round is
+// still recording the other admissions (a burst of 500 admissions takes
+// a quarter of a second of moves, which the engine would otherwise spend
+// idle), at most dispatchParallel at once; the moves stay on the round's
+// goroutine (the round's state is not shared), made by finish.
+type dispatcher struct {
+	rd   *round
+	ctx  context.Context
+	subs chan *submission // to the feeder goroutine
+	done chan *submission // Submits that returned
+	sent map[int64]bool   // jobs handed to a Submit this round
+}
+
+// startDispatch starts the round's dispatcher.
+func (rd *round) startDispatch(ctx context.Context) *dispatcher {
+	d := &dispatcher{rd: rd, ctx: ctx, subs: make(chan *submission, 64), done: make(chan *submission, 64),
+		sent: map[int64]bool{}}
 	go func() {
-		for _, sub := range subs {
+		sem := make(chan struct{}, dispatchParallel)
+		var wg sync.WaitGroup
+		for sub := range d.subs {
 			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				sub.err = sub.b.Submit(ctx, sub.spec)
 				<-sem
-				done <- sub
+				d.done <- sub
 			}()
 		}
 		wg.Wait()
-		close(done)
+		close(d.done)
 	}()
-	for sub := range done {
-		rd.record(ctx, sub)
+	return d
+}
+
+// add starts dispatching j, an admitted job, unless its cluster cannot
+// take work this round. Records of Submits already returned are made on
+// the way, so that the Submits never wait for the round.
+func (d *dispatcher) add(j *store.Job) {
+	if d.sent[j.ID] {
+		return
+	}
+	sub := d.rd.prepare(d.ctx, j)
+	if sub == nil {
+		return
+	}
+	d.sent[j.ID] = true
+	for {
+		select {
+		case d.subs <- sub:
+			return
+		case got := <-d.done:
+			d.rd.record(d.ctx, got)
+		}
+	}
+}
+
+// finish dispatches every admitted job not dispatched yet (admitted in an
+// earlier round whose cluster could not take it then), waits for every
+// Submit and records them all.
+func (d *dispatcher) finish() {
+	for _, id := range d.rd.order {
+		if j := d.rd.jobs[id]; j != nil && j.State == store.Admitted {
+			d.add(j)
+		}
+	}
+	close(d.subs)
+	for sub := range d.done {
+		d.rd.record(d.ctx, sub)
 	}
 }
 

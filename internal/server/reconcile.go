@@ -59,6 +59,9 @@ type reconcilerState struct {
 	// ended holds the attempts that ended and are not forgotten yet (see
 	// forgetAll).
 	ended map[string]endedAttempt
+	// waited is how long the last round waited on its dispatch and
+	// forgets (see runReconciler).
+	waited time.Duration
 }
 
 // avoidance is the region one attempt of a job must not be placed in.
@@ -123,8 +126,9 @@ type round struct {
 //     and cancel those whose previous stage failed or was cancelled;
 //  6. build the engine's snapshot and schedule the other pending jobs,
 //     then apply preemptions, then admissions (with GPU slots);
-//  7. dispatch every admitted job (idempotent by name) and mark it
-//     dispatched; then forget the attempts that ended in step 3;
+//  7. dispatch every admitted job (idempotent by name; each new
+//     admission's Submit starts while step 6 records the others) and mark
+//     it dispatched; then forget the attempts that ended in step 3;
 //  8. publish waits, metrics and the view the read endpoints show.
 //
 // Every move is a compare-and-set; a conflict means someone else (the
@@ -132,6 +136,7 @@ type round struct {
 func (s *Server) reconcile(ctx context.Context) error {
 	started := time.Now()
 	defer func() { s.metrics.roundSecs.Observe(time.Since(started).Seconds()) }()
+	s.rec.waited = 0
 	now := s.now().UTC()
 	if l, ok := s.store.(store.Leader); ok {
 		lead, err := l.TryLead(ctx, s.leaderID, now, now.Add(leaderLease))
@@ -176,7 +181,8 @@ func (s *Server) reconcile(ctx context.Context) error {
 	snap, pending := rd.snapshot(totals)
 	dec := engine.Schedule(snap, pending, fs.fleet.Policy, now)
 	blocked := rd.preempt(ctx, dec.Preempt)
-	rd.admit(ctx, dec.Admit, blocked)
+	disp := rd.startDispatch(ctx)
+	rd.admit(ctx, dec.Admit, blocked, disp)
 	waits := make(map[int64]string, len(dec.Wait)+len(rd.held))
 	for id, why := range rd.held {
 		waits[id] = why
@@ -193,8 +199,10 @@ func (s *Server) reconcile(ctx context.Context) error {
 	s.waits = waits
 	s.waitMu.Unlock()
 	// 7. Dispatch.
-	rd.dispatchAll(ctx)
+	tSched := time.Since(started)
+	disp.finish()
 	rd.forgetAll(ctx)
+	s.rec.waited = time.Since(started) - tSched
 	// 8. Publish.
 	rd.publish(ctx, totals)
 	return nil
@@ -644,7 +652,7 @@ func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string
 // admit records the engine's admissions: Pending -> Admitted with the
 // placement and the GPU slots of each node, the slots also written into
 // the event's message so that a restarted server dispatches the same ones.
-func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[string]bool) {
+func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[string]bool, disp *dispatcher) {
 	if len(as) == 0 {
 		return
 	}
@@ -672,6 +680,7 @@ func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[s
 		}
 		rd.s.rec.slots[id] = attemptSlots{attempt: j.Attempt, pool: a.Pool, nodes: nodes}
 		rd.s.metrics.admissions.Inc()
+		disp.add(rd.jobs[id])
 	}
 }
 

@@ -253,6 +253,11 @@ const (
 	// otherwise as long as the round took.
 	minRoundRest = 20 * time.Millisecond
 	maxRoundRest = 250 * time.Millisecond
+	// roundRestFactor is the rest per second a round took: with 2 the
+	// reconciler takes at most a third of a core, however busy its
+	// watches are. The engines often share the broker's machine, and every
+	// CPU-second a round spends is taken from them.
+	roundRestFactor = 2
 	// pollInFlight is the round interval, when shorter than RoundInterval,
 	// while some cluster holding work cannot announce changes (its backend
 	// is no backend.Watcher): its attempts end unseen, so look soon.
@@ -267,11 +272,13 @@ const (
 // something changed: a submission (kick), or a backend's
 // backend.Watcher.Changes; and at most pollInFlight after it while work
 // holds a cluster whose backend does not watch. After a round the
-// reconciler rests as long as the round took, within minRoundRest and
-// maxRoundRest, so that a storm of changes cannot keep it running back to
-// back (a round's time is mostly its CPU; a round that mostly waited on
-// backends, a large dispatch, rests no more than maxRoundRest); changes
-// during the rest are taken up together by the next round.
+// reconciler rests roundRestFactor times as long as the round took,
+// within minRoundRest and maxRoundRest, so that a storm of changes cannot
+// keep it running back to back; the time its Submits and Forgets waited
+// on backends does not count (the engine, not the broker, was busy then: a round that
+// dispatched a burst of 200 jobs in 1.5 s must not keep the next burst
+// out for another maxRoundRest). Changes during the rest are taken up
+// together by the next round.
 func (s *Server) runReconciler(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -280,7 +287,7 @@ func (s *Server) runReconciler(ctx context.Context) {
 		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("reconcile round failed", "err", err)
 		}
-		rest := min(max(minRoundRest, time.Since(started)), maxRoundRest)
+		rest := min(max(minRoundRest, roundRestFactor*(time.Since(started)-s.rec.waited)), maxRoundRest)
 		earliest := time.Now().Add(rest)
 		interval := s.cfg.RoundInterval
 		if s.pollingInFlight() {

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/cache"
 
 	"gpubroker/internal/backend"
 	"gpubroker/internal/catalog"
@@ -41,13 +43,66 @@ func (b *Backend) Health(ctx context.Context) error {
 	return nil
 }
 
+// nodes returns the cluster's nodes in name order: from the node watch's
+// cache once it has synced and while it works (Health runs every round; a
+// List of every node each time would load the API server with work the
+// engine alone does not have), from a List otherwise. The first call
+// starts the watch; where the broker may list nodes but not watch them,
+// every call lists.
 func (b *Backend) nodes(ctx context.Context) ([]corev1.Node, error) {
+	if w := b.nodeWatch(); w != nil && w.informer.HasSynced() && w.err() == nil {
+		objs := w.informer.GetStore().List()
+		out := make([]corev1.Node, 0, len(objs))
+		for _, o := range objs {
+			out = append(out, *o.(*corev1.Node))
+		}
+		sortNodes(out)
+		return out, nil
+	}
 	list, err := b.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, wrap("list nodes", err)
 	}
-	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	sortNodes(list.Items)
 	return list.Items, nil
+}
+
+func sortNodes(ns []corev1.Node) {
+	sort.Slice(ns, func(i, j int) bool { return ns[i].Name < ns[j].Name })
+}
+
+// nodeWatcher is the backend's watch of the cluster's nodes.
+type nodeWatcher struct {
+	informer cache.SharedIndexInformer
+	stop     context.CancelFunc
+	done     chan struct{}
+	watchState
+}
+
+// nodeWatch returns the node watch, starting it on first use; nil once the
+// backend is closed.
+func (b *Backend) nodeWatch() *nodeWatcher {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	if b.nodeW != nil {
+		return b.nodeW
+	}
+	w := &nodeWatcher{done: make(chan struct{})}
+	nodes := b.client.CoreV1().Nodes()
+	w.informer = b.informer(&w.watchState, "", &corev1.Node{}, nil,
+		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) { return nodes.List(ctx, o) },
+		nodes.Watch)
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop = cancel
+	go func() {
+		defer close(w.done)
+		w.informer.RunWithContext(ctx)
+	}()
+	b.nodeW = w
+	return w
 }
 
 func nodeReady(n *corev1.Node) bool {

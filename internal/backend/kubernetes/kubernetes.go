@@ -90,7 +90,8 @@ type Backend struct {
 	changes chan struct{} // Changes' channel, buffer 1
 
 	mu     sync.Mutex
-	jobs   *jobWatch // started by the first Observe or Changes
+	jobs   *jobWatch    // started by the first Observe or Changes
+	nodeW  *nodeWatcher // started by the first Health or discovery
 	closed bool
 }
 

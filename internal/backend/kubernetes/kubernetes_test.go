@@ -382,6 +382,40 @@ func TestObserveServesFromWatch(t *testing.T) {
 	}
 }
 
+// Health reads the nodes from the node watch: once it has synced, each
+// call asks the API server for /readyz alone, not for every node.
+func TestHealthServesNodesFromWatch(t *testing.T) {
+	t.Parallel()
+	cfg := rest.CopyConfig(kubeconfig(t))
+	ct := &countingTransport{}
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct }
+	b := newBackend(t, Options{RESTConfig: cfg})
+	ctx := context.Background()
+	if err := b.Health(ctx); err != nil {
+		t.Fatalf("Health: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w := b.nodeWatch(); !w.informer.HasSynced(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the node watch did not sync in 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ct.mu.Lock()
+	ct.reqs = nil
+	ct.mu.Unlock()
+	for range 5 {
+		if err := b.Health(ctx); err != nil {
+			t.Fatalf("Health: %v", err)
+		}
+	}
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if want := slices.Repeat([]string{"GET /readyz?"}, 5); !slices.Equal(ct.reqs, want) {
+		t.Errorf("5 Health calls made requests %q, want /readyz alone", ct.reqs)
+	}
+}
+
 // Changes signals a Job's progress: following the signals alone (no
 // polling) reaches the Job's end.
 func TestChangesSignalsCompletion(t *testing.T) {
@@ -583,8 +617,19 @@ func TestHealthAndDiscovery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, after := expect(); !slices.Equal(before, after) && try < 10 {
-			continue // a node came, went or changed meanwhile
+		cached, err := b.nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		for _, n := range cached {
+			seen = append(seen, n.Name+"/"+n.ResourceVersion)
+		}
+		if _, _, after := expect(); (!slices.Equal(before, after) || !slices.Equal(before, seen)) && try < 50 {
+			// A node came, went or changed meanwhile, or the node watch
+			// has not delivered it yet.
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
 		if diff := cmp.Diff(want, gpus); diff != "" {
 			t.Errorf("GPUs (-want +got):\n%s", diff)

@@ -45,11 +45,25 @@ type jobWatch struct {
 	pods cache.SharedIndexInformer
 	stop context.CancelFunc
 	done chan struct{}
+	watchState
 
-	mu        sync.Mutex
-	lastErr   error // the last List or Watch failure; nil after a success
 	created   map[string]createdJob
 	forgotten map[string]types.UID
+}
+
+// watchState is how an informer's List and Watch calls fare: the last
+// failure, nil after a success. Its mutex also guards the fields of the
+// struct it is embedded in.
+type watchState struct {
+	mu      sync.Mutex
+	lastErr error
+}
+
+// err is the last List or Watch failure, nil after a success.
+func (s *watchState) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
 }
 
 type createdJob struct {
@@ -69,7 +83,7 @@ func (b *Backend) watch() (*jobWatch, error) {
 	}
 	w := &jobWatch{done: make(chan struct{}), created: map[string]createdJob{}, forgotten: map[string]types.UID{}}
 	jobs, pods := b.client.BatchV1().Jobs(b.ns), b.client.CoreV1().Pods(b.ns)
-	w.informer = b.informer(w, &batchv1.Job{}, nil,
+	w.informer = b.informer(&w.watchState, LabelJobID, &batchv1.Job{}, nil,
 		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) { return jobs.List(ctx, o) },
 		jobs.Watch)
 	_, _ = w.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -77,7 +91,7 @@ func (b *Backend) watch() (*jobWatch, error) {
 		UpdateFunc: func(any, any) { b.notify() },
 		DeleteFunc: func(any) { b.notify() },
 	})
-	w.pods = b.informer(w, &corev1.Pod{}, cache.Indexers{podsByJob: func(obj any) ([]string, error) {
+	w.pods = b.informer(&w.watchState, LabelJobID, &corev1.Pod{}, cache.Indexers{podsByJob: func(obj any) ([]string, error) {
 		if p, ok := obj.(*corev1.Pod); ok && p.Labels[batchv1.JobNameLabel] != "" {
 			return []string{p.Labels[batchv1.JobNameLabel]}, nil
 		}
@@ -119,23 +133,24 @@ func (b *Backend) watch() (*jobWatch, error) {
 	return w, nil
 }
 
-// informer is a shared informer over the backend's objects of one kind
-// (label LabelJobID) whose every List and Watch outcome is recorded in w,
-// so that Observe knows when the cache cannot be trusted.
-func (b *Backend) informer(w *jobWatch, obj kruntime.Object, indexers cache.Indexers,
+// informer is a shared informer over the objects of one kind that match
+// selector (in the backend's namespace or, for nodes, the cluster), whose
+// every List and Watch outcome is recorded in st, so that its readers know
+// when the cache cannot be trusted.
+func (b *Backend) informer(st *watchState, selector string, obj kruntime.Object, indexers cache.Indexers,
 	list func(context.Context, metav1.ListOptions) (kruntime.Object, error),
 	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.SharedIndexInformer {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
-			o.LabelSelector = LabelJobID
+			o.LabelSelector = selector
 			l, err := list(ctx, o)
-			b.record(w, ctx, err)
+			b.record(st, ctx, err)
 			return l, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = LabelJobID
+			o.LabelSelector = selector
 			wi, err := watchFn(ctx, o)
-			b.record(w, ctx, err)
+			b.record(st, ctx, err)
 			return wi, err
 		},
 	}
@@ -147,7 +162,7 @@ func (b *Backend) informer(w *jobWatch, obj kruntime.Object, indexers cache.Inde
 		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, io.EOF) {
 			return // a watch too old to resume: the informer lists again at once
 		}
-		b.record(w, ctx, err)
+		b.record(st, ctx, err)
 	})
 	return inf
 }
@@ -162,16 +177,16 @@ func (b *Backend) startedWatch() *jobWatch {
 	return b.jobs
 }
 
-// record keeps the outcome of the watch's last List or Watch call; a
+// record keeps the outcome of an informer's last List or Watch call; a
 // change between failing and working is a change worth a signal.
-func (b *Backend) record(w *jobWatch, ctx context.Context, err error) {
+func (b *Backend) record(st *watchState, ctx context.Context, err error) {
 	if err != nil && ctx.Err() != nil {
 		return // the watch is being stopped
 	}
-	w.mu.Lock()
-	changed := (w.lastErr == nil) != (err == nil)
-	w.lastErr = err
-	w.mu.Unlock()
+	st.mu.Lock()
+	changed := (st.lastErr == nil) != (err == nil)
+	st.lastErr = err
+	st.mu.Unlock()
 	if changed {
 		b.notify()
 	}
@@ -205,9 +220,7 @@ func (w *jobWatch) ready(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		synced := w.informer.HasSynced() && w.pods.HasSynced()
-		w.mu.Lock()
-		err := w.lastErr
-		w.mu.Unlock()
+		err := w.err()
 		switch {
 		case err != nil && unavailable(err):
 			return fmt.Errorf("kubernetes: watch of Jobs: %v: %w", err, backend.ErrUnavailable)
@@ -307,9 +320,7 @@ func (w *jobWatch) jobs() []*batchv1.Job {
 // trusted, and asks the API server otherwise or when the cache lacks it.
 func (b *Backend) cachedJob(ctx context.Context, name string) (*batchv1.Job, error) {
 	if w, err := b.watch(); err == nil && w.informer.HasSynced() {
-		w.mu.Lock()
-		healthy := w.lastErr == nil
-		w.mu.Unlock()
+		healthy := w.err() == nil
 		if obj, ok, _ := w.informer.GetStore().GetByKey(b.ns + "/" + name); ok && healthy {
 			return obj.(*batchv1.Job), nil
 		}
@@ -317,17 +328,21 @@ func (b *Backend) cachedJob(ctx context.Context, name string) (*batchv1.Job, err
 	return b.client.BatchV1().Jobs(b.ns).Get(ctx, name, metav1.GetOptions{})
 }
 
-// Close stops the watch (io.Closer). Observe and Changes then return
+// Close stops the watches (io.Closer). Observe and Changes then return
 // errClosed and a channel that stays quiet; the calls that do not use the
 // watch still work. Close is idempotent and always returns nil.
 func (b *Backend) Close() error {
 	b.mu.Lock()
-	w := b.jobs
+	w, nw := b.jobs, b.nodeW
 	b.closed = true
 	b.mu.Unlock()
 	if w != nil {
 		w.stop()
 		<-w.done
+	}
+	if nw != nil {
+		nw.stop()
+		<-nw.done
 	}
 	return nil
 }

@@ -99,6 +99,7 @@ const jobCols = `id, key, team, username, workload, spec, state, attempt, reason
 // Store is a store.Store and store.Leader over a PostgreSQL database.
 type Store struct {
 	pool      *pgxpool.Pool
+	workloads store.WorkloadCache
 	closeOnce sync.Once
 }
 
@@ -212,7 +213,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, at time.Time) (*sto
 		SELECT id FROM j`, key, j.Team, j.User, string(wl), j.Spec, ns, j.After).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		tx.Rollback(ctx)
-		old, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE key = $1`, j.Key))
+		old, err := s.scanJob(s.pool.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE key = $1`, j.Key))
 		if err != nil {
 			return nil, fmt.Errorf("postgres: create job: key %q: %w", j.Key, err)
 		}
@@ -232,7 +233,7 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, at time.Time) (*sto
 
 // GetJob implements store.Store.
 func (s *Store) GetJob(ctx context.Context, id int64) (*store.Job, error) {
-	j, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`, id))
+	j, err := s.scanJob(s.pool.QueryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE id = $1`, id))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: job %d: %w", id, err)
 	}
@@ -271,7 +272,7 @@ func (s *Store) ListJobs(ctx context.Context, f store.Filter) ([]*store.Job, err
 	defer rows.Close()
 	var out []*store.Job
 	for rows.Next() {
-		j, err := scanJob(rows)
+		j, err := s.scanJob(rows)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: list jobs: %w", err)
 		}
@@ -325,7 +326,7 @@ func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job
 	if m.To.Terminal() {
 		ended = &ns
 	}
-	j, err := scanJob(s.pool.QueryRow(ctx, `WITH u AS (
+	j, err := s.scanJob(s.pool.QueryRow(ctx, `WITH u AS (
 			UPDATE jobs SET
 				state = $3,
 				attempt = attempt + $4::int,
@@ -600,7 +601,7 @@ func (s *Store) TryLead(ctx context.Context, id string, now, until time.Time) (b
 }
 
 // scanJob reads one row of jobCols into a Job; no row is ErrNotFound.
-func scanJob(r pgx.Row) (*store.Job, error) {
+func (s *Store) scanJob(r pgx.Row) (*store.Job, error) {
 	var (
 		j                store.Job
 		key              *string
@@ -621,8 +622,8 @@ func scanJob(r pgx.Row) (*store.Job, error) {
 		j.Key = *key
 	}
 	j.State = store.State(state)
-	j.Workload = new(model.Workload)
-	if err := json.Unmarshal(wl, j.Workload); err != nil {
+	var err error
+	if j.Workload, err = s.workloads.Decode(j.ID, wl); err != nil {
 		return nil, fmt.Errorf("job %d: workload: %w", j.ID, err)
 	}
 	if placement != nil {

@@ -106,6 +106,7 @@ type Store struct {
 	insertEvent *sql.Stmt
 	moveJob     *sql.Stmt
 	getJob      *sql.Stmt
+	workloads   store.WorkloadCache
 
 	// Group commit of CreateJob: see there.
 	mu      sync.Mutex
@@ -372,7 +373,7 @@ func (s *Store) createTx(batch []*createReq) (err error) {
 		if errors.Is(err, sql.ErrNoRows) {
 			// The key is taken (perhaps earlier in this batch): hand back
 			// the job that holds it.
-			old, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE key = ?`, j.Key))
+			old, err := s.scanJob(tx.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE key = ?`, j.Key))
 			if err != nil {
 				return fmt.Errorf("key %q: %w", j.Key, err)
 			}
@@ -395,7 +396,7 @@ func (s *Store) createTx(batch []*createReq) (err error) {
 
 // GetJob implements store.Store.
 func (s *Store) GetJob(ctx context.Context, id int64) (*store.Job, error) {
-	j, err := scanJob(s.getJob.QueryRowContext(ctx, id))
+	j, err := s.scanJob(s.getJob.QueryRowContext(ctx, id))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: job %d: %w", id, err)
 	}
@@ -437,7 +438,7 @@ func (s *Store) ListJobs(ctx context.Context, f store.Filter) ([]*store.Job, err
 	defer rows.Close()
 	var out []*store.Job
 	for rows.Next() {
-		j, err := scanJob(rows)
+		j, err := s.scanJob(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list jobs: %w", err)
 		}
@@ -497,7 +498,7 @@ func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job
 	}
 	defer tx.Rollback()
 	var seq int64
-	j, err := scanJob(tx.StmtContext(ctx, s.moveJob).QueryRowContext(ctx,
+	j, err := s.scanJob(tx.StmtContext(ctx, s.moveJob).QueryRowContext(ctx,
 		id, string(m.From), string(m.To), attemptInc, restartInc, reason, placement,
 		exitCode, ns, started, ended, m.Attempt), &seq)
 	if errors.Is(err, store.ErrNotFound) {
@@ -772,7 +773,7 @@ type scanner interface{ Scan(dest ...any) error }
 
 // scanJob reads one row of jobCols (plus extra destinations) into a Job;
 // no row is ErrNotFound.
-func scanJob(r scanner, extra ...any) (*store.Job, error) {
+func (s *Store) scanJob(r scanner, extra ...any) (*store.Job, error) {
 	var (
 		j                store.Job
 		key              sql.NullString
@@ -792,8 +793,8 @@ func scanJob(r scanner, extra ...any) (*store.Job, error) {
 		return nil, err
 	}
 	j.Key, j.State = key.String, store.State(state)
-	j.Workload = new(model.Workload)
-	if err := json.Unmarshal(wl, j.Workload); err != nil {
+	var err error
+	if j.Workload, err = s.workloads.Decode(j.ID, wl); err != nil {
 		return nil, fmt.Errorf("job %d: workload: %w", j.ID, err)
 	}
 	if placement != nil {
