@@ -2,13 +2,15 @@ package store
 
 import (
 	"encoding/json"
+	"hash/maphash"
 	"sync"
 
 	"gpubroker/internal/model"
 )
 
-// maxCachedWorkloads bounds a WorkloadCache; when full it starts afresh.
-const maxCachedWorkloads = 1 << 16
+// maxCachedWorkloads bounds a WorkloadCache (a decoded workload is about
+// a kilobyte): beyond it, each new one pushes out an arbitrary other.
+const maxCachedWorkloads = 1 << 17
 
 // WorkloadCache decodes the workloads drivers read back, keeping each
 // decoded one by job ID next to the JSON it came from. A job's workload
@@ -17,23 +19,29 @@ const maxCachedWorkloads = 1 << 16
 // broker's CPU, taken from the engines on the same machine. The zero value
 // is ready; it is safe for concurrent use.
 type WorkloadCache struct {
-	mu sync.Mutex
-	m  map[int64]cachedWorkload
+	mu   sync.Mutex
+	seed maphash.Seed
+	m    map[int64]cachedWorkload
 }
 
 type cachedWorkload struct {
-	raw string
+	sum uint64 // of the JSON it was decoded from
 	w   *model.Workload
 }
 
 // Decode returns job id's workload from raw, its stored JSON: a deep copy
-// of the cached one when raw is what was decoded before, otherwise newly
-// decoded (and cached).
+// of the cached one when raw is what was decoded before (same hash),
+// otherwise newly decoded (and cached).
 func (c *WorkloadCache) Decode(id int64, raw []byte) (*model.Workload, error) {
 	c.mu.Lock()
+	if c.m == nil {
+		c.seed = maphash.MakeSeed()
+		c.m = make(map[int64]cachedWorkload)
+	}
+	sum := maphash.Bytes(c.seed, raw)
 	e, ok := c.m[id]
 	c.mu.Unlock()
-	if ok && e.raw == string(raw) {
+	if ok && e.sum == sum {
 		return e.w.Clone(), nil
 	}
 	w := new(model.Workload)
@@ -41,10 +49,13 @@ func (c *WorkloadCache) Decode(id int64, raw []byte) (*model.Workload, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= maxCachedWorkloads {
-		c.m = make(map[int64]cachedWorkload)
+	if _, ok := c.m[id]; !ok && len(c.m) >= maxCachedWorkloads {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
 	}
-	c.m[id] = cachedWorkload{raw: string(raw), w: w.Clone()}
+	c.m[id] = cachedWorkload{sum: sum, w: w.Clone()}
 	c.mu.Unlock()
 	return w, nil
 }
