@@ -48,7 +48,15 @@
 // watch delivers it. Changes (backend.Watcher) receives a coalesced signal
 // on every add, update or delete of those Jobs and when the watch starts
 // or stops working, so the control plane reconciles at once; Close stops
-// the informer (the server closes backends that are io.Closers).
+// the informers (the server closes backends that are io.Closers).
+//
+// Health asks /readyz and counts the Ready nodes; the nodes come from a
+// third informer (cluster-wide; the role needs list and watch on nodes),
+// started by the first Health or discovery call, so that a health check
+// every round does not make the API server serialise every node each
+// time (a List of 116 nodes per round was most of a round's time under
+// load). Until that watch has synced, or while it fails (e.g. a role
+// that may list nodes but not watch them), each call lists the nodes.
 //
 // # Submit, Cancel, Forget
 //
