@@ -250,7 +250,7 @@ func (s *Server) Close(ctx context.Context) error {
 // Round pacing (see runReconciler).
 const (
 	// minRoundRest and maxRoundRest bound the rest after a round, which is
-	// otherwise as long as the round took.
+	// otherwise roundRestFactor times as long as the round took.
 	minRoundRest = 20 * time.Millisecond
 	maxRoundRest = 250 * time.Millisecond
 	// roundRestFactor is the rest per second a round took: with 2 the
@@ -275,10 +275,10 @@ const (
 // reconciler rests roundRestFactor times as long as the round took,
 // within minRoundRest and maxRoundRest, so that a storm of changes cannot
 // keep it running back to back; the time its Submits and Forgets waited
-// on backends does not count (the engine, not the broker, was busy then: a round that
-// dispatched a burst of 200 jobs in 1.5 s must not keep the next burst
-// out for another maxRoundRest). Changes during the rest are taken up
-// together by the next round.
+// on backends does not count (the engine, not the broker, was busy then:
+// a round that dispatched a burst of 200 jobs in 1.5 s must not keep the
+// next burst out for another maxRoundRest). Changes during the rest are
+// taken up together by the next round.
 func (s *Server) runReconciler(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()

@@ -346,14 +346,26 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.rt.RoundTrip(r)
 }
 
+// countingBackend is a backend whose requests ct counts.
+func countingBackend(t *testing.T) (*Backend, *countingTransport) {
+	cfg := rest.CopyConfig(kubeconfig(t))
+	ct := &countingTransport{}
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct }
+	return newBackend(t, Options{RESTConfig: cfg}), ct
+}
+
+// reset forgets the requests counted so far.
+func (c *countingTransport) reset() {
+	c.mu.Lock()
+	c.reqs = nil
+	c.mu.Unlock()
+}
+
 // Observe serves from the watch's cache: once synced, it asks the API
 // server nothing, however often it is called.
 func TestObserveServesFromWatch(t *testing.T) {
 	t.Parallel()
-	cfg := rest.CopyConfig(kubeconfig(t))
-	ct := &countingTransport{}
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct }
-	b := newBackend(t, Options{RESTConfig: cfg})
+	b, ct := countingBackend(t)
 	var names []string
 	for range 3 {
 		s := spec(1, 1)
@@ -363,9 +375,7 @@ func TestObserveServesFromWatch(t *testing.T) {
 	for _, n := range names {
 		wait(t, b, n, backend.PhaseSucceeded)
 	}
-	ct.mu.Lock()
-	ct.reqs = nil
-	ct.mu.Unlock()
+	ct.reset()
 	for range 5 {
 		all, err := b.Observe(context.Background())
 		if err != nil {
@@ -386,10 +396,7 @@ func TestObserveServesFromWatch(t *testing.T) {
 // call asks the API server for /readyz alone, not for every node.
 func TestHealthServesNodesFromWatch(t *testing.T) {
 	t.Parallel()
-	cfg := rest.CopyConfig(kubeconfig(t))
-	ct := &countingTransport{}
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { ct.rt = rt; return ct }
-	b := newBackend(t, Options{RESTConfig: cfg})
+	b, ct := countingBackend(t)
 	ctx := context.Background()
 	if err := b.Health(ctx); err != nil {
 		t.Fatalf("Health: %v", err)
@@ -401,9 +408,7 @@ func TestHealthServesNodesFromWatch(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	ct.mu.Lock()
-	ct.reqs = nil
-	ct.mu.Unlock()
+	ct.reset()
 	for range 5 {
 		if err := b.Health(ctx); err != nil {
 			t.Fatalf("Health: %v", err)
