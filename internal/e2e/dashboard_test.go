@@ -204,11 +204,14 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	text := func(sel string) string {
-		t.Helper()
+	readText := func(sel string) (string, error) {
 		sctx, cancel := step()
 		defer cancel()
-		s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
+		return chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := readText(sel)
 		if err != nil {
 			t.Fatalf("reading %s: %v", sel, err)
 		}
@@ -228,15 +231,21 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	body := func() string { return text("body") }
 	// waitFor waits until the element's text contains want: the page's
-	// refresh script brings new content without a reload.
+	// refresh script brings new content without a reload. A read that
+	// fails is tried again until then: a form's POST and redirect (cancel)
+	// replace the page, and a read during that finds no page to read
+	// ("Cannot find context with specified id").
 	waitFor := func(sel, want string, within time.Duration) {
 		t.Helper()
 		for deadline := time.Now().Add(within); ; time.Sleep(250 * time.Millisecond) {
-			got := text(sel)
-			if strings.Contains(got, want) {
+			got, err := readText(sel)
+			if err == nil && strings.Contains(got, want) {
 				return
 			}
 			if time.Now().After(deadline) {
+				if err != nil {
+					t.Fatalf("%s never showed %q; reading it: %v", sel, want, err)
+				}
 				t.Fatalf("%s never showed %q; it shows %q", sel, want, got)
 			}
 		}
