@@ -74,8 +74,7 @@ func sortNodes(ns []corev1.Node) {
 // nodeWatcher is the backend's watch of the cluster's nodes.
 type nodeWatcher struct {
 	informer cache.SharedIndexInformer
-	stop     context.CancelFunc
-	done     chan struct{}
+	running
 	watchState
 }
 
@@ -90,17 +89,12 @@ func (b *Backend) nodeWatch() *nodeWatcher {
 	if b.nodeW != nil {
 		return b.nodeW
 	}
-	w := &nodeWatcher{done: make(chan struct{})}
+	w := &nodeWatcher{}
 	nodes := b.client.CoreV1().Nodes()
 	w.informer = b.informer(&w.watchState, "", &corev1.Node{}, nil,
 		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) { return nodes.List(ctx, o) },
 		nodes.Watch)
-	ctx, cancel := context.WithCancel(context.Background())
-	w.stop = cancel
-	go func() {
-		defer close(w.done)
-		w.informer.RunWithContext(ctx)
-	}()
+	w.start(w.informer)
 	b.nodeW = w
 	return w
 }

@@ -43,12 +43,43 @@ type jobWatch struct {
 	// controller writes a pod's end into its Job's status up to a second
 	// later (it batches pod updates per Job), the pod has it at once.
 	pods cache.SharedIndexInformer
-	stop context.CancelFunc
-	done chan struct{}
+	running
 	watchState
 
 	created   map[string]createdJob
 	forgotten map[string]types.UID
+}
+
+// running is a set of informers at work, until halt.
+type running struct {
+	stop context.CancelFunc
+	done chan struct{} // closed when every informer has returned
+}
+
+// start runs the informers until halt and returns the context they run
+// under.
+func (r *running) start(infs ...cache.SharedIndexInformer) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop, r.done = cancel, make(chan struct{})
+	var wg sync.WaitGroup
+	for _, inf := range infs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inf.RunWithContext(ctx)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(r.done)
+	}()
+	return ctx
+}
+
+// halt stops the informers and waits until they have returned.
+func (r *running) halt() {
+	r.stop()
+	<-r.done
 }
 
 // watchState is how an informer's List and Watch calls fare: the last
@@ -81,7 +112,7 @@ func (b *Backend) watch() (*jobWatch, error) {
 	if b.jobs != nil {
 		return b.jobs, nil
 	}
-	w := &jobWatch{done: make(chan struct{}), created: map[string]createdJob{}, forgotten: map[string]types.UID{}}
+	w := &jobWatch{created: map[string]createdJob{}, forgotten: map[string]types.UID{}}
 	jobs, pods := b.client.BatchV1().Jobs(b.ns), b.client.CoreV1().Pods(b.ns)
 	w.informer = b.informer(&w.watchState, LabelJobID, &batchv1.Job{}, nil,
 		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) { return jobs.List(ctx, o) },
@@ -109,20 +140,7 @@ func (b *Backend) watch() (*jobWatch, error) {
 			}
 		},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	w.stop = cancel
-	var running sync.WaitGroup
-	for _, inf := range []cache.SharedIndexInformer{w.informer, w.pods} {
-		running.Add(1)
-		go func() {
-			defer running.Done()
-			inf.RunWithContext(ctx)
-		}()
-	}
-	go func() {
-		running.Wait()
-		close(w.done)
-	}()
+	ctx := w.start(w.informer, w.pods)
 	go func() {
 		// One signal when the first Lists are in: everything may have changed.
 		if cache.WaitForCacheSync(ctx.Done(), w.informer.HasSynced, w.pods.HasSynced) {
@@ -337,12 +355,10 @@ func (b *Backend) Close() error {
 	b.closed = true
 	b.mu.Unlock()
 	if w != nil {
-		w.stop()
-		<-w.done
+		w.halt()
 	}
 	if nw != nil {
-		nw.stop()
-		<-nw.done
+		nw.halt()
 	}
 	return nil
 }
