@@ -53,6 +53,10 @@ func kubeCases() []kubeCase {
 // no other test's pods land there) and deletes them afterwards. Admitted
 // is when the last Job's pod was bound to a node, complete when the last
 // Job is Complete, both as seen by a watch, on both paths alike.
+// kubeEngines are the processes of the CI cluster whose CPU each path
+// costs, for the log.
+var kubeEngines = []string{"kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "kwok"}
+
 func BenchmarkThroughputKubernetes(b *testing.B) {
 	for _, c := range kubeCases() {
 		b.Run(fmt.Sprintf("nodes=%d/jobs=%dx%dgpu", c.nodes, c.jobs, c.gpus), func(b *testing.B) {
@@ -91,11 +95,16 @@ func benchKube(b *testing.B, c kubeCase) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			var t pathTimes
+			cpu, eng := cpuSeconds(), engineCPU(kubeEngines...)
 			if broker {
+				stop := profileBroker(b, "kube-broker")
 				t, err = kubeBroker(b, ctx, client, be, c, run)
+				stop()
 			} else {
 				t, err = kubeDirect(ctx, client, be, c, run)
 			}
+			cpu = cpuSeconds() - cpu
+			engines := cpuDelta(eng, engineCPU(kubeEngines...), kubeEngines...)
 			cancel()
 			be.Close()
 			// At full scale the namespace goes before the next path starts,
@@ -107,8 +116,8 @@ func benchKube(b *testing.B, c kubeCase) {
 			if err != nil {
 				b.Fatalf("%s: %v", pathName(broker), err)
 			}
-			b.Logf("kubernetes %d nodes, %d x %d GPU, %s: submitted %.2fs created %.2fs pods %.2fs admitted %.2fs complete %.2fs succeeded %.2fs; %d rounds of %.3fs (load %s)",
-				c.nodes, c.jobs, c.gpus, pathName(broker), t.submitted, t.created, t.pods, t.admitted, t.complete, t.api, t.rounds, t.roundMean, load())
+			b.Logf("kubernetes %d nodes, %d x %d GPU, %s: submitted %.2fs created %.2fs pods %.2fs admitted %.2fs complete %.2fs succeeded %.2fs; %d rounds of %.3fs; CPU: this process %.1fs, %s (load %s)",
+				c.nodes, c.jobs, c.gpus, pathName(broker), t.submitted, t.created, t.pods, t.admitted, t.complete, t.api, t.rounds, t.roundMean, cpu, engines, load())
 			p.add(broker, t)
 		}
 		i++
@@ -269,6 +278,9 @@ func kubeDirect(ctx context.Context, client k8s.Interface, be *kubernetes.Backen
 		return pathTimes{}, err
 	}
 	first := run * 1000
+	if os.Getenv("TPUT_DIRECT_WATCH") == "1" {
+		_, _ = be.Observe(ctx)
+	}
 	t0 := time.Now()
 	w, err := watchJobs(ctx, client, be.Namespace(), c.jobs, t0)
 	if err != nil {

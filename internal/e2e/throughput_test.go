@@ -13,7 +13,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"runtime/pprof"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,6 +121,81 @@ func pathName(broker bool) string {
 		return "broker"
 	}
 	return "direct"
+}
+
+// cpuSeconds is the CPU time this process (the benchmark, its clients and,
+// on the broker path, the broker) has used so far, user and system.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// engineCPU is the CPU time (user and system, seconds) each engine process
+// has used so far, by command name (as /proc has it, e.g.
+// "kube-apiserver"), summed over the processes named in names.
+func engineCPU(names ...string) map[string]float64 {
+	out := map[string]float64{}
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, d := range dirs {
+		data, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime(14) stime(15): comm may hold spaces.
+		open, close := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		comm := string(data[open+1 : close])
+		want := false
+		for _, n := range names {
+			want = want || comm == n
+		}
+		f := strings.Fields(string(data[close+1:]))
+		if !want || len(f) < 13 {
+			continue
+		}
+		var ut, st float64
+		fmt.Sscan(f[11], &ut)
+		fmt.Sscan(f[12], &st)
+		out[comm] += (ut + st) / 100 // USER_HZ
+	}
+	return out
+}
+
+// cpuDelta formats the CPU each named process used between two engineCPU
+// readings, for the log.
+func cpuDelta(before, after map[string]float64, names ...string) string {
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s %.1fs", n, after[n]-before[n]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// profileBroker starts a CPU profile of one broker path when
+// TPUT_CPUPROFILE names a folder (a diagnostic: where the broker's CPU
+// goes in a burst); the function it returns stops it.
+func profileBroker(b *testing.B, name string) func() {
+	dir := os.Getenv("TPUT_CPUPROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", name, time.Now().UnixMilli())))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // load is the machine's load average, for the log next to the figures.
