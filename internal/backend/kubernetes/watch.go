@@ -128,11 +128,11 @@ func (b *Backend) watch() (*jobWatch, error) {
 	// server and decoded here.
 	w.pods = b.informer(&w.watchState, metav1.ListOptions{LabelSelector: LabelJobID, FieldSelector: "status.phase!=" + string(corev1.PodPending)},
 		&corev1.Pod{}, cache.Indexers{podsByJob: func(obj any) ([]string, error) {
-		if p, ok := obj.(*corev1.Pod); ok && p.Labels[batchv1.JobNameLabel] != "" {
-			return []string{p.Labels[batchv1.JobNameLabel]}, nil
-		}
-		return nil, nil
-	}},
+			if p, ok := obj.(*corev1.Pod); ok && p.Labels[batchv1.JobNameLabel] != "" {
+				return []string{p.Labels[batchv1.JobNameLabel]}, nil
+			}
+			return nil, nil
+		}},
 		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) { return pods.List(ctx, o) },
 		pods.Watch)
 	_, _ = w.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
