@@ -278,9 +278,6 @@ func kubeDirect(ctx context.Context, client k8s.Interface, be *kubernetes.Backen
 		return pathTimes{}, err
 	}
 	first := run * 1000
-	if os.Getenv("TPUT_DIRECT_WATCH") == "1" {
-		_, _ = be.Observe(ctx)
-	}
 	t0 := time.Now()
 	w, err := watchJobs(ctx, client, be.Namespace(), c.jobs, t0)
 	if err != nil {
