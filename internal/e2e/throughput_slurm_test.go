@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,10 +178,12 @@ func slurmDirect(ctx context.Context, conf string, sq *squeue, script, dir strin
 // its API and waits until Slurm completed them all and the broker recorded
 // them SUCCEEDED.
 func slurmBroker(b *testing.B, ctx context.Context, conf string, sq *squeue, n int, run int64) (pathTimes, error) {
-	be, err := slurm.New(slurm.Options{Conf: conf, Dir: filepath.Join(b.TempDir(), "slurm"), GPUType: "h100"})
+	cmds := &timedRunner{next: slurm.CommandRunner(conf), n: map[string]int{}, took: map[string]time.Duration{}}
+	be, err := slurm.New(slurm.Options{Conf: conf, Dir: filepath.Join(b.TempDir(), "slurm"), GPUType: "h100", Runner: cmds.run})
 	if err != nil {
 		return pathTimes{}, err
 	}
+	defer func() { b.Logf("slurm broker: commands run: %s", cmds) }()
 	// IDs from run*1000: unique across runs, and never a name another test
 	// of the same hour used.
 	first := run * 1000
@@ -293,4 +296,39 @@ func (q *squeue) states(ctx context.Context) (map[string]string, error) {
 		}
 	}
 	return m, nil
+}
+
+// timedRunner counts the Slurm commands the broker's backend runs, and the
+// time they took, by command, for the log.
+type timedRunner struct {
+	next slurm.Runner
+	mu   sync.Mutex
+	n    map[string]int
+	took map[string]time.Duration
+}
+
+func (r *timedRunner) run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	start := time.Now()
+	out, err := r.next(ctx, name, args...)
+	r.mu.Lock()
+	r.n[name]++
+	r.took[name] += time.Since(start)
+	r.mu.Unlock()
+	return out, err
+}
+
+func (r *timedRunner) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := make([]string, 0, len(r.n))
+	for n := range r.n {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s %d (%.1fs, %.0f ms each)", n, r.n[n], r.took[n].Seconds(),
+			float64(r.took[n].Milliseconds())/float64(r.n[n])))
+	}
+	return strings.Join(parts, ", ")
 }
