@@ -40,5 +40,5 @@ case "$area" in all | throughput)
   # its log lines carry the machine's load.
   echo "== throughput (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   GPUBROKER_BENCH_FULL=1 go test -run '^$' -bench 'Throughput' -benchtime="${TPUT_ITER:-2}x" -count=1 \
-    -timeout 120m ./internal/e2e/ | grep --line-buffered -E '^(Benchmark|cpu:|ok|FAIL)|throughput_.*load'
+    -timeout 120m ./internal/e2e/ | grep --line-buffered -E '^(Benchmark|cpu:|ok|FAIL)|throughput_.*(load|commands run)'
 esac
