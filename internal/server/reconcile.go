@@ -288,21 +288,13 @@ func (s *Server) observeCluster(ctx context.Context, c model.Cluster, inFleet bo
 	if err != nil {
 		return o
 	}
-	// Health and Observe run at once: a Slurm cluster answers each with
-	// commands (scontrol twice, squeue) that wait on slurmctld, and the
-	// round waits for both; when the cluster is not healthy what Observe
-	// saw is dropped.
-	health := make(chan error, 1)
 	if h, ok := b.(backend.Health); ok {
-		go func() { health <- h.Health(ctx) }()
-	} else {
-		health <- nil
+		if err := h.Health(ctx); err != nil {
+			o.err = fmt.Errorf("health check: %w", err)
+			return o
+		}
 	}
 	sts, err := b.Observe(ctx)
-	if herr := <-health; herr != nil {
-		o.err = fmt.Errorf("health check: %w", herr)
-		return o
-	}
 	if err != nil {
 		o.err = fmt.Errorf("observe: %w", err)
 		return o
