@@ -3,7 +3,6 @@ package slurm
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,32 +229,6 @@ func TestObserveIsBatched(t *testing.T) {
 	}
 	for _, n := range names {
 		waitPhase(t, b, n, backend.PhaseSucceeded)
-	}
-}
-
-// A Submit without a record asks Slurm whether the name is there only
-// through the Backend's first look (one squeue and one sacct for every
-// name); later ones run sbatch alone.
-func TestSubmitLooksUpNamesOnce(t *testing.T) {
-	t.Parallel()
-	conf := slurmConf(t)
-	c := &counter{next: CommandRunner(conf), n: map[string]int{}}
-	b := newBackend(t, conf, t.TempDir(), c.run)
-	ctx := context.Background()
-	for i := range 4 {
-		spec := testSpec("true")
-		if err := b.Submit(ctx, spec); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Cancel(ctx, spec.Name) })
-		n := c.reset()
-		want := map[string]int{"sbatch": 1}
-		if i == 0 {
-			want = map[string]int{"squeue": 1, "sacct": 1, "sbatch": 1}
-		}
-		if fmt.Sprint(n) != fmt.Sprint(want) {
-			t.Errorf("submit %d ran %v, want %v", i+1, n, want)
-		}
 	}
 }
 
