@@ -44,6 +44,10 @@ func kubeCases() []kubeCase {
 	return []kubeCase{{2, 16, 1}, {2, 32, 1}, {2, 4, 8}, {4, 16, 1}, {4, 48, 1}, {4, 8, 8}}
 }
 
+// kubeEngines are the processes of the CI cluster whose CPU each path
+// costs, for the log.
+var kubeEngines = []string{"kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "kwok"}
+
 // BenchmarkThroughputKubernetes: N jobs of G GPUs through a gpubroker
 // server (HTTP API, SQLite, the Kubernetes backend; the fleet is the
 // benchmark's kwok nodes as one pool) against the same batch/v1 Jobs (made
@@ -53,10 +57,6 @@ func kubeCases() []kubeCase {
 // no other test's pods land there) and deletes them afterwards. Admitted
 // is when the last Job's pod was bound to a node, complete when the last
 // Job is Complete, both as seen by a watch, on both paths alike.
-// kubeEngines are the processes of the CI cluster whose CPU each path
-// costs, for the log.
-var kubeEngines = []string{"kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "kwok"}
-
 func BenchmarkThroughputKubernetes(b *testing.B) {
 	for _, c := range kubeCases() {
 		b.Run(fmt.Sprintf("nodes=%d/jobs=%dx%dgpu", c.nodes, c.jobs, c.gpus), func(b *testing.B) {
