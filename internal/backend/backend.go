@@ -14,6 +14,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrUnavailable: the backend cannot be reached right now; retry.
 	ErrUnavailable = errors.New("backend unavailable")
+	// ErrNoNewWork, from Health: the cluster answers and what runs there
+	// keeps running, but it takes no new work (every node drained for
+	// maintenance, say). Its attempts are not lost; nothing new goes there.
+	ErrNoNewWork = errors.New("cluster takes no new work")
 )
 
 // Name is the name of what a backend creates for one attempt of one job.
@@ -97,6 +101,9 @@ type Backend interface {
 }
 
 // Health is an optional capability: whether the cluster can take work.
+// An error wrapping ErrNoNewWork says the cluster answers but takes no new
+// work; any other error, that it cannot be reached (after the cluster
+// timeout its attempts are lost).
 type Health interface {
 	Health(ctx context.Context) error
 }

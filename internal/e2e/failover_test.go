@@ -99,6 +99,9 @@ func startPrivateSlurm(t *testing.T) *privateSlurm {
 		"SLURM_CI_CTLD_PORT="+strconv.Itoa(ctld), "SLURM_CI_SLURMD_PORT="+strconv.Itoa(slurmd))
 	s := &privateSlurm{dir: dir, conf: filepath.Join(dir, "etc", "slurm.conf")}
 	t.Cleanup(func() {
+		if t.Failed() {
+			s.dumpLogs(t)
+		}
 		down := exec.Command("scripts/engines/slurm-down.sh")
 		down.Dir, down.Env = repoRoot, env
 		if out, err := down.CombinedOutput(); err != nil {
@@ -111,6 +114,25 @@ func startPrivateSlurm(t *testing.T) *privateSlurm {
 		t.Fatalf("slurm-up.sh: %v\n%s", err, out)
 	}
 	return s
+}
+
+// dumpLogs logs what slurmctld and the slurmd wrote about jobs (the
+// temporary directory goes with the test).
+func (s *privateSlurm) dumpLogs(t *testing.T) {
+	logs, _ := filepath.Glob(filepath.Join(s.dir, "log", "*"))
+	for _, l := range logs {
+		var keep []string
+		for _, line := range strings.Split(readFile(l), "\n") {
+			if strings.Contains(line, "JobId=") || strings.Contains(line, "job_id") || strings.Contains(line, "JobID") ||
+				strings.Contains(line, "job ") || strings.Contains(line, "Recovered") || strings.Contains(line, "error") {
+				keep = append(keep, line)
+			}
+		}
+		if len(keep) > 400 {
+			keep = keep[len(keep)-400:]
+		}
+		t.Logf("%s (job lines):\n%s", filepath.Base(l), strings.Join(keep, "\n"))
+	}
 }
 
 // freePorts returns the first of n consecutive free loopback ports.
@@ -409,7 +431,7 @@ func TestFailover(t *testing.T) {
 	if diff := progressOf(t, final); diff != before {
 		t.Errorf("progress changed after every job ended and Slurm was cleaned up: something still runs")
 	}
-	failedOver, midway, resumeSteps := 0, 0, []string{}
+	failedOver, midway, resumeSteps, relaunched := 0, 0, []string{}, []string{}
 	ranOn := map[string]int{}
 	for _, j := range final {
 		if j.State != "SUCCEEDED" {
@@ -441,6 +463,19 @@ func TestFailover(t *testing.T) {
 		}
 		for k, at := range as.Attempts {
 			if at.Cluster != "aws-slurm" || at.Outcome != "RETRIED" {
+				continue
+			}
+			if strings.Contains(at.Reason, "cancelled outside the broker") {
+				// slurmctld restarted from a state saved before the old
+				// attempts' job ids: it handed them out again, and slurmd,
+				// still holding the old jobs, refused to launch the new
+				// ones ("Job N already running"), so Slurm cancelled them.
+				// The broker retries such an attempt (checked above: every
+				// step committed once, so it resumed where it stopped).
+				if k+1 >= len(as.Attempts) {
+					t.Errorf("job %d: no attempt after the one Slurm cancelled: %+v", j.ID, as.Attempts)
+				}
+				relaunched = append(relaunched, fmt.Sprintf("%d:%d", j.ID, at.Attempt))
 				continue
 			}
 			if !strings.HasPrefix(at.Reason, "Lost: cluster aws-slurm unreachable for") {
@@ -481,6 +516,9 @@ func TestFailover(t *testing.T) {
 	}
 	t.Logf("%.1fs in all; attempts per cluster %v; %d jobs failed over from aws-slurm, resuming at steps (job:step@cluster, of %d) %s",
 		time.Since(started).Seconds(), ranOn, failedOver, foSteps, strings.Join(resumeSteps, " "))
+	if len(relaunched) > 0 {
+		t.Logf("attempts Slurm cancelled after its restart (job ids handed out twice), retried: %s", strings.Join(relaunched, " "))
+	}
 	fenced := 0
 	logs, _ := filepath.Glob(filepath.Join(dir, "slurm-work", "*", "node-*.log"))
 	for _, l := range logs {
@@ -488,9 +526,10 @@ func TestFailover(t *testing.T) {
 	}
 	t.Logf("%d old attempts on the Slurm nodes were fenced off by a newer one", fenced)
 	if t.Failed() {
-		for _, j := range onSlurm {
-			r := runStatus(t, bin, url, a.token, j.ID)
-			t.Logf("gpubroker status %d:\n%s", j.ID, r)
+		for _, j := range final {
+			if j.Attempt > 1 {
+				t.Logf("gpubroker status %d:\n%s", j.ID, runStatus(t, bin, url, a.token, j.ID))
+			}
 		}
 	} else if len(onSlurm) > 0 {
 		t.Logf("gpubroker status %d:\n%s", onSlurm[0].ID, runStatus(t, bin, url, a.token, onSlurm[0].ID))

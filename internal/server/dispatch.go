@@ -106,14 +106,11 @@ func (d *dispatcher) finish() {
 func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 	name := attemptName(j)
 	o := rd.obs[j.Placement.Cluster]
-	if !o.ok() {
+	if !o.open() {
 		rd.s.rec.missing[name]++
 		if rd.s.rec.missing[name] >= lostAfterRounds {
 			delete(rd.s.rec.missing, name)
-			reason := "ClusterUnhealthy: cluster " + j.Placement.Cluster + " cannot take work"
-			if o != nil {
-				reason += ": " + o.err.Error()
-			}
+			reason := "ClusterUnhealthy: cluster " + j.Placement.Cluster + " cannot take work: " + o.why().Error()
 			rd.move(ctx, j, store.Move{To: store.Pending, NextAttempt: true, Reason: reason,
 				Message: "not dispatched: " + reason})
 		}

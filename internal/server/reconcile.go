@@ -81,12 +81,30 @@ func (r *reconcilerState) init() {
 
 // observation is what one round saw of one cluster.
 type observation struct {
-	b      backend.Backend
-	err    error // why the cluster is down this round
+	b   backend.Backend
+	err error // why the cluster is down this round
+	// closed: why the cluster, observed and answering, takes no new work
+	// this round (backend.ErrNoNewWork): its attempts run on.
+	closed error
 	byName map[string]backend.Status
 }
 
+// ok: the cluster answered and was observed.
 func (o *observation) ok() bool { return o != nil && o.err == nil }
+
+// open: the cluster answered and takes new work.
+func (o *observation) open() bool { return o.ok() && o.closed == nil }
+
+// why is what keeps the cluster from new work (nil when open).
+func (o *observation) why() error {
+	switch {
+	case o == nil:
+		return errors.New("no backend")
+	case o.err != nil:
+		return o.err
+	}
+	return o.closed
+}
 
 // round is one reconcile round's working state.
 type round struct {
@@ -279,7 +297,9 @@ func (s *Server) observeCluster(ctx context.Context, c model.Cluster, inFleet bo
 		return o
 	}
 	if h, ok := b.(backend.Health); ok {
-		if err := h.Health(ctx); err != nil {
+		if err := h.Health(ctx); errors.Is(err, backend.ErrNoNewWork) {
+			o.closed = fmt.Errorf("health check: %w", err)
+		} else if err != nil {
 			o.err = fmt.Errorf("health check: %w", err)
 			return o
 		}
@@ -582,7 +602,7 @@ func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observa
 	}
 	free := map[engine.PoolRef][]int{}
 	for _, c := range f.Clusters {
-		down := obs != nil && !obs[c.Name].ok()
+		down := obs != nil && !obs[c.Name].open()
 		for _, p := range c.Pools {
 			ref := engine.PoolRef{Cluster: c.Name, Pool: p.Name}
 			nf := make([]int, p.Nodes)
@@ -700,8 +720,8 @@ func (rd *round) publish(ctx context.Context, t usageSnapshot) {
 	s.metrics.setGPUsInUse(rd.fs.fleet, inUse)
 	down := map[string]string{}
 	for name, o := range rd.obs {
-		if !o.ok() {
-			down[name] = o.err.Error()
+		if !o.open() {
+			down[name] = o.why().Error()
 		}
 	}
 	s.view.Store(&roundView{

@@ -206,8 +206,10 @@ func (b *Backend) GPUs(ctx context.Context) ([]int, error) {
 }
 
 // Health reports whether the cluster can take work: slurmctld answers
-// `scontrol ping`, and at least one node is neither down nor drained.
-// Errors wrap backend.ErrUnavailable.
+// `scontrol ping` (else an error wrapping backend.ErrUnavailable), and at
+// least one node is neither down nor drained (else backend.ErrNoNewWork:
+// jobs on drained nodes run on, and Slurm itself reports those a down node
+// took with it, NODE_FAIL).
 func (b *Backend) Health(ctx context.Context) error {
 	out, err := b.run(ctx, "scontrol", "ping")
 	if err != nil {
@@ -227,7 +229,7 @@ func (b *Backend) Health(ctx context.Context) error {
 		}
 	}
 	if down == len(nodes) {
-		return fmt.Errorf("slurm: health: %d of %d nodes down or drained: %w", down, len(nodes), backend.ErrUnavailable)
+		return fmt.Errorf("slurm: health: %d of %d nodes down or drained: %w", down, len(nodes), backend.ErrNoNewWork)
 	}
 	return nil
 }

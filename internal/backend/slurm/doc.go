@@ -67,7 +67,10 @@
 // PENDING, REQUEUED, CONFIGURING → Pending; RUNNING, COMPLETING, SUSPENDED,
 // STOPPED → Running; COMPLETED → Succeeded; FAILED, TIMEOUT, OUT_OF_MEMORY,
 // DEADLINE → Failed with the exit code (128+signal when killed by a signal);
-// CANCELLED → Failed ("cancelled"); NODE_FAIL, PREEMPTED, BOOT_FAIL → Lost.
+// CANCELLED → Failed ("cancelled") when the broker cancelled it, Lost when
+// it did not (Slurm cancels a job whose launch failed and that it cannot
+// requeue; an administrator may scancel); NODE_FAIL, PREEMPTED, BOOT_FAIL
+// → Lost.
 // An attempt that neither squeue nor sacct knows (the broker died before
 // sbatch) is Lost. Times are read in the broker's local time zone, which must
 // be the controller's.

@@ -100,7 +100,7 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 			sts = append(sts, st)
 			continue
 		}
-		sts = append(sts, status(j))
+		sts = append(sts, status(j, r.cancelled))
 	}
 	return sts, nil
 }
@@ -149,9 +149,20 @@ func phaseOf(state string) backend.Phase {
 	}
 }
 
-// status is what Observe reports of j.
-func status(j job) backend.Status {
+// status is what Observe reports of j; byBroker: the broker cancelled it.
+//
+// A CANCELLED job the broker did not cancel is Lost, not Failed: Slurm
+// cancels a job itself when its launch fails and it cannot requeue it (a
+// slurmctld that restarted from a state saved seconds before it died hands
+// out job ids its slurmd still hold: "Job N already running, do not
+// launch second copy"), and an administrator's scancel is no failure of
+// the job's own. Either way the job's work did not fail; the attempt is
+// retried as the job's recovery policy says.
+func status(j job, byBroker bool) backend.Status {
 	st := backend.Status{Name: j.Name, Phase: phaseOf(j.State)}
+	if j.State == "CANCELLED" && !byBroker {
+		st.Phase = backend.PhaseLost
+	}
 	if st.Phase != backend.PhasePending {
 		st.Started = j.Start
 	}
@@ -170,8 +181,10 @@ func status(j job) backend.Status {
 	case st.Phase == backend.PhaseSucceeded:
 		zero := 0
 		st.ExitCode = &zero
-	case j.State == "CANCELLED":
+	case j.State == "CANCELLED" && byBroker:
 		st.Message = fmt.Sprintf("job %d cancelled", j.ID)
+	case j.State == "CANCELLED":
+		st.Message = fmt.Sprintf("job %d cancelled outside the broker (by Slurm after a failed launch, or by scancel)", j.ID)
 	case st.Phase == backend.PhaseLost:
 		st.Message = fmt.Sprintf("job %d ended %s", j.ID, j.State)
 	default:

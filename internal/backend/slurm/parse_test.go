@@ -1,8 +1,11 @@
 package slurm
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +39,7 @@ func TestParseSqueue(t *testing.T) {
 	}
 	got := map[string]backend.Status{}
 	for _, st := range newest(jobs) {
-		got[st.Name] = status(st)
+		got[st.Name] = status(st, true)
 	}
 	want := map[string]backend.Status{
 		"gpub-x-1": {Name: "gpub-x-1", Phase: backend.PhaseSucceeded, ExitCode: ptr(0),
@@ -57,6 +60,26 @@ func TestParseSqueue(t *testing.T) {
 	}
 }
 
+// A CANCELLED job the broker did not cancel (Slurm after a failed launch,
+// an administrator's scancel) is Lost: retried, not the job's failure.
+func TestCancelledOutsideTheBrokerIsLost(t *testing.T) {
+	t.Parallel()
+	jobs, err := parseSqueue(readFixture(t, "squeue.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range newest(jobs) {
+		st := status(j, false)
+		if j.State == "CANCELLED" {
+			if st.Phase != backend.PhaseLost || !strings.Contains(st.Message, "cancelled outside the broker") {
+				t.Errorf("%s cancelled outside the broker: %+v, want Lost", j.Name, st)
+			}
+		} else if by := status(j, true); !cmp.Equal(st, by) {
+			t.Errorf("%s (%s): the broker's cancel changed its status: %+v vs %+v", j.Name, j.State, st, by)
+		}
+	}
+}
+
 func TestParseSacct(t *testing.T) {
 	t.Parallel()
 	jobs, err := parseSacct(readFixture(t, "sacct.txt"))
@@ -65,7 +88,7 @@ func TestParseSacct(t *testing.T) {
 	}
 	got := map[string]backend.Status{}
 	for _, st := range newest(jobs) {
-		got[st.Name] = status(st)
+		got[st.Name] = status(st, true)
 	}
 	want := map[string]backend.Status{
 		"gpub-x-1": {Name: "gpub-x-1", Phase: backend.PhaseSucceeded, ExitCode: ptr(0),
@@ -200,7 +223,7 @@ func FuzzParseSqueue(f *testing.F) {
 			return
 		}
 		for _, j := range newest(jobs) {
-			st := status(j)
+			st := status(j, false)
 			if st.Phase == "" {
 				t.Fatalf("no phase for %+v", j)
 			}
@@ -213,7 +236,7 @@ func FuzzParseSacct(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if jobs, err := parseSacct(s); err == nil {
 			for _, j := range jobs {
-				_ = status(j)
+				_ = status(j, true)
 			}
 		}
 	})
@@ -236,4 +259,37 @@ func FuzzParseSinfo(f *testing.F) {
 		}
 		_, _ = poolsFromNodes(uniqueNodes(nodes))
 	})
+}
+
+// Health: a controller that answers with every node drained or down takes
+// no new work but is not unreachable (the jobs on drained nodes run on);
+// one that does not answer is unavailable.
+func TestHealthDrainedIsNoNewWork(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, ping, sinfo string
+		want              error
+	}{
+		{"one node up", "Slurmctld(primary) at h is UP", "n1|gpu*|drained|8|1000|gpu:h100:8\nn2|gpu*|mixed|8|1000|gpu:h100:8\n", nil},
+		{"all drained or down", "Slurmctld(primary) at h is UP", "n1|gpu*|drained|8|1000|gpu:h100:8\nn2|gpu*|down*|8|1000|gpu:h100:8\n", backend.ErrNoNewWork},
+		{"controller down", "Slurmctld(primary) at h is DOWN", "", backend.ErrUnavailable},
+	} {
+		run := func(_ context.Context, name string, _ ...string) ([]byte, error) {
+			if name == "scontrol" {
+				return []byte(c.ping + "\n"), nil
+			}
+			return []byte(c.sinfo), nil
+		}
+		b, err := New(Options{Dir: t.TempDir(), GPUType: "h100", Runner: run})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = b.Health(context.Background())
+		if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%s: Health = %v, want %v", c.name, err, c.want)
+		}
+		if errors.Is(err, backend.ErrNoNewWork) && errors.Is(err, backend.ErrUnavailable) {
+			t.Errorf("%s: %v is both", c.name, err)
+		}
+	}
 }

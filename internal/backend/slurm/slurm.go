@@ -159,11 +159,15 @@ type record struct {
 	Submitted time.Time `json:"submitted"`
 	// JobID is Slurm's id once sbatch returned it; 0 before.
 	JobID int64 `json:"job_id,omitempty"`
+	// cancelled: Cancel was asked for it (the cancelled marker), so a
+	// CANCELLED job is the broker's doing, not Slurm's or an admin's.
+	cancelled bool
 }
 
 const (
 	recordFile    = "attempt.json"
 	forgottenFile = "forgotten"
+	cancelledFile = "cancelled"
 	lockFile      = ".submit.lock"
 	// namePrefix starts every name backend.Name builds; squeue output is
 	// filtered by it before the held set is consulted.
@@ -252,7 +256,13 @@ func readRecord(adir string) (record, error) {
 	if r.Name == "" {
 		r.Name = filepath.Base(adir)
 	}
+	r.cancelled = exists(filepath.Join(adir, cancelledFile))
 	return r, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func writeRecord(adir string, r record) error {
@@ -332,6 +342,7 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 	}
 	// The record before sbatch: a broker that dies in sbatch finds the job
 	// by name, or reports the attempt Lost when sbatch never got through.
+	_ = os.Remove(filepath.Join(adir, cancelledFile))
 	if err := writeRecord(adir, rec); err != nil {
 		return fmt.Errorf("slurm: submit %s: %v: %w", spec.Name, err, backend.ErrUnavailable)
 	}
@@ -355,6 +366,8 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 }
 
 func (b *Backend) hold(r record) {
+	// A Cancel that came while Submit ran left its marker.
+	r.cancelled = r.cancelled || exists(filepath.Join(b.dir, r.Name, cancelledFile))
 	b.mu.Lock()
 	b.held[r.Name] = r
 	b.mu.Unlock()
@@ -472,11 +485,24 @@ func slurmTime(t time.Time) string {
 }
 
 // Cancel cancels the jobs named name (scancel --name). Cancelling what is
-// unknown or already ended returns nil.
+// unknown or already ended returns nil. The attempt is marked first, so
+// that Observe tells this cancel (Failed) from one the broker did not ask
+// for (Lost).
 func (b *Backend) Cancel(ctx context.Context, name string) error {
 	if err := validName(name); err != nil {
 		return err
 	}
+	if adir := filepath.Join(b.dir, name); exists(adir) {
+		if err := os.WriteFile(filepath.Join(adir, cancelledFile), nil, 0o644); err != nil {
+			return fmt.Errorf("slurm: cancel %s: %v: %w", name, err, backend.ErrUnavailable)
+		}
+	}
+	b.mu.Lock()
+	if r, ok := b.held[name]; ok {
+		r.cancelled = true
+		b.held[name] = r
+	}
+	b.mu.Unlock()
 	if _, err := b.run(ctx, "scancel", "--me", "--name="+name); err != nil {
 		return fmt.Errorf("slurm: cancel %s: %w", name, err)
 	}

@@ -199,6 +199,43 @@ func TestRestartFindsJobsByName(t *testing.T) {
 	}
 }
 
+// A job Slurm or an administrator cancelled is Lost (the broker retries
+// it); one the broker cancelled is Failed, also as a restarted broker
+// sees it.
+func TestCancelOutsideTheBrokerIsLost(t *testing.T) {
+	t.Parallel()
+	conf := slurmConf(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	b := newBackend(t, conf, dir, nil)
+	outside, ours := testSpec("sleep 60"), testSpec("sleep 60")
+	for _, sp := range []backend.Spec{outside, ours} {
+		if err := b.Submit(ctx, sp); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Cancel(ctx, sp.Name) })
+	}
+	waitPhase(t, b, outside.Name, backend.PhaseRunning)
+	if out, err := CommandRunner(conf)(ctx, "scancel", "--name="+outside.Name); err != nil {
+		t.Fatalf("scancel: %v %s", err, out)
+	}
+	st := waitPhase(t, b, outside.Name, backend.PhaseLost)
+	if !strings.Contains(st.Message, "cancelled outside the broker") {
+		t.Errorf("outside scancel: %q, want it said", st.Message)
+	}
+	if err := b.Cancel(ctx, ours.Name); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, b, ours.Name, backend.PhaseFailed)
+	again := newBackend(t, conf, dir, nil)
+	if st, _ := statusOf(t, again, ours.Name); st.Phase != backend.PhaseFailed {
+		t.Errorf("the broker's cancel, seen after a restart: %+v, want Failed", st)
+	}
+	if st, _ := statusOf(t, again, outside.Name); st.Phase != backend.PhaseLost {
+		t.Errorf("the outside cancel, seen after a restart: %+v, want Lost", st)
+	}
+}
+
 // Observe costs one squeue call per round however many attempts are held,
 // plus one sacct call only for attempts squeue does not know.
 func TestObserveIsBatched(t *testing.T) {
