@@ -78,5 +78,5 @@ func openKubernetes(cl model.Cluster) (backend.Backend, error) {
 		t = *cl.Kubernetes
 	}
 	return kubernetes.New(kubernetes.Options{Kubeconfig: t.Kubeconfig, Context: t.Context, Namespace: t.Namespace,
-		Image: t.Image, PoolProducts: t.Products})
+		Image: t.Image, PoolProducts: t.Products, Compression: t.Compression})
 }

@@ -87,6 +87,9 @@ type KubernetesTarget struct {
 	// Products maps a pool name to the nvidia.com/gpu.product label value
 	// its nodes carry; a pool not listed selects nodes by its own name.
 	Products map[string]string
+	// Compression lets the API server gzip its responses (off by default:
+	// see kubernetes.Options.Compression).
+	Compression bool
 }
 
 // Pool is a block of identical GPU nodes inside a cluster.

@@ -320,14 +320,14 @@ func (p *parser) slurmWord(n *yaml.Node, path, what, eg string) string {
 	return s
 }
 
-var kubernetesKeys = []string{"kubeconfig", "context", "namespace", "image", "products"}
+var kubernetesKeys = []string{"kubeconfig", "context", "namespace", "image", "products", "compression"}
 
 // kubernetesTarget reads a cluster's kubernetes block: which API server,
 // which namespace, and the GPU product label of each pool.
 func (p *parser) kubernetesTarget(n *yaml.Node, path string) *model.KubernetesTarget {
 	t := &model.KubernetesTarget{}
 	p.see(path, n)
-	for _, f := range p.fields(n, path, "a kubernetes mapping (kubeconfig, context, namespace, image, products)") {
+	for _, f := range p.fields(n, path, "a kubernetes mapping (kubeconfig, context, namespace, image, products, compression)") {
 		fp := join(path, f.key)
 		p.see(fp, f.keyN)
 		switch f.key {
@@ -339,6 +339,8 @@ func (p *parser) kubernetesTarget(n *yaml.Node, path string) *model.KubernetesTa
 			t.Namespace, _ = p.str(f.value, fp)
 		case "image":
 			t.Image, _ = p.str(f.value, fp)
+		case "compression":
+			t.Compression, _ = p.boolean(f.value, fp)
 		case "products":
 			t.Products = map[string]string{}
 			for _, pr := range p.fields(f.value, fp, "a mapping of pool name: nvidia.com/gpu.product value") {

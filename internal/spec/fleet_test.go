@@ -77,7 +77,7 @@ func TestParseFleet(t *testing.T) {
 						Pools: []model.Pool{{Name: "h100", GPU: "H100", GPUsPerNode: 8, Nodes: 4, PriceClass: model.Committed}}},
 					{Name: "azure-k8s", Provider: "azure", Region: "eastus", Backend: model.BackendKubernetes,
 						Kubernetes: &model.KubernetesTarget{Kubeconfig: "/etc/gpubroker/azure.kubeconfig", Context: "azure-eastus",
-							Namespace: "gpubroker", Products: map[string]string{"h100": "NVIDIA-H100-80GB-HBM3"}},
+							Namespace: "gpubroker", Products: map[string]string{"h100": "NVIDIA-H100-80GB-HBM3"}, Compression: true},
 						Pools: []model.Pool{{Name: "h100", GPU: "H100", GPUsPerNode: 8, Nodes: 2, PriceClass: model.OnDemand, PricePerGPUHour: 4}}},
 					{Name: "onprem", Provider: "onprem", Region: "dc1", Backend: model.BackendLocal,
 						Pools: []model.Pool{{Name: "h100", GPU: "H100", GPUsPerNode: 8, Nodes: 1, PriceClass: model.Committed}}},

@@ -91,7 +91,7 @@ func (b *Backend) nodeWatch() *nodeWatcher {
 	}
 	w := &nodeWatcher{}
 	nodes := b.client.CoreV1().Nodes()
-	w.informer = b.informer(&w.watchState, "", &corev1.Node{}, nil,
+	w.informer = b.informer(&w.watchState, metav1.ListOptions{}, &corev1.Node{}, nil,
 		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) { return nodes.List(ctx, o) },
 		nodes.Watch)
 	w.start(w.informer)

@@ -114,7 +114,7 @@ func (b *Backend) watch() (*jobWatch, error) {
 	}
 	w := &jobWatch{created: map[string]createdJob{}, forgotten: map[string]types.UID{}}
 	jobs, pods := b.client.BatchV1().Jobs(b.ns), b.client.CoreV1().Pods(b.ns)
-	w.informer = b.informer(&w.watchState, LabelJobID, &batchv1.Job{}, nil,
+	w.informer = b.informer(&w.watchState, metav1.ListOptions{LabelSelector: LabelJobID}, &batchv1.Job{}, nil,
 		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) { return jobs.List(ctx, o) },
 		jobs.Watch)
 	_, _ = w.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -122,12 +122,17 @@ func (b *Backend) watch() (*jobWatch, error) {
 		UpdateFunc: func(any, any) { b.notify() },
 		DeleteFunc: func(any) { b.notify() },
 	})
-	w.pods = b.informer(&w.watchState, LabelJobID, &corev1.Pod{}, cache.Indexers{podsByJob: func(obj any) ([]string, error) {
-		if p, ok := obj.(*corev1.Pod); ok && p.Labels[batchv1.JobNameLabel] != "" {
-			return []string{p.Labels[batchv1.JobNameLabel]}, nil
-		}
-		return nil, nil
-	}},
+	// Only running and ended pods: podPhase reads nothing from a pending
+	// one, and a pending pod's events (created, bound to a node) are two
+	// of the five or so each pod has, each one encoded and sent by the API
+	// server and decoded here.
+	w.pods = b.informer(&w.watchState, metav1.ListOptions{LabelSelector: LabelJobID, FieldSelector: "status.phase!=" + string(corev1.PodPending)},
+		&corev1.Pod{}, cache.Indexers{podsByJob: func(obj any) ([]string, error) {
+			if p, ok := obj.(*corev1.Pod); ok && p.Labels[batchv1.JobNameLabel] != "" {
+				return []string{p.Labels[batchv1.JobNameLabel]}, nil
+			}
+			return nil, nil
+		}},
 		func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) { return pods.List(ctx, o) },
 		pods.Watch)
 	_, _ = w.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -152,21 +157,22 @@ func (b *Backend) watch() (*jobWatch, error) {
 }
 
 // informer is a shared informer over the objects of one kind that match
-// selector (in the backend's namespace or, for nodes, the cluster), whose
-// every List and Watch outcome is recorded in st, so that its readers know
-// when the cache cannot be trusted.
-func (b *Backend) informer(st *watchState, selector string, obj kruntime.Object, indexers cache.Indexers,
+// sel's label and field selectors (in the backend's namespace or, for
+// nodes, the cluster), whose every List and Watch outcome is recorded in
+// st, so that its readers know when the cache cannot be trusted. Its cache
+// keeps objects without their managed fields, which nothing here reads.
+func (b *Backend) informer(st *watchState, sel metav1.ListOptions, obj kruntime.Object, indexers cache.Indexers,
 	list func(context.Context, metav1.ListOptions) (kruntime.Object, error),
 	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.SharedIndexInformer {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (kruntime.Object, error) {
-			o.LabelSelector = selector
+			o.LabelSelector, o.FieldSelector = sel.LabelSelector, sel.FieldSelector
 			l, err := list(ctx, o)
 			b.record(st, ctx, err)
 			return l, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = selector
+			o.LabelSelector, o.FieldSelector = sel.LabelSelector, sel.FieldSelector
 			wi, err := watchFn(ctx, o)
 			b.record(st, ctx, err)
 			return wi, err
@@ -176,6 +182,12 @@ func (b *Backend) informer(st *watchState, selector string, obj kruntime.Object,
 		indexers = cache.Indexers{}
 	}
 	inf := cache.NewSharedIndexInformer(lw, obj, 0, indexers)
+	_ = inf.SetTransform(func(o any) (any, error) {
+		if m, ok := o.(metav1.Object); ok {
+			m.SetManagedFields(nil)
+		}
+		return o, nil
+	})
 	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
 		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, io.EOF) {
 			return // a watch too old to resume: the informer lists again at once
