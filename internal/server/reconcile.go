@@ -62,6 +62,9 @@ type reconcilerState struct {
 	// waited is how long the last round waited on its dispatch and
 	// forgets (see runReconciler).
 	waited time.Duration
+	// queued is whether the last round left a job pending or admitted
+	// (see runReconciler).
+	queued bool
 }
 
 // avoidance is the region one attempt of a job must not be placed in.
@@ -221,6 +224,13 @@ func (s *Server) reconcile(ctx context.Context) error {
 	disp.finish()
 	rd.forgetAll(ctx)
 	s.rec.waited = time.Since(started) - tSched
+	s.rec.queued = false
+	for _, j := range rd.jobs {
+		if j.State == store.Pending || j.State == store.Admitted {
+			s.rec.queued = true
+			break
+		}
+	}
 	// 8. Publish.
 	rd.publish(ctx, totals)
 	return nil
