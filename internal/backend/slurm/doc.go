@@ -10,9 +10,18 @@
 // daemon a site must run and secure, needs JWT keys and tokens to be set
 // up and rotated, and its JSON schema changes with every plugin version
 // (v0.0.38, v0.0.39, ...). The cost of the CLI is a process per command,
-// which is why Observe is batched: one squeue call per round for every
-// attempt, plus one sacct call only for attempts slurmctld has already
-// forgotten (older than its MinJobAge).
+// which is why Observe is batched: one squeue call for every attempt, plus
+// one sacct call only for attempts slurmctld has already forgotten (older
+// than its MinJobAge), at most every Options.ListEvery (1 s).
+//
+// squeue is not cheap for slurmctld: it packs every job it remembers, ended
+// ones included (a busy controller keeping jobs for an hour took 0.8 s a
+// call). So between listings Observe reports from the last one, and learns
+// of endings from the attempt's directory: the batch script writes its
+// exit status there as it ends (exit-status below), which a round reads
+// with one open() per attempt. The broker then hands the freed GPUs to the
+// next job at once instead of after the next squeue. What only Slurm knows
+// (a start, a cancellation, a lost node) waits for the next listing.
 //
 // # Names, idempotence and restarts
 //
@@ -34,6 +43,10 @@
 //	               and the batch script sbatch runs
 //	node-R.log     node R's output (srun --output node-%t.log)
 //	slurm-ID.out   the batch script's own output (srun's errors, cancellations)
+//	exit-status    "JOBID CODE START END", written by the batch script as it
+//	               ends (not when it is killed); taken only for its own job id
+//	cancelled      present once Cancel was called (a CANCELLED job without it
+//	               was cancelled by Slurm or an administrator: Lost)
 //	forgotten      present once Forget was called
 //
 // The attempts a Backend holds (what Observe reports) are the directories

@@ -3,6 +3,8 @@ package slurm
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -32,14 +34,110 @@ type job struct {
 	End          time.Time
 }
 
-// Observe reports every held attempt with two Slurm commands at most: one
-// squeue for every job of this user that slurmctld still remembers, and,
-// only when some held attempt is not among them, one sacct for those names.
+// Observe reports every held attempt. At most every Options.ListEvery it
+// lists them with two Slurm commands at most (list); in between it reports
+// what the last listing said, except that an attempt whose script has
+// written its exit status since is reported ended with it, and one
+// submitted since is Pending. What only Slurm knows (a start, a
+// cancellation, a node lost) is seen by the next listing.
 func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 	held := b.heldRecords()
 	if len(held) == 0 {
 		return nil, nil
 	}
+	now := b.opts.Clock()
+	b.mu.Lock()
+	listed, at := b.listed, b.listedAt
+	b.mu.Unlock()
+	if listed == nil || now.Sub(at) >= b.opts.ListEvery || now.Before(at) {
+		sts, err := b.list(ctx, held)
+		if err != nil {
+			return nil, err
+		}
+		listed = make(map[string]backend.Status, len(sts))
+		for _, st := range sts {
+			listed[st.Name] = st
+		}
+		b.mu.Lock()
+		b.listed, b.listedAt = listed, now
+		b.mu.Unlock()
+	}
+	out := make([]backend.Status, 0, len(held))
+	for _, r := range held {
+		st, ok := listed[r.Name]
+		switch {
+		case ok && !active(st.Phase):
+		case r.JobID != 0 && r.cancelled:
+			// Cancelled by the broker: what Slurm says counts, not an
+			// exit status the dying script may have written.
+		default:
+			if ex, ended := b.exitStatus(r); ended {
+				if ex.Started.IsZero() {
+					ex.Started = st.Started
+				}
+				st, ok = ex, true
+			}
+		}
+		if !ok {
+			st = backend.Status{Name: r.Name, Phase: backend.PhasePending, Message: "submitted; not listed by Slurm yet"}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// exitStatus reads what r's batch script wrote as it ended; ended is false
+// when it wrote nothing (it runs, or was killed) or wrote it for another
+// job id than r's.
+func (b *Backend) exitStatus(r record) (st backend.Status, ended bool) {
+	data, err := os.ReadFile(filepath.Join(b.dir, r.Name, exitFile))
+	if err != nil {
+		return st, false
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 4 {
+		return st, false
+	}
+	id, err1 := strconv.ParseInt(f[0], 10, 64)
+	code, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || r.JobID == 0 || id != r.JobID || code < 0 {
+		return st, false
+	}
+	st = backend.Status{Name: r.Name, Phase: backend.PhaseSucceeded, ExitCode: &code,
+		Started: unixTime(f[2]), Ended: unixTime(f[3])}
+	if code != 0 {
+		st.Phase = backend.PhaseFailed
+		st.Message = fmt.Sprintf("job %d ended (exit code %d)", id, code)
+	}
+	return st, true
+}
+
+// unixTime reads Unix seconds with a fraction ("1733300000.123456", or with
+// a comma where the locale has one); the zero time when it cannot.
+func unixTime(s string) time.Time {
+	sec, frac, _ := strings.Cut(strings.Replace(s, ",", ".", 1), ".")
+	n, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	var ns int64
+	if frac != "" {
+		if len(frac) > 9 {
+			frac = frac[:9]
+		}
+		v, err := strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
+		if err != nil {
+			return time.Time{}
+		}
+		ns = v
+	}
+	return time.Unix(n, ns)
+}
+
+// list reports every held attempt with two Slurm commands at most: one
+// squeue for every job of this user that slurmctld still remembers, and,
+// only when some held attempt is not among them, one sacct for those names.
+func (b *Backend) list(ctx context.Context, held []record) ([]backend.Status, error) {
 	out, err := b.run(ctx, "squeue", "--me", "--noheader", "--states=all", "--Format="+squeueFormat)
 	if err != nil {
 		return nil, fmt.Errorf("slurm: observe: %w", err)

@@ -3,9 +3,11 @@ package slurm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -291,5 +293,100 @@ func TestHealthDrainedIsNoNewWork(t *testing.T) {
 		if errors.Is(err, backend.ErrNoNewWork) && errors.Is(err, backend.ErrUnavailable) {
 			t.Errorf("%s: %v is both", c.name, err)
 		}
+	}
+}
+
+// Between listings Observe reports from the last squeue, except what the
+// jobs' scripts wrote as they ended (for their own job id, and not for an
+// attempt the broker cancelled) and what was submitted since (Pending).
+func TestObserveBetweenListings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	squeues := 0
+	run := func(_ context.Context, name string, _ ...string) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch name {
+		case "sacct":
+			return nil, nil // knows nothing more
+		case "squeue":
+		default:
+			return nil, fmt.Errorf("unexpected %s", name)
+		}
+		squeues++
+		return []byte("11|RUNNING|None|2026-12-04T11:59:00|2026-12-04T11:59:01|N/A|0|gpub-1-1|\n" +
+			"12|RUNNING|None|2026-12-04T11:59:00|2026-12-04T11:59:01|N/A|0|gpub-2-1|\n" +
+			"13|RUNNING|None|2026-12-04T11:59:00|2026-12-04T11:59:01|N/A|0|gpub-3-1|\n" +
+			"14|RUNNING|None|2026-12-04T11:59:00|2026-12-04T11:59:01|N/A|0|gpub-4-1|\n"), nil
+	}
+	var clockMu sync.Mutex
+	clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	b, err := New(Options{Dir: dir, Runner: run, Clock: clock, ListEvery: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(1); i <= 4; i++ {
+		name := fmt.Sprintf("gpub-%d-1", i)
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b.hold(record{Name: name, Nodes: 1, Submitted: now.Add(-time.Minute), JobID: 10 + i})
+	}
+	observe := func() map[string]backend.Status {
+		t.Helper()
+		sts, err := b.Observe(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]backend.Status{}
+		for _, st := range sts {
+			m[st.Name] = st
+		}
+		return m
+	}
+	if got := observe(); got["gpub-1-1"].Phase != backend.PhaseRunning || squeues != 1 {
+		t.Fatalf("first Observe: %+v after %d squeue, want Running after one", got, squeues)
+	}
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name, exitFile), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("gpub-1-1", "11 0 1764849541.25 1764849600,5\n") // a comma locale's end time
+	write("gpub-2-1", "12 3 1764849541.25 1764849600.5\n")
+	write("gpub-3-1", "99 0 1764849541.25 1764849600.5\n") // another job's
+	write("gpub-4-1", "14 0 1764849541.25 1764849600.5\n")
+	if err := b.Cancel(context.Background(), "gpub-4-1"); err == nil {
+		t.Fatal("Cancel ran scancel through a runner that refuses it")
+	}
+	b.hold(record{Name: "gpub-5-1", Nodes: 1, Submitted: now, JobID: 15})
+	got := observe()
+	if squeues != 1 {
+		t.Errorf("Observe within ListEvery ran squeue %d times in all, want 1", squeues)
+	}
+	zero, three := 0, 3
+	want := map[string]backend.Status{
+		"gpub-1-1": {Name: "gpub-1-1", Phase: backend.PhaseSucceeded, ExitCode: &zero,
+			Started: time.Unix(1764849541, 250000000), Ended: time.Unix(1764849600, 500000000)},
+		"gpub-2-1": {Name: "gpub-2-1", Phase: backend.PhaseFailed, ExitCode: &three, Message: "job 12 ended (exit code 3)",
+			Started: time.Unix(1764849541, 250000000), Ended: time.Unix(1764849600, 500000000)},
+		"gpub-3-1": got["gpub-3-1"],
+		"gpub-4-1": got["gpub-4-1"],
+		"gpub-5-1": {Name: "gpub-5-1", Phase: backend.PhasePending, Message: "submitted; not listed by Slurm yet"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("between listings (-want +got):\n%s", diff)
+	}
+	if got["gpub-3-1"].Phase != backend.PhaseRunning || got["gpub-4-1"].Phase != backend.PhaseRunning {
+		t.Errorf("another job's exit status, or a cancelled attempt's, was taken: %+v %+v", got["gpub-3-1"], got["gpub-4-1"])
+	}
+	clockMu.Lock()
+	now = now.Add(time.Second)
+	clockMu.Unlock()
+	observe()
+	if squeues != 2 {
+		t.Errorf("Observe after ListEvery ran squeue %d times in all, want 2", squeues)
 	}
 }

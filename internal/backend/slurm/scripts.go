@@ -12,11 +12,14 @@ import (
 
 // jobScript is the batch script: it finds the nodes' addresses once, then
 // starts node.sh on every node, one task each; a node that fails stops the
-// others. Its exit code (srun's: the largest of the tasks') is the job's.
-// The @WORD@ placeholders are filled by writeScripts.
+// others. Its exit code (srun's: the largest of the tasks') is the job's,
+// and it writes it to exitFile with the job id and its start and end times
+// (see Backend.Observe) before it exits; a script killed (scancel, a node
+// lost) writes none. The @WORD@ placeholders are filled by writeScripts.
 const jobScript = `#!/bin/bash
 # gpubroker attempt @NAME@; generated, do not edit.
 d=@DIR@
+t0=${EPOCHREALTIME:-$(date +%s.%N)}
 declare -A addr
 while read -r line; do
   n=${line#NodeName=}; n=${n%% *}
@@ -29,7 +32,9 @@ export GPUBROKER_NODE_IPS=${ips%$'\n'}
 export SKYPILOT_NODE_IPS=$GPUBROKER_NODE_IPS
 srun --quiet --kill-on-bad-exit=1 --nodes="$SLURM_JOB_NUM_NODES" --ntasks="$SLURM_JOB_NUM_NODES" \
   --ntasks-per-node=1 --output="$d/node-%t.log" /bin/bash "$d/node.sh"
-exit $?
+rc=$?
+echo "$SLURM_JOB_ID $rc $t0 ${EPOCHREALTIME:-$(date +%s.%N)}" > "$d/@EXIT@.$SLURM_JOB_ID" && mv -f "$d/@EXIT@.$SLURM_JOB_ID" "$d/@EXIT@"
+exit $rc
 `
 
 // nodeScript runs on each node: the attempt's environment, the node's rank,
@@ -55,7 +60,7 @@ func (b *Backend) writeScripts(adir string, spec backend.Spec) error {
 		{"run.sh", spec.Run, 0o644},
 		{"env.sh", envFile(spec), 0o644},
 		{"node.sh", strings.NewReplacer("@DIR@", shellQuote(adir), "@WORKDIR@", shellQuote(workdir(adir, spec))).Replace(nodeScript), 0o755},
-		{"job.sh", strings.NewReplacer("@NAME@", spec.Name, "@DIR@", shellQuote(adir)).Replace(jobScript), 0o755},
+		{"job.sh", strings.NewReplacer("@NAME@", spec.Name, "@DIR@", shellQuote(adir), "@EXIT@", exitFile).Replace(jobScript), 0o755},
 	}
 	for _, f := range files {
 		if err := writeAtomic(filepath.Join(adir, f.name), []byte(f.data), f.mode); err != nil {

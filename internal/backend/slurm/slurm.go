@@ -125,6 +125,13 @@ type Options struct {
 	// Poll is how often a following Logs asks Slurm whether the attempt
 	// has ended; default 1s. Output is read every 100ms regardless.
 	Poll time.Duration
+	// ListEvery is how often Observe lists the jobs with squeue (and sacct
+	// for those slurmctld forgot); default 1s. In between it reports from
+	// the last listing and from the exit status each job's script writes
+	// as it ends, so that an ended job is seen at once: squeue makes
+	// slurmctld pack every job it remembers (MinJobAge), which on a busy
+	// controller takes most of a second.
+	ListEvery time.Duration
 	// Lookback bounds how far back sacct searches for a name when nothing
 	// else says when it was submitted; default 7 days.
 	Lookback time.Duration
@@ -144,6 +151,10 @@ type Backend struct {
 	mu sync.Mutex
 	// held are the attempts Observe reports, by name.
 	held map[string]record
+	// listed is what the last listing reported of each held attempt, and
+	// listedAt when it began.
+	listed   map[string]backend.Status
+	listedAt time.Time
 }
 
 var (
@@ -168,7 +179,10 @@ const (
 	recordFile    = "attempt.json"
 	forgottenFile = "forgotten"
 	cancelledFile = "cancelled"
-	lockFile      = ".submit.lock"
+	// exitFile is what the batch script writes as it ends: "JOBID CODE
+	// START END" (times in Unix seconds).
+	exitFile = "exit-status"
+	lockFile = ".submit.lock"
 	// namePrefix starts every name backend.Name builds; squeue output is
 	// filtered by it before the held set is consulted.
 	namePrefix = "gpub-"
@@ -187,6 +201,9 @@ func New(opts Options) (*Backend, error) {
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = time.Second
+	}
+	if opts.ListEvery <= 0 {
+		opts.ListEvery = time.Second
 	}
 	if opts.Lookback <= 0 {
 		opts.Lookback = 7 * 24 * time.Hour
@@ -511,8 +528,9 @@ func (b *Backend) Cancel(ctx context.Context, name string) error {
 
 // Forget drops an attempt from what Observe reports, here and for any later
 // Backend on the same directory (a forgotten marker); Slurm keeps its
-// history and the logs stay. Anything of the attempt still queued or
-// running is cancelled first. Forgetting an unknown attempt returns nil.
+// history and the logs stay. An attempt not known to have ended (by the
+// last listing or its exit status) is cancelled first. Forgetting an
+// unknown attempt returns nil.
 func (b *Backend) Forget(ctx context.Context, name string) error {
 	if err := validName(name); err != nil {
 		return err
@@ -525,9 +543,14 @@ func (b *Backend) Forget(ctx context.Context, name string) error {
 		return nil
 	}
 	b.mu.Lock()
-	_, held := b.held[name]
+	r, held := b.held[name]
+	last, listed := b.listed[name]
 	b.mu.Unlock()
-	if held {
+	if _, exited := b.exitStatus(r); held && !exited && (!listed || active(last.Phase)) {
+		// Not known to have ended: stop it. (One that ended needs no
+		// scancel; one whose script wrote its exit status may still be
+		// completing, and a scancel then would make Slurm record the job
+		// CANCELLED.)
 		if err := b.Cancel(ctx, name); err != nil {
 			return err
 		}

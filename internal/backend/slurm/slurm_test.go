@@ -296,7 +296,11 @@ func TestObserveFallsBackToSacct(t *testing.T) {
 	waitPhase(t, b, bad.Name, backend.PhaseFailed)
 
 	c := &counter{next: forgetful(CommandRunner(conf)), n: map[string]int{}}
-	old := newBackend(t, conf, dir, c.run)
+	// Every Observe lists (ListEvery 1ns): the test counts a listing.
+	old, err := New(Options{Conf: conf, Dir: dir, GPUType: "h100", ListEvery: time.Nanosecond, Runner: c.run})
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c.reset()
