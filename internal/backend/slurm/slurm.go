@@ -155,6 +155,12 @@ type Backend struct {
 	// listedAt when it began.
 	listed   map[string]backend.Status
 	listedAt time.Time
+
+	// knownMu guards known: the attempt-named jobs Slurm knew of (name ->
+	// newest id) when this Backend first submitted, from one squeue and
+	// one sacct; nil until then (see Submit).
+	knownMu sync.Mutex
+	known   map[string]int64
 }
 
 var (
@@ -330,12 +336,23 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 	if held && rec.JobID != 0 {
 		return nil
 	}
+	// Is it in Slurm already? With a record, this directory started to
+	// submit it (the record comes before sbatch): ask Slurm for that name.
+	// Without one, it can only be there if the directory lost it (a
+	// broker restarted on other storage): that is answered from what
+	// Slurm held when this Backend first submitted, one squeue and one
+	// sacct for all names instead of two commands before every sbatch,
+	// which slurmctld serves one at a time.
 	old, haveOld := readRecord(adir)
-	since := b.opts.Clock().Add(-b.opts.Lookback)
+	var (
+		id    int64
+		found bool
+	)
 	if haveOld == nil {
-		since = old.Submitted.Add(-time.Minute)
+		id, found, err = b.lookup(ctx, spec.Name, old.Submitted.Add(-time.Minute))
+	} else {
+		id, found, err = b.lookupKnown(ctx, spec.Name)
 	}
-	id, found, err := b.lookup(ctx, spec.Name, since)
 	if err != nil {
 		return fmt.Errorf("slurm: submit %s: %w", spec.Name, err)
 	}
@@ -365,8 +382,9 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 	}
 	out, err := b.run(ctx, "sbatch", b.sbatchArgs(adir, spec)...)
 	if err != nil {
-		// Not submitted: the attempt is not held, and a retry submits.
-		_ = os.Remove(filepath.Join(adir, recordFile))
+		// Not held. The record stays: an sbatch whose reply was lost (a
+		// slurmctld restarting) may have gone through, so a retry looks
+		// the name up in Slurm before it submits again.
 		return fmt.Errorf("slurm: submit %s: %w", spec.Name, err)
 	}
 	// --parsable prints "ID" or "ID;CLUSTER".
@@ -472,6 +490,52 @@ func (b *Backend) lookup(ctx context.Context, name string, since time.Time) (int
 	}
 	id, ok := newestID(string(out))
 	return id, ok, nil
+}
+
+// lookupKnown finds the newest job named name among those Slurm held
+// (squeue: queued, running or recently ended) or accounted (sacct, since
+// Lookback) when this Backend first asked; it asks on the first call and
+// again after a failed one.
+func (b *Backend) lookupKnown(ctx context.Context, name string) (int64, bool, error) {
+	b.knownMu.Lock()
+	defer b.knownMu.Unlock()
+	if b.known == nil {
+		known := map[string]int64{}
+		out, err := b.run(ctx, "squeue", "--me", "--noheader", "--states=all", "--format=%i|%j")
+		if err != nil {
+			return 0, false, err
+		}
+		addKnown(known, string(out))
+		out, err = b.run(ctx, "sacct", "--noheader", "--parsable2", "--allocations",
+			"--starttime="+slurmTime(b.opts.Clock().Add(-b.opts.Lookback)), "--format=JobIDRaw,JobName")
+		switch {
+		case err == nil:
+			addKnown(known, string(out))
+		case !accountingDisabled(err):
+			return 0, false, err
+		}
+		b.known = known
+	}
+	id, ok := b.known[name]
+	return id, ok, nil
+}
+
+// addKnown adds to known the newest id of each attempt-named job in out,
+// lines of "ID|NAME".
+func addKnown(known map[string]int64, out string) {
+	for _, l := range strings.Split(out, "\n") {
+		idText, name, ok := strings.Cut(strings.TrimSpace(l), "|")
+		if !ok || validName(name) != nil {
+			continue
+		}
+		id, err := strconv.ParseInt(idText, 10, 64)
+		if err != nil {
+			continue
+		}
+		if id > known[name] {
+			known[name] = id
+		}
+	}
 }
 
 // newestID is the largest job id in a one-id-a-line output.

@@ -3,6 +3,7 @@ package slurm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -266,6 +267,65 @@ func TestObserveIsBatched(t *testing.T) {
 	}
 	for _, n := range names {
 		waitPhase(t, b, n, backend.PhaseSucceeded)
+	}
+}
+
+// A Submit without a record asks Slurm whether the name is there only
+// through the Backend's first look (one squeue and one sacct for every
+// name); later ones run sbatch alone.
+func TestSubmitLooksUpNamesOnce(t *testing.T) {
+	t.Parallel()
+	conf := slurmConf(t)
+	c := &counter{next: CommandRunner(conf), n: map[string]int{}}
+	b := newBackend(t, conf, t.TempDir(), c.run)
+	ctx := context.Background()
+	for i := range 4 {
+		spec := testSpec("true")
+		if err := b.Submit(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Cancel(ctx, spec.Name) })
+		n := c.reset()
+		want := map[string]int{"sbatch": 1}
+		if i == 0 {
+			want = map[string]int{"squeue": 1, "sacct": 1, "sbatch": 1}
+		}
+		if fmt.Sprint(n) != fmt.Sprint(want) {
+			t.Errorf("submit %d ran %v, want %v", i+1, n, want)
+		}
+	}
+}
+
+// An sbatch that went through but whose reply was lost (an error, as from
+// a restarting slurmctld) is not submitted again by the retry: the record
+// stays, and a Submit with a record looks its name up in Slurm.
+func TestSubmitRetryAfterLostReplyRunsOnce(t *testing.T) {
+	t.Parallel()
+	conf := slurmConf(t)
+	real := CommandRunner(conf)
+	var lost atomic.Bool
+	lost.Store(true)
+	b := newBackend(t, conf, t.TempDir(), func(ctx context.Context, name string, args ...string) ([]byte, error) {
+		out, err := real(ctx, name, args...)
+		if name == "sbatch" && err == nil && lost.CompareAndSwap(true, false) {
+			return nil, &CommandError{Command: "sbatch", Stderr: "Socket timed out on send/recv operation", Err: errors.New("exit status 1")}
+		}
+		return out, err
+	})
+	shared := t.TempDir()
+	count := filepath.Join(shared, "count")
+	spec := testSpec("echo ran >> " + shellQuote(count))
+	ctx := context.Background()
+	if err := b.Submit(ctx, spec); !errors.Is(err, backend.ErrUnavailable) {
+		t.Fatalf("first Submit: %v, want ErrUnavailable", err)
+	}
+	t.Cleanup(func() { _ = b.Cancel(ctx, spec.Name) })
+	if err := b.Submit(ctx, spec); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	waitPhase(t, b, spec.Name, backend.PhaseSucceeded)
+	if data, _ := os.ReadFile(count); strings.Count(string(data), "ran\n") != 1 {
+		t.Errorf("the job ran %d times, want once", strings.Count(string(data), "ran\n"))
 	}
 }
 
