@@ -54,17 +54,18 @@ type node struct {
 
 func (b *Backend) readNode(adir string, rank int) node {
 	n := node{rank: rank}
+	lock := filepath.Join(adir, nodeFile(rank, "lock"))
 	if n.readExit(adir) {
 		// Its status is written, but until its lock is free some of its
 		// processes are still ending (a gang member stopped by SIGTERM
 		// writes its status from its trap): it has not ended yet, and the
 		// attempt is not over while it runs.
-		if lockHeld(filepath.Join(adir, nodeFile(rank, "lock"))) {
+		if lockHeld(lock) {
 			n.exited, n.alive = false, true
 		}
 		return n
 	}
-	if lockHeld(filepath.Join(adir, nodeFile(rank, "lock"))) {
+	if lockHeld(lock) {
 		n.alive = true
 		return n
 	}

@@ -67,7 +67,7 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 		st, ok := listed[r.Name]
 		switch {
 		case ok && !active(st.Phase):
-		case r.JobID != 0 && r.cancelled:
+		case r.cancelled:
 			// Cancelled by the broker: what Slurm says counts, not an
 			// exit status the dying script may have written.
 		default:

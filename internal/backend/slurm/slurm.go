@@ -573,10 +573,9 @@ func (b *Backend) Cancel(ctx context.Context, name string) error {
 	if err := validName(name); err != nil {
 		return err
 	}
-	if adir := filepath.Join(b.dir, name); exists(adir) {
-		if err := os.WriteFile(filepath.Join(adir, cancelledFile), nil, 0o644); err != nil {
-			return fmt.Errorf("slurm: cancel %s: %v: %w", name, err, backend.ErrUnavailable)
-		}
+	// No directory: not this Backend's attempt, nothing to mark.
+	if err := os.WriteFile(filepath.Join(b.dir, name, cancelledFile), nil, 0o644); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("slurm: cancel %s: %v: %w", name, err, backend.ErrUnavailable)
 	}
 	b.mu.Lock()
 	if r, ok := b.held[name]; ok {
@@ -610,13 +609,15 @@ func (b *Backend) Forget(ctx context.Context, name string) error {
 	r, held := b.held[name]
 	last, listed := b.listed[name]
 	b.mu.Unlock()
-	if _, exited := b.exitStatus(r); held && !exited && (!listed || active(last.Phase)) {
+	if held && (!listed || active(last.Phase)) {
 		// Not known to have ended: stop it. (One that ended needs no
 		// scancel; one whose script wrote its exit status may still be
 		// completing, and a scancel then would make Slurm record the job
 		// CANCELLED.)
-		if err := b.Cancel(ctx, name); err != nil {
-			return err
+		if _, exited := b.exitStatus(r); !exited {
+			if err := b.Cancel(ctx, name); err != nil {
+				return err
+			}
 		}
 	}
 	if err := os.WriteFile(filepath.Join(adir, forgottenFile), nil, 0o644); err != nil {
