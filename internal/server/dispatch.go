@@ -87,7 +87,7 @@ func (d *dispatcher) add(j *store.Job) {
 
 // finish dispatches every admitted job not dispatched yet (admitted in an
 // earlier round whose cluster could not take it then), waits for every
-// Submit and records them all.
+// Submit and records them all, in a batch of those that returned together.
 func (d *dispatcher) finish() {
 	for _, id := range d.rd.order {
 		if j := d.rd.jobs[id]; j != nil && j.State == store.Admitted {
@@ -97,7 +97,22 @@ func (d *dispatcher) finish() {
 	close(d.subs)
 	for sub := range d.done {
 		d.rd.record(d.ctx, sub)
+		// Every other Submit that returned meanwhile joins the batch.
+	more:
+		for {
+			select {
+			case sub, ok := <-d.done:
+				if !ok {
+					break more
+				}
+				d.rd.record(d.ctx, sub)
+			default:
+				break more
+			}
+		}
+		d.rd.flush(d.ctx)
 	}
+	d.rd.flush(d.ctx)
 }
 
 // prepare returns the submission of an admitted job, or nil when its
@@ -111,8 +126,8 @@ func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 		if rd.s.rec.missing[name] >= lostAfterRounds {
 			delete(rd.s.rec.missing, name)
 			reason := "ClusterUnhealthy: cluster " + j.Placement.Cluster + " cannot take work: " + o.why().Error()
-			rd.move(ctx, j, store.Move{To: store.Pending, NextAttempt: true, Reason: reason,
-				Message: "not dispatched: " + reason})
+			rd.plan(j, store.Move{To: store.Pending, NextAttempt: true, Reason: reason,
+				Message: "not dispatched: " + reason}, nil)
 		}
 		return nil
 	}
@@ -132,9 +147,9 @@ func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 	return &submission{j: j, b: o.b, spec: sp}
 }
 
-// record moves a submitted job by its Submit's outcome: dispatched; still
-// admitted when the backend was unavailable (the next round retries);
-// failed when the backend refused it.
+// record plans the move of a submitted job by its Submit's outcome:
+// dispatched; still admitted when the backend was unavailable (the next
+// round retries); failed when the backend refused it.
 func (rd *round) record(ctx context.Context, sub *submission) {
 	j, name := sub.j, sub.spec.Name
 	if err := sub.err; err != nil {
@@ -142,14 +157,16 @@ func (rd *round) record(ctx context.Context, sub *submission) {
 			rd.s.log.Warn("dispatch: backend unavailable; retrying next round", "name", name, "err", err)
 			return
 		}
-		rd.move(ctx, j, store.Move{To: store.Failed, Reason: "DispatchFailed: " + err.Error(),
-			Message: "the backend refused the attempt: " + err.Error()})
+		rd.plan(j, store.Move{To: store.Failed, Reason: "DispatchFailed: " + err.Error(),
+			Message: "the backend refused the attempt: " + err.Error()}, nil)
 		return
 	}
 	delete(rd.s.rec.missing, name)
-	if _, ok := rd.move(ctx, j, store.Move{To: store.Dispatched, Message: "submitted as " + name}); ok {
-		rd.s.metrics.dispatchLat.Observe(max(0, rd.now.Sub(j.Updated).Seconds()))
-	}
+	rd.plan(j, store.Move{To: store.Dispatched, Message: "submitted as " + name}, func(moved *store.Job) {
+		if moved != nil {
+			rd.s.metrics.dispatchLat.Observe(max(0, rd.now.Sub(j.Updated).Seconds()))
+		}
+	})
 }
 
 // forgetAfter is the longest an ended attempt stays unforgotten.

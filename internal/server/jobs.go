@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
@@ -280,8 +281,9 @@ func (s *Server) cancelJob(ctx context.Context, j *store.Job, actor string) (*st
 			return j, nil
 		}
 		now := s.now().UTC()
+		bill := attemptUsage(j, time.Time{}, now)
 		moved, err := s.store.MoveJob(ctx, j.ID, store.Move{From: j.State, Attempt: j.Attempt, To: store.Cancelled,
-			Reason: "Cancelled: by " + actor, Actor: actor, At: now})
+			Reason: "Cancelled: by " + actor, Actor: actor, At: now, Usage: bill})
 		if errors.Is(err, store.ErrConflict) {
 			if j, err = s.store.GetJob(ctx, j.ID); err != nil {
 				return nil, err
@@ -300,7 +302,7 @@ func (s *Server) cancelJob(ctx context.Context, j *store.Job, actor string) (*st
 				s.log.Warn("cancel: backend cancel failed; the reconciler stops the attempt later", "job", j.ID, "name", name, "err", err)
 			}
 		}
-		s.recordUsage(ctx, j, now)
+		s.noteUsage(bill, now)
 		return moved, nil
 	}
 	return nil, fmt.Errorf("job %d keeps changing: %w", j.ID, store.ErrConflict)

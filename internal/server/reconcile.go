@@ -130,6 +130,8 @@ type round struct {
 	// forget lists the ended attempts to forget once dispatch is done (see
 	// forgetAll).
 	forget []forgetting
+	// batch holds the moves planned for the next flush.
+	batch []planned
 }
 
 // reconcile runs one round: read desired and observed state, act on the
@@ -192,6 +194,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 			rd.observeJob(ctx, j)
 		}
 	}
+	rd.flush(ctx)
 	// 4. Orphans.
 	rd.cleanOrphans(ctx)
 	// 5. Pipelines.
@@ -326,25 +329,64 @@ func (s *Server) observeCluster(ctx context.Context, c model.Cluster, inFleet bo
 	return o
 }
 
-// move applies m to j and records the result in the round. It reports
-// whether the move happened; a conflict (someone else moved the job) is
-// not an error: the job leaves this round and the next one re-reads it.
-func (rd *round) move(ctx context.Context, j *store.Job, m store.Move) (*store.Job, bool) {
+// planned is a move of the round's next batch (flush): of j as the round
+// will have it when the move applies, then what to do after it, with the
+// job as moved, or nil when it did not apply.
+type planned struct {
+	j    *store.Job
+	m    store.Move
+	then func(moved *store.Job)
+}
+
+// plan adds m, a move of j, to the round's next batch. then, when not
+// nil, runs once the batch is written.
+func (rd *round) plan(j *store.Job, m store.Move, then func(moved *store.Job)) {
 	m.From, m.Attempt, m.At = j.State, j.Attempt, rd.now
 	if m.Actor == "" {
 		m.Actor = actorReconciler
 	}
-	moved, err := rd.s.store.MoveJob(ctx, j.ID, m)
-	if err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			// Someone else moved it (a cancel): it leaves this round.
-			delete(rd.jobs, j.ID)
-		} else {
-			// The store failed: the job stays as it was for this round.
-			rd.s.log.Warn("moving a job failed", "job", j.ID, "from", m.From, "to", m.To, "err", err)
-		}
-		return nil, false
+	rd.batch = append(rd.batch, planned{j: j, m: m, then: then})
+}
+
+// flush writes the planned moves in one store transaction and records the
+// result of each in the round, in order, running its then. A conflict
+// (someone else, the API's cancel, moved the job first) is not an error:
+// the job leaves this round and the next one re-reads it. When the store
+// fails, no move applied and every job stays as it was for this round.
+func (rd *round) flush(ctx context.Context) {
+	batch := rd.batch
+	rd.batch = nil
+	if len(batch) == 0 {
+		return
 	}
+	moves := make([]store.JobMove, len(batch))
+	for i, st := range batch {
+		moves[i] = store.JobMove{ID: st.j.ID, Move: st.m}
+	}
+	jobs, errs, err := rd.s.store.MoveJobs(ctx, moves)
+	if err != nil {
+		rd.s.log.Warn("moving jobs failed", "moves", len(moves), "err", err)
+	}
+	for i, st := range batch {
+		var moved *store.Job
+		switch {
+		case err != nil:
+		case errs[i] == nil:
+			moved = jobs[i]
+			rd.applied(st.j, st.m, moved)
+		case errors.Is(errs[i], store.ErrConflict):
+			delete(rd.jobs, st.j.ID)
+		default:
+			rd.s.log.Warn("moving a job failed", "job", st.j.ID, "from", st.m.From, "to", st.m.To, "err", errs[i])
+		}
+		if st.then != nil {
+			st.then(moved)
+		}
+	}
+}
+
+// applied records in the round that m moved j.
+func (rd *round) applied(j *store.Job, m store.Move, moved *store.Job) {
 	rd.s.metrics.transitions.WithLabelValues(string(m.To)).Inc()
 	if moved.State.Terminal() {
 		delete(rd.jobs, j.ID)
@@ -357,7 +399,18 @@ func (rd *round) move(ctx context.Context, j *store.Job, m store.Move) (*store.J
 	if moved.State != store.Pending {
 		delete(rd.s.rec.avoid, j.ID)
 	}
-	return moved, true
+	if m.Usage != nil {
+		rd.s.noteUsage(m.Usage, m.At)
+	}
+}
+
+// move applies m to j at once (with whatever else is planned) and reports
+// the job after it, or false when it did not apply.
+func (rd *round) move(ctx context.Context, j *store.Job, m store.Move) (*store.Job, bool) {
+	var got *store.Job
+	rd.plan(j, m, func(moved *store.Job) { got = moved })
+	rd.flush(ctx)
+	return got, got != nil
 }
 
 // trackHealth records when each cluster stopped answering, forgets the
@@ -398,23 +451,26 @@ func (rd *round) trackHealth() {
 }
 
 // retry ends j's current attempt as lost or preempted and makes it pending
-// again as a new attempt (usage recorded). Under job_recovery
-// eager_next_region the new attempt must go to another region than the
-// one the old attempt ran in.
-func (rd *round) retry(ctx context.Context, j *store.Job, reason, detail string) bool {
-	moved, ok := rd.move(ctx, j, store.Move{To: store.Pending, NextAttempt: true, Reason: reason,
-		Message: fmt.Sprintf("%s; %s; retrying as attempt %d", reason, detail, j.Attempt+1)})
-	if !ok {
-		return false
-	}
-	rd.s.recordUsage(ctx, j, rd.now)
-	if w := j.Workload; w != nil && w.Recovery.Strategy == model.RecoveryEagerNextRegion && j.Placement != nil && j.Placement.Region != "" {
-		rd.s.rec.avoid[j.ID] = avoidance{attempt: moved.Attempt, region: j.Placement.Region}
-	}
-	return true
+// again as a new attempt, with the attempt's usage; then runs after the
+// flush that writes it, as plan's. Under job_recovery eager_next_region
+// the new attempt must go to another region than the one the old attempt
+// ran in.
+func (rd *round) retry(j *store.Job, reason, detail string, then func(moved *store.Job)) {
+	rd.plan(j, store.Move{To: store.Pending, NextAttempt: true, Reason: reason, Usage: attemptUsage(j, time.Time{}, rd.now),
+		Message: fmt.Sprintf("%s; %s; retrying as attempt %d", reason, detail, j.Attempt+1)},
+		func(moved *store.Job) {
+			if w := j.Workload; moved != nil && w != nil && w.Recovery.Strategy == model.RecoveryEagerNextRegion &&
+				j.Placement != nil && j.Placement.Region != "" {
+				rd.s.rec.avoid[j.ID] = avoidance{attempt: moved.Attempt, region: j.Placement.Region}
+			}
+			if then != nil {
+				then(moved)
+			}
+		})
 }
 
-// observeJob moves a dispatched or running job by what its backend says.
+// observeJob plans the moves of a dispatched or running job by what its
+// backend says.
 func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 	o := rd.obs[j.Placement.Cluster]
 	if !o.ok() {
@@ -428,8 +484,8 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 			if o != nil && o.err != nil {
 				why = o.err.Error()
 			}
-			rd.retry(ctx, j, fmt.Sprintf("Lost: cluster %s unreachable for %s", j.Placement.Cluster, d.Round(time.Second)),
-				fmt.Sprintf("%s on %s/%s: %s", attemptName(j), j.Placement.Cluster, j.Placement.Pool, why))
+			rd.retry(j, fmt.Sprintf("Lost: cluster %s unreachable for %s", j.Placement.Cluster, d.Round(time.Second)),
+				fmt.Sprintf("%s on %s/%s: %s", attemptName(j), j.Placement.Cluster, j.Placement.Pool, why), nil)
 		}
 		return
 	}
@@ -439,8 +495,8 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 		rd.s.rec.missing[name]++
 		if n := rd.s.rec.missing[name]; n >= lostAfterRounds {
 			delete(rd.s.rec.missing, name)
-			rd.retry(ctx, j, "Lost: "+name+" vanished from cluster "+j.Placement.Cluster,
-				fmt.Sprintf("not reported by the backend for %d rounds", n))
+			rd.retry(j, "Lost: "+name+" vanished from cluster "+j.Placement.Cluster,
+				fmt.Sprintf("not reported by the backend for %d rounds", n), nil)
 		}
 		return
 	}
@@ -450,12 +506,13 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 	}
 	if j.State == store.Dispatched {
 		// Record the start even when the attempt ended already, so that
-		// every attempt's history reads Dispatched -> Running -> end.
-		moved, ok := rd.move(ctx, j, store.Move{To: store.Running, Message: "started"})
-		if !ok {
-			return
-		}
-		j = moved
+		// every attempt's history reads Dispatched -> Running -> end. A
+		// move that ends it too follows in the same batch, from the job as
+		// the start leaves it.
+		rd.plan(j, store.Move{To: store.Running, Message: "started"}, nil)
+		started := *j
+		started.State, started.StartedAt = store.Running, rd.now
+		j = &started
 	}
 	var m store.Move
 	switch st.Phase {
@@ -485,17 +542,17 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 		if st.Message == "" {
 			reason = "Lost: the backend lost " + name
 		}
-		if rd.retry(ctx, j, reason, "reported lost by cluster "+j.Placement.Cluster) {
+		rd.retry(j, reason, "reported lost by cluster "+j.Placement.Cluster, func(moved *store.Job) {
+			if moved == nil {
+				return
+			}
 			if err := o.b.Forget(ctx, name); err != nil {
 				rd.s.log.Warn("forget failed", "name", name, "err", err)
 			}
-		}
+		})
 		return
 	default:
 		rd.s.log.Warn("backend reported an unknown phase", "name", name, "phase", st.Phase)
-		return
-	}
-	if _, ok := rd.move(ctx, j, m); !ok {
 		return
 	}
 	// The backend's times are closer to the truth than the rounds'.
@@ -503,8 +560,12 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 	if !st.Ended.IsZero() && st.Ended.After(st.Started) {
 		end = st.Ended
 	}
-	rd.s.recordUsageSpan(ctx, j, st.Started, end)
-	rd.forget = append(rd.forget, forgetting{b: o.b, name: name})
+	m.Usage = attemptUsage(j, st.Started, end)
+	rd.plan(j, m, func(moved *store.Job) {
+		if moved != nil {
+			rd.forget = append(rd.forget, forgetting{b: o.b, name: name})
+		}
+	})
 }
 
 // withDetail is a move's event message: the reason, then the backend's
@@ -672,12 +733,20 @@ func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string
 				rd.s.log.Warn("preempt: cancel failed", "name", name, "err", err)
 			}
 		}
-		if !rd.retry(ctx, j, "Preempted: "+p.Reason, "for job "+p.For) {
-			blocked[p.For] = true
-		}
+		rd.retry(j, "Preempted: "+p.Reason, "for job "+p.For, func(moved *store.Job) {
+			if moved == nil {
+				blocked[p.For] = true
+			}
+		})
 	}
+	rd.flush(ctx)
 	return blocked
 }
+
+// admitBatch is how many admissions a round writes in one transaction
+// before their Submits start: enough that the writes cost little, few
+// enough that the engine gets the first ones at once.
+const admitBatch = 64
 
 // admit records the engine's admissions: Pending -> Admitted with the
 // placement and the GPU slots of each node, the slots also written into
@@ -704,14 +773,20 @@ func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[s
 		}
 		msg := fmt.Sprintf(placedPrefix+"%s (%s, %s, $%.2f/GPU-h effective); %s",
 			a.Pool, a.Provider, a.PriceClass, a.Cost.EffectivePerGPUHour, formatSlots(nodes))
-		if _, ok := rd.move(ctx, j, store.Move{To: store.Admitted, Placement: pl, Message: msg}); !ok {
-			releaseSlots(used, a.Pool, nodes)
-			continue
+		rd.plan(j, store.Move{To: store.Admitted, Placement: pl, Message: msg}, func(moved *store.Job) {
+			if moved == nil {
+				releaseSlots(used, a.Pool, nodes)
+				return
+			}
+			rd.s.rec.slots[id] = attemptSlots{attempt: j.Attempt, pool: a.Pool, nodes: nodes}
+			rd.s.metrics.admissions.Inc()
+			disp.add(moved)
+		})
+		if len(rd.batch) >= admitBatch {
+			rd.flush(ctx)
 		}
-		rd.s.rec.slots[id] = attemptSlots{attempt: j.Attempt, pool: a.Pool, nodes: nodes}
-		rd.s.metrics.admissions.Inc()
-		disp.add(rd.jobs[id])
 	}
+	rd.flush(ctx)
 }
 
 // publish sets the metrics and the view of this round for the API.

@@ -149,15 +149,10 @@ func usageOf(j *store.Job, end time.Time) (store.Usage, bool) {
 	}, true
 }
 
-// recordUsage books the usage of j's attempt (as j was before it ended)
-// up to end, in the store and in the cached totals.
-func (s *Server) recordUsage(ctx context.Context, j *store.Job, end time.Time) {
-	s.recordUsageSpan(ctx, j, time.Time{}, end)
-}
-
-// recordUsageSpan is recordUsage with the attempt's start as its backend
-// saw it, when known (zero: the store's StartedAt).
-func (s *Server) recordUsageSpan(ctx context.Context, j *store.Job, start, end time.Time) {
+// attemptUsage is what j's attempt (as j was before it ended) used up to
+// end, for the move that ends it to store (store.Move.Usage): from start
+// as its backend saw it when known (zero: the store's StartedAt).
+func attemptUsage(j *store.Job, start, end time.Time) *store.Usage {
 	if !start.IsZero() && j.State == store.Running {
 		cp := *j
 		cp.StartedAt = start
@@ -165,16 +160,21 @@ func (s *Server) recordUsageSpan(ctx context.Context, j *store.Job, start, end t
 	}
 	r, ok := usageOf(j, end)
 	if !ok {
-		return
+		return nil
 	}
-	if err := s.store.AddUsage(ctx, []store.Usage{r}); err != nil {
-		s.log.Error("recording usage", "job", j.ID, "attempt", j.Attempt, "err", err)
+	return &r
+}
+
+// noteUsage adds r, stored with the move that ended its attempt at end,
+// to the cached totals (nil: nothing).
+func (s *Server) noteUsage(r *store.Usage, end time.Time) {
+	if r == nil {
 		return
 	}
 	ut := &s.rec.usage
 	ut.mu.Lock()
 	defer ut.mu.Unlock()
 	if !ut.read.IsZero() {
-		ut.base.add(r, end, end.Add(-ut.window))
+		ut.base.add(*r, end, end.Add(-ut.window))
 	}
 }

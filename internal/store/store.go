@@ -144,6 +144,16 @@ type Move struct {
 	Actor        string
 	Message      string
 	At           time.Time
+	// Usage, when set, is appended to the accounting records in the same
+	// transaction as the move, so that an attempt's end and its bill are
+	// written together or not at all.
+	Usage *Usage
+}
+
+// JobMove is one Move of a MoveJobs batch: job ID's.
+type JobMove struct {
+	ID   int64
+	Move Move
 }
 
 // Filter selects jobs to list. Zero fields select everything.
@@ -199,6 +209,15 @@ type Store interface {
 	// ErrConflict when the job is not in m.From at m.Attempt; ErrInvalid
 	// when the state machine forbids m.From -> m.To.
 	MoveJob(ctx context.Context, id int64, m Move) (*Job, error)
+	// MoveJobs applies moves in order in one transaction, each as MoveJob
+	// would: jobs[i] is the job after moves[i], or errs[i] says why that
+	// move did not apply (ErrConflict, ErrInvalid, ErrNotFound), the
+	// others applying all the same; a later move of the same job sees the
+	// earlier one. err is a failure of the store itself, and then no move
+	// applied. A round of the reconciler records its moves so: one
+	// transaction for hundreds of moves, where one each cost most of the
+	// broker's store time.
+	MoveJobs(ctx context.Context, moves []JobMove) (jobs []*Job, errs []error, err error)
 	// Events returns a job's history in order.
 	Events(ctx context.Context, id int64) ([]Event, error)
 	// CountByState returns how many jobs are in each state.
@@ -243,6 +262,17 @@ func (m Move) Check() error {
 		return fmt.Errorf("%w: %s -> %s is not allowed", ErrInvalid, m.From, m.To)
 	case m.NextAttempt && m.To != Pending:
 		return fmt.Errorf("%w: a new attempt starts only on a move to %s, not %s", ErrInvalid, Pending, m.To)
+	case m.Usage != nil:
+		return m.Usage.Check()
+	}
+	return nil
+}
+
+// Check reports a usage record that ends before it starts or has no
+// start; the error wraps ErrInvalid.
+func (u Usage) Check() error {
+	if u.End.Before(u.Start) || u.Start.IsZero() {
+		return fmt.Errorf("%w: usage of job %d ends before it starts or has no start", ErrInvalid, u.JobID)
 	}
 	return nil
 }

@@ -284,12 +284,39 @@ func (s *Store) ListJobs(ctx context.Context, f store.Filter) ([]*store.Job, err
 	return out, nil
 }
 
-// MoveJob implements store.Store: one statement, so one transaction, that
-// updates the job only if it is still in m.From at m.Attempt and appends
-// the event.
+// MoveJob implements store.Store.
 func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job, error) {
+	js, errs, err := s.MoveJobs(ctx, []store.JobMove{{ID: id, Move: m}})
+	if err != nil {
+		return nil, err
+	}
+	return js[0], errs[0]
+}
+
+// moveSQL updates a job only if it is still in $2 at attempt $12 and
+// appends the event, in one statement.
+const moveSQL = `WITH u AS (
+		UPDATE jobs SET
+			state = $3,
+			attempt = attempt + $4::int,
+			restarts = restarts + $5::int,
+			reason = COALESCE($6::text, reason),
+			placement = COALESCE($7::jsonb, CASE WHEN $4::int > 0 THEN NULL ELSE placement END),
+			exit_code = COALESCE($8::int, exit_code),
+			updated = $9::bigint,
+			started = COALESCE($10::bigint, started),
+			ended = COALESCE($11::bigint, ended),
+			seq = seq + 1
+		WHERE id = $1 AND state = $2 AND attempt = $12
+		RETURNING ` + jobCols + `, seq),
+	e AS (INSERT INTO events (job_id, seq, at, actor, from_state, to_state, attempt, message)
+		SELECT id, seq, $9::bigint, $13, $2, $3, attempt, $14 FROM u)
+	SELECT ` + jobCols + ` FROM u`
+
+// moveArgs are moveSQL's arguments for m.
+func moveArgs(id int64, m store.Move) ([]any, error) {
 	if err := m.Check(); err != nil {
-		return nil, fmt.Errorf("postgres: move job %d: %w", id, err)
+		return nil, err
 	}
 	at := m.At
 	if at.IsZero() {
@@ -299,7 +326,6 @@ func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job
 	var (
 		attemptInc, restartInc int
 		reason, placement      *string
-		exitCode               *int
 		started, ended         *int64
 	)
 	if m.NextAttempt {
@@ -314,54 +340,76 @@ func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job
 	if m.Placement != nil {
 		b, err := json.Marshal(m.Placement)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: move job %d: %w: placement: %v", id, store.ErrInvalid, err)
+			return nil, fmt.Errorf("%w: placement: %v", store.ErrInvalid, err)
 		}
 		p := string(b)
 		placement = &p
 	}
-	exitCode = m.ExitCode
 	if m.To == store.Running {
 		started = &ns
 	}
 	if m.To.Terminal() {
 		ended = &ns
 	}
-	j, err := s.scanJob(s.pool.QueryRow(ctx, `WITH u AS (
-			UPDATE jobs SET
-				state = $3,
-				attempt = attempt + $4::int,
-				restarts = restarts + $5::int,
-				reason = COALESCE($6::text, reason),
-				placement = COALESCE($7::jsonb, CASE WHEN $4::int > 0 THEN NULL ELSE placement END),
-				exit_code = COALESCE($8::int, exit_code),
-				updated = $9::bigint,
-				started = COALESCE($10::bigint, started),
-				ended = COALESCE($11::bigint, ended),
-				seq = seq + 1
-			WHERE id = $1 AND state = $2 AND attempt = $12
-			RETURNING `+jobCols+`, seq),
-		e AS (INSERT INTO events (job_id, seq, at, actor, from_state, to_state, attempt, message)
-			SELECT id, seq, $9::bigint, $13, $2, $3, attempt, $14 FROM u)
-		SELECT `+jobCols+` FROM u`,
-		id, string(m.From), string(m.To), attemptInc, restartInc, reason, placement, exitCode,
-		ns, started, ended, m.Attempt, m.Actor, m.Message))
-	if errors.Is(err, store.ErrNotFound) {
-		var st string
-		var att int
-		err := s.pool.QueryRow(ctx, `SELECT state, attempt FROM jobs WHERE id = $1`, id).Scan(&st, &att)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("postgres: move job %d: %w", id, store.ErrNotFound)
-		}
+	return []any{id, string(m.From), string(m.To), attemptInc, restartInc, reason, placement, m.ExitCode,
+		ns, started, ended, m.Attempt, m.Actor, m.Message}, nil
+}
+
+// MoveJobs implements store.Store: one transaction, one statement a move.
+func (s *Store) MoveJobs(ctx context.Context, moves []store.JobMove) ([]*store.Job, []error, error) {
+	jobs, errs := make([]*store.Job, len(moves)), make([]error, len(moves))
+	args := make([][]any, len(moves))
+	checked := 0
+	for i, jm := range moves {
+		a, err := moveArgs(jm.ID, jm.Move)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: move job %d: %w", id, err)
+			errs[i] = fmt.Errorf("postgres: move job %d: %w", jm.ID, err)
+			continue
 		}
-		return nil, fmt.Errorf("postgres: move job %d: %w: it is %s at attempt %d, not %s at attempt %d",
-			id, store.ErrConflict, st, att, m.From, m.Attempt)
+		args[i] = a
+		checked++
 	}
+	if checked == 0 {
+		return jobs, errs, nil
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for i, jm := range moves {
+			if args[i] == nil {
+				continue
+			}
+			id, m := jm.ID, jm.Move
+			j, err := s.scanJob(tx.QueryRow(ctx, moveSQL, args[i]...))
+			if errors.Is(err, store.ErrNotFound) {
+				var st string
+				var att int
+				err := tx.QueryRow(ctx, `SELECT state, attempt FROM jobs WHERE id = $1`, id).Scan(&st, &att)
+				switch {
+				case errors.Is(err, pgx.ErrNoRows):
+					errs[i] = fmt.Errorf("postgres: move job %d: %w", id, store.ErrNotFound)
+				case err != nil:
+					return err
+				default:
+					errs[i] = fmt.Errorf("postgres: move job %d: %w: it is %s at attempt %d, not %s at attempt %d",
+						id, store.ErrConflict, st, att, m.From, m.Attempt)
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m.Usage != nil {
+				if _, err := tx.Exec(ctx, usageSQL, usageArgs(*m.Usage)...); err != nil {
+					return err
+				}
+			}
+			jobs[i] = j
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: move job %d: %w", id, err)
+		return nil, nil, fmt.Errorf("postgres: move %d jobs: %w", len(moves), err)
 	}
-	return j, nil
+	return jobs, errs, nil
 }
 
 // Events implements store.Store.
@@ -528,9 +576,8 @@ func (s *Store) ListTokens(ctx context.Context) ([]store.Token, error) {
 // AddUsage implements store.Store: all records or none.
 func (s *Store) AddUsage(ctx context.Context, us []store.Usage) error {
 	for i, u := range us {
-		if u.End.Before(u.Start) || u.Start.IsZero() {
-			return fmt.Errorf("postgres: add usage: %w: record %d (job %d) ends before it starts or has no start",
-				store.ErrInvalid, i, u.JobID)
+		if err := u.Check(); err != nil {
+			return fmt.Errorf("postgres: add usage: record %d: %w", i, err)
 		}
 	}
 	if len(us) == 0 {
@@ -539,10 +586,7 @@ func (s *Store) AddUsage(ctx context.Context, us []store.Usage) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var b pgx.Batch
 		for _, u := range us {
-			b.Queue(`INSERT INTO usage (job_id, attempt, team, provider, cluster, pool, price_class, contract,
-				gpus, start_at, end_at, cost_usd) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-				u.JobID, u.Attempt, u.Team, string(u.Provider), u.Cluster, u.Pool, string(u.PriceClass),
-				u.Contract, u.GPUs, u.Start.UTC().UnixNano(), u.End.UTC().UnixNano(), u.CostUSD)
+			b.Queue(usageSQL, usageArgs(u)...)
 		}
 		return tx.SendBatch(ctx, &b).Close()
 	})
@@ -550,6 +594,15 @@ func (s *Store) AddUsage(ctx context.Context, us []store.Usage) error {
 		return fmt.Errorf("postgres: add usage: %w", err)
 	}
 	return nil
+}
+
+// usageSQL appends one accounting record; usageArgs are its arguments.
+const usageSQL = `INSERT INTO usage (job_id, attempt, team, provider, cluster, pool, price_class, contract,
+	gpus, start_at, end_at, cost_usd) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+
+func usageArgs(u store.Usage) []any {
+	return []any{u.JobID, u.Attempt, u.Team, string(u.Provider), u.Cluster, u.Pool, string(u.PriceClass),
+		u.Contract, u.GPUs, u.Start.UTC().UnixNano(), u.End.UTC().UnixNano(), u.CostUSD}
 }
 
 // ListUsage implements store.Store.

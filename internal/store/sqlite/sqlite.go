@@ -106,6 +106,7 @@ type Store struct {
 	insertEvent *sql.Stmt
 	moveJob     *sql.Stmt
 	getJob      *sql.Stmt
+	addUsage    *sql.Stmt
 	workloads   store.WorkloadCache
 
 	// Group commit of CreateJob: see there.
@@ -211,6 +212,8 @@ func (s *Store) prepare() error {
 			WHERE id = ?1 AND state = ?2 AND attempt = ?12
 			RETURNING ` + jobCols + `, seq`},
 		{&s.getJob, s.r, `SELECT ` + jobCols + ` FROM jobs WHERE id = ?`},
+		{&s.addUsage, s.w, `INSERT INTO usage (job_id, attempt, team, provider, cluster, pool,
+			price_class, contract, gpus, start, end, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 	} {
 		st, err := p.db.Prepare(p.sql)
 		if err != nil {
@@ -224,7 +227,7 @@ func (s *Store) prepare() error {
 // Close releases the database. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		for _, st := range []*sql.Stmt{s.insertJob, s.insertEvent, s.moveJob, s.getJob} {
+		for _, st := range []*sql.Stmt{s.insertJob, s.insertEvent, s.moveJob, s.getJob, s.addUsage} {
 			if st != nil {
 				st.Close()
 			}
@@ -452,8 +455,17 @@ func (s *Store) ListJobs(ctx context.Context, f store.Filter) ([]*store.Job, err
 
 // MoveJob implements store.Store.
 func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job, error) {
+	js, errs, err := s.MoveJobs(ctx, []store.JobMove{{ID: id, Move: m}})
+	if err != nil {
+		return nil, err
+	}
+	return js[0], errs[0]
+}
+
+// moveArgs are the moveJob statement's arguments for m, ?1 to ?12.
+func moveArgs(id int64, m store.Move) ([]any, error) {
 	if err := m.Check(); err != nil {
-		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
+		return nil, err
 	}
 	at := m.At
 	if at.IsZero() {
@@ -478,7 +490,7 @@ func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job
 	if m.Placement != nil {
 		b, err := json.Marshal(m.Placement)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: move job %d: %w: placement: %v", id, store.ErrInvalid, err)
+			return nil, fmt.Errorf("%w: placement: %v", store.ErrInvalid, err)
 		}
 		placement = string(b)
 	}
@@ -491,40 +503,76 @@ func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job
 	if m.To.Terminal() {
 		ended = ns
 	}
+	return []any{id, string(m.From), string(m.To), attemptInc, restartInc, reason, placement,
+		exitCode, ns, started, ended, m.Attempt}, nil
+}
 
+// MoveJobs implements store.Store.
+func (s *Store) MoveJobs(ctx context.Context, moves []store.JobMove) ([]*store.Job, []error, error) {
+	jobs, errs := make([]*store.Job, len(moves)), make([]error, len(moves))
+	args := make([][]any, len(moves))
+	checked := 0
+	for i, jm := range moves {
+		a, err := moveArgs(jm.ID, jm.Move)
+		if err != nil {
+			errs[i] = fmt.Errorf("sqlite: move job %d: %w", jm.ID, err)
+			continue
+		}
+		args[i] = a
+		checked++
+	}
+	if checked == 0 {
+		return jobs, errs, nil
+	}
+	fail := func(err error) ([]*store.Job, []error, error) {
+		return nil, nil, fmt.Errorf("sqlite: move %d jobs: %w", len(moves), err)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
+		return fail(err)
 	}
 	defer tx.Rollback()
-	var seq int64
-	j, err := s.scanJob(tx.StmtContext(ctx, s.moveJob).QueryRowContext(ctx,
-		id, string(m.From), string(m.To), attemptInc, restartInc, reason, placement,
-		exitCode, ns, started, ended, m.Attempt), &seq)
-	if errors.Is(err, store.ErrNotFound) {
-		var st string
-		var att int
-		err := tx.QueryRowContext(ctx, `SELECT state, attempt FROM jobs WHERE id = ?`, id).Scan(&st, &att)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("sqlite: move job %d: %w", id, store.ErrNotFound)
+	mv, ev := tx.StmtContext(ctx, s.moveJob), tx.StmtContext(ctx, s.insertEvent)
+	for i, jm := range moves {
+		if args[i] == nil {
+			continue
+		}
+		id, m := jm.ID, jm.Move
+		var seq int64
+		j, err := s.scanJob(mv.QueryRowContext(ctx, args[i]...), &seq)
+		if errors.Is(err, store.ErrNotFound) {
+			var st string
+			var att int
+			err := tx.QueryRowContext(ctx, `SELECT state, attempt FROM jobs WHERE id = ?`, id).Scan(&st, &att)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				errs[i] = fmt.Errorf("sqlite: move job %d: %w", id, store.ErrNotFound)
+			case err != nil:
+				return fail(err)
+			default:
+				errs[i] = fmt.Errorf("sqlite: move job %d: %w: it is %s at attempt %d, not %s at attempt %d",
+					id, store.ErrConflict, st, att, m.From, m.Attempt)
+			}
+			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
+			return fail(err)
 		}
-		return nil, fmt.Errorf("sqlite: move job %d: %w: it is %s at attempt %d, not %s at attempt %d",
-			id, store.ErrConflict, st, att, m.From, m.Attempt)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
-	}
-	if _, err := tx.StmtContext(ctx, s.insertEvent).ExecContext(ctx,
-		id, seq, ns, m.Actor, string(m.From), string(m.To), j.Attempt, m.Message); err != nil {
-		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
+		if _, err := ev.ExecContext(ctx, id, seq, args[i][8], m.Actor, string(m.From), string(m.To),
+			j.Attempt, m.Message); err != nil {
+			return fail(err)
+		}
+		if m.Usage != nil {
+			if err := s.insertUsage(ctx, tx, *m.Usage); err != nil {
+				return fail(err)
+			}
+		}
+		jobs[i] = j
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: move job %d: %w", id, err)
+		return fail(err)
 	}
-	return j, nil
+	return jobs, errs, nil
 }
 
 // Events implements store.Store.
@@ -689,9 +737,8 @@ func (s *Store) ListTokens(ctx context.Context) ([]store.Token, error) {
 // AddUsage implements store.Store: all records or none.
 func (s *Store) AddUsage(ctx context.Context, us []store.Usage) error {
 	for i, u := range us {
-		if u.End.Before(u.Start) || u.Start.IsZero() {
-			return fmt.Errorf("sqlite: add usage: %w: record %d (job %d) ends before it starts or has no start",
-				store.ErrInvalid, i, u.JobID)
+		if err := u.Check(); err != nil {
+			return fmt.Errorf("sqlite: add usage: record %d: %w", i, err)
 		}
 	}
 	if len(us) == 0 {
@@ -702,16 +749,8 @@ func (s *Store) AddUsage(ctx context.Context, us []store.Usage) error {
 		return fmt.Errorf("sqlite: add usage: %w", err)
 	}
 	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `INSERT INTO usage (job_id, attempt, team, provider, cluster, pool,
-		price_class, contract, gpus, start, end, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("sqlite: add usage: %w", err)
-	}
-	defer st.Close()
 	for _, u := range us {
-		if _, err := st.ExecContext(ctx, u.JobID, u.Attempt, u.Team, string(u.Provider), u.Cluster, u.Pool,
-			string(u.PriceClass), u.Contract, u.GPUs, u.Start.UTC().UnixNano(), u.End.UTC().UnixNano(),
-			u.CostUSD); err != nil {
+		if err := s.insertUsage(ctx, tx, u); err != nil {
 			return fmt.Errorf("sqlite: add usage: %w", err)
 		}
 	}
@@ -719,6 +758,13 @@ func (s *Store) AddUsage(ctx context.Context, us []store.Usage) error {
 		return fmt.Errorf("sqlite: add usage: %w", err)
 	}
 	return nil
+}
+
+// insertUsage appends one accounting record in tx.
+func (s *Store) insertUsage(ctx context.Context, tx *sql.Tx, u store.Usage) error {
+	_, err := tx.StmtContext(ctx, s.addUsage).ExecContext(ctx, u.JobID, u.Attempt, u.Team, string(u.Provider), u.Cluster, u.Pool, string(u.PriceClass), u.Contract,
+		u.GPUs, u.Start.UTC().UnixNano(), u.End.UTC().UnixNano(), u.CostUSD)
+	return err
 }
 
 // ListUsage implements store.Store.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -268,5 +269,70 @@ func TestUpgradeKeepsJobs(t *testing.T) {
 	}
 	if j.After != 0 || j.Workload.Name != "old" {
 		t.Errorf("old job after the upgrade: after %d, workload %+v", j.After, j.Workload)
+	}
+}
+
+// BenchmarkMoveJob is 500 jobs' lives as the reconciler records them:
+// four moves each (admitted, dispatched, running, succeeded), each move its
+// own transaction (one) or each step of all 500 one MoveJobs batch (batch).
+func BenchmarkMoveJob(b *testing.B) {
+	const jobs = 500
+	pl := &store.Placement{Cluster: "kwok", Pool: "kwok", GPU: "H100", GPUsPerNode: 8, Nodes: []int{1}}
+	steps := []store.Move{
+		{From: store.Pending, To: store.Admitted, Placement: pl, Reason: "admitted"},
+		{From: store.Admitted, To: store.Dispatched, Message: "dispatched"},
+		{From: store.Dispatched, To: store.Running, Message: "started"},
+		{From: store.Running, To: store.Succeeded, Reason: "Succeeded", Message: "Succeeded"},
+	}
+	for _, batch := range []bool{false, true} {
+		name := "one"
+		if batch {
+			name = "batch"
+		}
+		b.Run(name, func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "bench.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			at := time.Now()
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				ids := make([]int64, jobs)
+				for i := range ids {
+					j, err := s.CreateJob(ctx, job(), at)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ids[i] = j.ID
+				}
+				b.StartTimer()
+				for _, m := range steps {
+					m.Attempt, m.At, m.Actor = 1, at, "bench"
+					moves := make([]store.JobMove, len(ids))
+					for i, id := range ids {
+						moves[i] = store.JobMove{ID: id, Move: m}
+					}
+					if batch {
+						_, errs, err := s.MoveJobs(ctx, moves)
+						if err == nil {
+							err = errors.Join(errs...)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+						continue
+					}
+					for _, jm := range moves {
+						if _, err := s.MoveJob(ctx, jm.ID, jm.Move); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*jobs*len(steps)), "ns/move")
+		})
 	}
 }

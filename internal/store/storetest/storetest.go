@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"After", testAfter},
 		{"MoveLifecycle", testMoveLifecycle},
 		{"MoveErrors", testMoveErrors},
+		{"MoveBatch", testMoveBatch},
 		{"Terminal", testTerminal},
 		{"ConcurrentMove", testConcurrentMove},
 		{"ConcurrentCreate", testConcurrentCreate},
@@ -509,6 +510,92 @@ func testMoveErrors(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	if evs, err := s.Events(ctx(t), j.ID); err != nil || len(evs) != 1 {
 		t.Errorf("failed moves wrote events: %v %v", evs, err)
+	}
+}
+
+// testMoveBatch: MoveJobs applies each move as MoveJob would, in order
+// (a job's second move sees its first), reports each failure at its index
+// without holding back the others, writes a move's usage with it, and on a
+// failure of the store applies nothing.
+func testMoveBatch(t *testing.T, open func(t *testing.T) store.Store) {
+	s := openClosed(t, open)
+	a := mustCreate(t, s, newJob("ml", ""), t0)
+	b := mustCreate(t, s, newJob("ml", ""), t0)
+	c := mustCreate(t, s, newJob("ml", ""), t0)
+	d := mustCreate(t, s, newJob("ml", ""), t0)
+	at := t0.Add(time.Minute)
+	pl := &store.Placement{Cluster: "c1", Pool: "p1", Provider: "aws", GPU: "H100", GPUsPerNode: 8, Nodes: []int{1}}
+	bill := store.Usage{JobID: c.ID, Attempt: 1, Team: "ml", Provider: "aws", Cluster: "c1", Pool: "p1",
+		PriceClass: model.Spot, GPUs: 8, Start: t0, End: at, CostUSD: 2}
+	badBill := bill
+	badBill.JobID, badBill.End = d.ID, t0.Add(-time.Hour)
+	mv := func(id int64, m store.Move) store.JobMove { return store.JobMove{ID: id, Move: m} }
+	moves := []store.JobMove{
+		mv(a.ID, store.Move{From: store.Pending, Attempt: 1, To: store.Admitted, Placement: pl, At: at, Actor: "r"}),
+		mv(a.ID, store.Move{From: store.Admitted, Attempt: 1, To: store.Dispatched, At: at, Actor: "r", Message: "sent"}),
+		mv(b.ID, store.Move{From: store.Running, Attempt: 1, To: store.Succeeded, At: at}),
+		mv(b.ID, store.Move{From: store.Pending, Attempt: 1, To: store.Running, At: at}),
+		mv(999, store.Move{From: store.Pending, Attempt: 1, To: store.Admitted, At: at}),
+		mv(c.ID, store.Move{From: store.Pending, Attempt: 1, To: store.Cancelled, Reason: "Cancelled", At: at, Usage: &bill}),
+		mv(d.ID, store.Move{From: store.Pending, Attempt: 1, To: store.Cancelled, At: at, Usage: &badBill}),
+	}
+	jobs, errs, err := s.MoveJobs(ctx(t), moves)
+	if err != nil {
+		t.Fatalf("MoveJobs: %v", err)
+	}
+	if len(jobs) != len(moves) || len(errs) != len(moves) {
+		t.Fatalf("MoveJobs: %d jobs and %d errors for %d moves", len(jobs), len(errs), len(moves))
+	}
+	for i, want := range []struct {
+		state store.State
+		kind  error
+	}{
+		{store.Admitted, nil}, {store.Dispatched, nil}, {"", store.ErrConflict}, {"", store.ErrInvalid},
+		{"", store.ErrNotFound}, {store.Cancelled, nil}, {"", store.ErrInvalid},
+	} {
+		if want.kind != nil {
+			wantErr(t, fmt.Sprintf("move %d", i), errs[i], want.kind)
+			if jobs[i] != nil {
+				t.Errorf("move %d: a job with its error", i)
+			}
+			continue
+		}
+		if errs[i] != nil || jobs[i] == nil || jobs[i].State != want.state {
+			t.Errorf("move %d: got %v, %v; want %s", i, jobs[i], errs[i], want.state)
+		}
+	}
+	if jobs[1] != nil && (jobs[1].Placement == nil || jobs[1].Placement.Pool != "p1") {
+		t.Errorf("the second move of job %d lost the first's placement: %+v", a.ID, jobs[1].Placement)
+	}
+	if evs, err := s.Events(ctx(t), a.ID); err != nil || len(evs) != 3 || evs[2].Message != "sent" {
+		t.Errorf("events of job %d: %+v %v; want created, admitted, dispatched (sent)", a.ID, evs, err)
+	}
+	for _, id := range []int64{b.ID, d.ID} {
+		if got, err := s.GetJob(ctx(t), id); err != nil || got.State != store.Pending {
+			t.Errorf("job %d after failed moves: %v %v; want PENDING", id, got, err)
+		}
+	}
+	us, err := s.ListUsage(ctx(t), t0.Add(-time.Hour), t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []store.Usage{bill}; !cmp.Equal(want, us, cmpopts.EquateApproxTime(0)) {
+		t.Errorf("usage after the batch: %+v; want only job %d's", us, c.ID)
+	}
+	if _, _, err := s.MoveJobs(ctx(t), nil); err != nil {
+		t.Errorf("MoveJobs(nil): %v", err)
+	}
+
+	// A store that fails (here: the caller gave up) applies none.
+	gone, cancel := context.WithCancel(ctx(t))
+	cancel()
+	if _, _, err := s.MoveJobs(gone, []store.JobMove{
+		mv(b.ID, store.Move{From: store.Pending, Attempt: 1, To: store.Cancelled, At: at}),
+	}); err == nil {
+		t.Errorf("MoveJobs with a cancelled context: no error")
+	}
+	if got, err := s.GetJob(ctx(t), b.ID); err != nil || got.State != store.Pending {
+		t.Errorf("job %d after a failed batch: %v %v; want PENDING", b.ID, got, err)
 	}
 }
 
