@@ -127,7 +127,11 @@ func Open(path string) (*Store, error) {
 	if path == "" || strings.ContainsAny(path, "?") {
 		return nil, fmt.Errorf("sqlite: open %q: %w: give a file path without '?'", path, store.ErrInvalid)
 	}
-	const common = "_busy_timeout=10000&_foreign_keys=1&_synchronous=NORMAL"
+	// Pages are read through a memory map (up to 256 MiB of the file), not
+	// a read call each: listing the reconciler's active jobs took half
+	// the time (BenchmarkListPending100k: 21-25 us a job read, 12-14 with
+	// the map).
+	const common = "_busy_timeout=10000&_foreign_keys=1&_synchronous=NORMAL&_pragma=mmap_size(268435456)"
 	w, err := sql.Open("sqlite", path+"?_journal_mode=WAL&_txlock=immediate&"+common)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
