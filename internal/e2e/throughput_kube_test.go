@@ -93,6 +93,7 @@ func benchKube(b *testing.B, c kubeCase) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			waited := settle(kubeEngines...)
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			var t pathTimes
 			cpu, eng := cpuSeconds(), engineCPU(kubeEngines...)
@@ -116,8 +117,8 @@ func benchKube(b *testing.B, c kubeCase) {
 			if err != nil {
 				b.Fatalf("%s: %v", pathName(broker), err)
 			}
-			b.Logf("kubernetes %d nodes, %d x %d GPU, %s: submitted %.2fs created %.2fs pods %.2fs admitted %.2fs complete %.2fs succeeded %.2fs; %d rounds of %.3fs; CPU: this process %.1fs, %s (load %s)",
-				c.nodes, c.jobs, c.gpus, pathName(broker), t.submitted, t.created, t.pods, t.admitted, t.complete, t.api, t.rounds, t.roundMean, cpu, engines, load())
+			b.Logf("kubernetes %d nodes, %d x %d GPU, %s (after %s for the engine to settle): submitted %.2fs created %.2fs pods %.2fs admitted %.2fs complete %.2fs succeeded %.2fs; %d rounds of %.3fs; CPU: this process %.1fs, %s (load %s)",
+				c.nodes, c.jobs, c.gpus, pathName(broker), waited, t.submitted, t.created, t.pods, t.admitted, t.complete, t.api, t.rounds, t.roundMean, cpu, engines, load())
 			p.add(broker, t)
 		}
 		i++

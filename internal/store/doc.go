@@ -7,5 +7,6 @@
 // The contract is written from what internal/server needs and speaks only
 // model types and the types below: no SQL, no driver types. Every method
 // that changes state is one transaction; a method either does all it says
-// or nothing.
+// or nothing (MoveJobs: each of its moves that can apply does, or, when the
+// store fails, none).
 package store
