@@ -11,7 +11,7 @@
 #   scripts/engines/slurm-up.sh && . /tmp/slurm-ci/env.sh; scripts/engines/k8s-up.sh
 # (a benchmark whose engine is down is skipped). It runs the issue's sizes
 # (GPUBROKER_BENCH_FULL=1), each path twice, order alternating
-# (TPUT_ITER=2), and takes about half an hour.
+# (TPUT_ITER=2), and takes 35-50 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${COUNT:-5}

@@ -25,14 +25,28 @@ type WorkloadCache struct {
 }
 
 type cachedWorkload struct {
-	sum uint64 // of the JSON it was decoded from
-	w   *model.Workload
+	sum  uint64 // of the JSON it was decoded from
+	w    *model.Workload
+	spec string // the job's Spec, as immutable as its workload
+}
+
+// Known returns a deep copy of job id's workload and its spec when an
+// earlier Decode cached them: a driver that lists many jobs need not read
+// either column again.
+func (c *WorkloadCache) Known(id int64) (*model.Workload, string, bool) {
+	c.mu.Lock()
+	e, ok := c.m[id]
+	c.mu.Unlock()
+	if !ok {
+		return nil, "", false
+	}
+	return e.w.Clone(), e.spec, true
 }
 
 // Decode returns job id's workload from raw, its stored JSON: a deep copy
 // of the cached one when raw is what was decoded before (same hash),
-// otherwise newly decoded (and cached).
-func (c *WorkloadCache) Decode(id int64, raw []byte) (*model.Workload, error) {
+// otherwise newly decoded (and cached, with spec, the job's Spec).
+func (c *WorkloadCache) Decode(id int64, raw []byte, spec string) (*model.Workload, error) {
 	c.mu.Lock()
 	if c.m == nil {
 		c.seed = maphash.MakeSeed()
@@ -55,7 +69,7 @@ func (c *WorkloadCache) Decode(id int64, raw []byte) (*model.Workload, error) {
 			break
 		}
 	}
-	c.m[id] = cachedWorkload{sum: sum, w: w.Clone()}
+	c.m[id] = cachedWorkload{sum: sum, w: w.Clone(), spec: spec}
 	c.mu.Unlock()
 	return w, nil
 }

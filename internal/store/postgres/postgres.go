@@ -676,7 +676,7 @@ func (s *Store) scanJob(r pgx.Row) (*store.Job, error) {
 	}
 	j.State = store.State(state)
 	var err error
-	if j.Workload, err = s.workloads.Decode(j.ID, wl); err != nil {
+	if j.Workload, err = s.workloads.Decode(j.ID, wl, j.Spec); err != nil {
 		return nil, fmt.Errorf("job %d: workload: %w", j.ID, err)
 	}
 	if placement != nil {

@@ -234,6 +234,28 @@ func testRoundTrip(t *testing.T, open func(t *testing.T) store.Store) {
 	if d := cmp.Diff(p, got.Placement); d != "" {
 		t.Errorf("placement round trip (-want +got):\n%s", d)
 	}
+
+	// Listing gives the jobs GetJob gives, whether the driver reads a
+	// job's workload and spec afresh (the second job, listed before any
+	// read of it) or has them from an earlier read (the first).
+	other := newJob("ml", "")
+	other.Spec = "name: other\n"
+	other = mustCreate(t, s, other, t0)
+	for pass := range 2 {
+		list, err := s.ListJobs(ctx(t), store.Filter{})
+		if err != nil || len(list) != 2 {
+			t.Fatalf("ListJobs, pass %d: %d jobs, %v; want 2", pass, len(list), err)
+		}
+		for _, l := range list {
+			want, err := s.GetJob(ctx(t), l.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want, l); d != "" {
+				t.Errorf("ListJobs, pass %d, job %d against GetJob (-get +list):\n%s", pass, l.ID, d)
+			}
+		}
+	}
 }
 
 func testList(t *testing.T, open func(t *testing.T) store.Store) {
