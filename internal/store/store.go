@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -266,6 +267,71 @@ func (m Move) Check() error {
 		return m.Usage.Check()
 	}
 	return nil
+}
+
+// MoveColumns are the values a driver writes for a Move; a nil pointer
+// leaves its column as it is.
+type MoveColumns struct {
+	At                     int64 // m.At (now when zero) in Unix nanoseconds
+	AttemptInc, RestartInc int   // 1 to start a new attempt, count a restart
+	Reason                 *string
+	Placement              *string // JSON
+	ExitCode               *int
+	Started, Ended         *int64 // At, for a move to Running, to an end
+}
+
+// Columns checks m (Check) and returns what a driver writes for it.
+func (m Move) Columns() (MoveColumns, error) {
+	if err := m.Check(); err != nil {
+		return MoveColumns{}, err
+	}
+	at := m.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	c := MoveColumns{At: at.UTC().UnixNano(), ExitCode: m.ExitCode}
+	if m.NextAttempt {
+		c.AttemptInc = 1
+	}
+	if m.CountRestart {
+		c.RestartInc = 1
+	}
+	if m.Reason != "" {
+		c.Reason = &m.Reason
+	}
+	if m.Placement != nil {
+		b, err := json.Marshal(m.Placement)
+		if err != nil {
+			return MoveColumns{}, fmt.Errorf("%w: placement: %v", ErrInvalid, err)
+		}
+		p := string(b)
+		c.Placement = &p
+	}
+	if m.To == Running {
+		c.Started = &c.At
+	}
+	if m.To.Terminal() {
+		c.Ended = &c.At
+	}
+	return c, nil
+}
+
+// PrepareMoves is the start of a driver's MoveJobs: for each move, the
+// statement arguments args builds (args[i]) or, for a move that cannot
+// apply (Check), why (errs[i], prefixed by the driver's name); ready counts
+// the moves with arguments.
+func PrepareMoves(driver string, moves []JobMove, args func(id int64, m Move) ([]any, error)) (out [][]any, errs []error, ready int) {
+	out, errs = make([][]any, len(moves)), make([]error, len(moves))
+	for i, jm := range moves {
+		a, err := args(jm.ID, jm.Move)
+		if err != nil {
+			errs[i] = fmt.Errorf("%s: move job %d: %w", driver, jm.ID, err)
+			continue
+		}
+		out[i] = a
+		ready++
+	}
+	return out, errs, ready
 }
 
 // Check reports a usage record that ends before it starts or has no

@@ -315,61 +315,19 @@ const moveSQL = `WITH u AS (
 
 // moveArgs are moveSQL's arguments for m.
 func moveArgs(id int64, m store.Move) ([]any, error) {
-	if err := m.Check(); err != nil {
+	c, err := m.Columns()
+	if err != nil {
 		return nil, err
 	}
-	at := m.At
-	if at.IsZero() {
-		at = time.Now()
-	}
-	ns := at.UTC().UnixNano()
-	var (
-		attemptInc, restartInc int
-		reason, placement      *string
-		started, ended         *int64
-	)
-	if m.NextAttempt {
-		attemptInc = 1
-	}
-	if m.CountRestart {
-		restartInc = 1
-	}
-	if m.Reason != "" {
-		reason = &m.Reason
-	}
-	if m.Placement != nil {
-		b, err := json.Marshal(m.Placement)
-		if err != nil {
-			return nil, fmt.Errorf("%w: placement: %v", store.ErrInvalid, err)
-		}
-		p := string(b)
-		placement = &p
-	}
-	if m.To == store.Running {
-		started = &ns
-	}
-	if m.To.Terminal() {
-		ended = &ns
-	}
-	return []any{id, string(m.From), string(m.To), attemptInc, restartInc, reason, placement, m.ExitCode,
-		ns, started, ended, m.Attempt, m.Actor, m.Message}, nil
+	return []any{id, string(m.From), string(m.To), c.AttemptInc, c.RestartInc, c.Reason, c.Placement, c.ExitCode,
+		c.At, c.Started, c.Ended, m.Attempt, m.Actor, m.Message}, nil
 }
 
 // MoveJobs implements store.Store: one transaction, one statement a move.
 func (s *Store) MoveJobs(ctx context.Context, moves []store.JobMove) ([]*store.Job, []error, error) {
-	jobs, errs := make([]*store.Job, len(moves)), make([]error, len(moves))
-	args := make([][]any, len(moves))
-	checked := 0
-	for i, jm := range moves {
-		a, err := moveArgs(jm.ID, jm.Move)
-		if err != nil {
-			errs[i] = fmt.Errorf("postgres: move job %d: %w", jm.ID, err)
-			continue
-		}
-		args[i] = a
-		checked++
-	}
-	if checked == 0 {
+	jobs := make([]*store.Job, len(moves))
+	args, errs, ready := store.PrepareMoves("postgres", moves, moveArgs)
+	if ready == 0 {
 		return jobs, errs, nil
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

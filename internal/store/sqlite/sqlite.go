@@ -554,64 +554,19 @@ func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job
 
 // moveArgs are the moveJob statement's arguments for m, ?1 to ?12.
 func moveArgs(id int64, m store.Move) ([]any, error) {
-	if err := m.Check(); err != nil {
+	c, err := m.Columns()
+	if err != nil {
 		return nil, err
 	}
-	at := m.At
-	if at.IsZero() {
-		at = time.Now()
-	}
-	ns := at.UTC().UnixNano()
-	var (
-		attemptInc, restartInc int
-		reason, placement      any
-		exitCode               any
-		started, ended         any
-	)
-	if m.NextAttempt {
-		attemptInc = 1
-	}
-	if m.CountRestart {
-		restartInc = 1
-	}
-	if m.Reason != "" {
-		reason = m.Reason
-	}
-	if m.Placement != nil {
-		b, err := json.Marshal(m.Placement)
-		if err != nil {
-			return nil, fmt.Errorf("%w: placement: %v", store.ErrInvalid, err)
-		}
-		placement = string(b)
-	}
-	if m.ExitCode != nil {
-		exitCode = *m.ExitCode
-	}
-	if m.To == store.Running {
-		started = ns
-	}
-	if m.To.Terminal() {
-		ended = ns
-	}
-	return []any{id, string(m.From), string(m.To), attemptInc, restartInc, reason, placement,
-		exitCode, ns, started, ended, m.Attempt}, nil
+	return []any{id, string(m.From), string(m.To), c.AttemptInc, c.RestartInc, c.Reason, c.Placement,
+		c.ExitCode, c.At, c.Started, c.Ended, m.Attempt}, nil
 }
 
 // MoveJobs implements store.Store.
 func (s *Store) MoveJobs(ctx context.Context, moves []store.JobMove) ([]*store.Job, []error, error) {
-	jobs, errs := make([]*store.Job, len(moves)), make([]error, len(moves))
-	args := make([][]any, len(moves))
-	checked := 0
-	for i, jm := range moves {
-		a, err := moveArgs(jm.ID, jm.Move)
-		if err != nil {
-			errs[i] = fmt.Errorf("sqlite: move job %d: %w", jm.ID, err)
-			continue
-		}
-		args[i] = a
-		checked++
-	}
-	if checked == 0 {
+	jobs := make([]*store.Job, len(moves))
+	args, errs, ready := store.PrepareMoves("sqlite", moves, moveArgs)
+	if ready == 0 {
 		return jobs, errs, nil
 	}
 	fail := func(err error) ([]*store.Job, []error, error) {
