@@ -3,7 +3,10 @@
 // that drives backends from the store.
 //
 // The reconciler is level-triggered, like a Kubernetes controller: each
-// round reads the fleet and every non-terminal job from the store, observes
+// round reads the fleet and every non-terminal job from the store (the
+// jobs written since the last round, store.Changes, over the ones it
+// read before; all of them at start, after a failed read and every five
+// minutes), observes
 // every backend once, acts on the difference and persists each change as a
 // compare-and-set move, a step's moves written together in one
 // transaction (store.MoveJobs; an attempt's usage goes with the move that

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +27,11 @@ const (
 	// (provider share, team and contract spend) are re-read from the store;
 	// between reads the server adds what it records itself.
 	usageRefresh = 30 * time.Second
+	// fullReadEvery is how often a round reads every active job rather
+	// than the ones written since the last round (see activeJobs): a
+	// bound on how long anything could go unseen, should a store ever
+	// fail to report a write.
+	fullReadEvery = 5 * time.Minute
 	// leaderLease is how long a round's leadership lasts with a shared
 	// store (store.Leader).
 	leaderLease     = 15 * time.Second
@@ -65,6 +72,12 @@ type reconcilerState struct {
 	// queued is whether the last round left a job pending or admitted
 	// (see runReconciler).
 	queued bool
+	// active holds every non-terminal job as the store had it at cursor
+	// (see activeJobs); nil until the first full read.
+	active map[int64]*store.Job
+	cursor store.Cursor
+	// readAll is when active was last read whole.
+	readAll time.Time
 }
 
 // avoidance is the region one attempt of a job must not be placed in.
@@ -172,7 +185,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the fleet: %w", err)
 	}
-	list, err := s.store.ListJobs(ctx, store.Filter{States: activeStates})
+	list, err := s.activeJobs(ctx)
 	if err != nil {
 		return fmt.Errorf("listing jobs: %w", err)
 	}
@@ -237,6 +250,51 @@ func (s *Server) reconcile(ctx context.Context) error {
 	// 8. Publish.
 	rd.publish(ctx, totals)
 	return nil
+}
+
+// activeJobs returns every non-terminal job, in ID order, as the store has
+// it now. It reads them all the first time, after a failed read and every
+// fullReadEvery; otherwise it reads only the jobs written since the last
+// round (store.Changes): its own moves and the API's creates and cancels.
+// A round with a queue of thousands read each of them every time: most of
+// the broker's own CPU with a deep queue.
+func (s *Server) activeJobs(ctx context.Context) ([]*store.Job, error) {
+	r := &s.rec
+	if r.active == nil || time.Since(r.readAll) >= fullReadEvery {
+		cur, err := s.store.Cursor(ctx)
+		if err != nil {
+			return nil, err
+		}
+		list, err := s.store.ListJobs(ctx, store.Filter{States: activeStates})
+		if err != nil {
+			return nil, err
+		}
+		r.active = make(map[int64]*store.Job, len(list))
+		for _, j := range list {
+			r.active[j.ID] = j
+		}
+		r.cursor, r.readAll = cur, time.Now()
+		return list, nil
+	}
+	changed, next, err := s.store.Changes(ctx, r.cursor)
+	if err != nil {
+		r.active = nil
+		return nil, err
+	}
+	for _, j := range changed {
+		if j.State.Terminal() {
+			delete(r.active, j.ID)
+		} else {
+			r.active[j.ID] = j
+		}
+	}
+	r.cursor = next
+	list := make([]*store.Job, 0, len(r.active))
+	for _, j := range r.active {
+		list = append(list, j)
+	}
+	slices.SortFunc(list, func(a, b *store.Job) int { return cmp.Compare(a.ID, b.ID) })
+	return list, nil
 }
 
 // attemptName is the backend object name of j's current attempt.

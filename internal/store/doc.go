@@ -9,4 +9,11 @@
 // that changes state is one transaction; a method either does all it says
 // or nothing (MoveJobs: each of its moves that can apply does, or, when the
 // store fails, none).
+//
+// Cursor and Changes let a reader follow the jobs without listing them all
+// again: each driver marks every job row with the write that last changed
+// it (SQLite: a number one past the highest, writers being serialized;
+// PostgreSQL: the writing transaction's ID, read back from the oldest
+// transaction still running when the cursor was taken, since transactions
+// commit out of ID order).
 package store

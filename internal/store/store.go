@@ -166,6 +166,10 @@ type Filter struct {
 	Limit   int
 }
 
+// Cursor is a place in a store's history of job writes (Store.Cursor),
+// opaque to callers; the zero Cursor is before any.
+type Cursor int64
+
 // Token is an API credential. The store keeps only the hash.
 type Token struct {
 	ID      string    `json:"id"`
@@ -219,6 +223,17 @@ type Store interface {
 	// transaction for hundreds of moves, where one each cost most of the
 	// broker's store time.
 	MoveJobs(ctx context.Context, moves []JobMove) (jobs []*Job, errs []error, err error)
+	// Cursor is the store's place in its history of job writes, now:
+	// Changes from it lists every job created or moved after this call.
+	// Take it before a full ListJobs, then follow with Changes.
+	Cursor(ctx context.Context) (Cursor, error)
+	// Changes lists the jobs created or moved since c was taken, in any
+	// state, in ID order, each as it is now, and the cursor for the next
+	// call. It may list again a job written before c (as it is now, so no
+	// harm). The reconciler keeps the active jobs between rounds and reads
+	// only these: listing all of a deep queue each round was most of a
+	// round's cost.
+	Changes(ctx context.Context, c Cursor) ([]*Job, Cursor, error)
 	// Events returns a job's history in order.
 	Events(ctx context.Context, id int64) ([]Event, error)
 	// CountByState returns how many jobs are in each state.

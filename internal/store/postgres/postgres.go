@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -91,6 +92,13 @@ var migrations = []string{
 	);`,
 	// 2: pipelines: the job a job waits for (store.Job.After; 0: none).
 	`ALTER TABLE jobs ADD COLUMN after_id BIGINT NOT NULL DEFAULT 0;`,
+	// 3: the transaction that last wrote a job (store.Cursor, Changes).
+	// Transactions commit out of the order of their IDs, so a cursor is
+	// not the highest ID seen but the oldest transaction still running
+	// when it was taken (its snapshot's xmin): every write a reader has
+	// not seen yet is by that one or a later one.
+	`ALTER TABLE jobs ADD COLUMN written xid8 NOT NULL DEFAULT pg_current_xact_id();
+	CREATE INDEX jobs_written ON jobs (written);`,
 }
 
 const jobCols = `id, key, team, username, workload, spec, state, attempt, reason,
@@ -269,19 +277,60 @@ func (s *Store) ListJobs(ctx context.Context, f store.Filter) ([]*store.Job, err
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list jobs: %w", err)
 	}
+	out, err := s.scanJobs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list jobs: %w", err)
+	}
+	return out, nil
+}
+
+// scanJobs reads and closes rows of jobCols.
+func (s *Store) scanJobs(rows pgx.Rows) ([]*store.Job, error) {
 	defer rows.Close()
 	var out []*store.Job
 	for rows.Next() {
 		j, err := s.scanJob(rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: list jobs: %w", err)
+			return nil, err
 		}
 		out = append(out, j)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list jobs: %w", err)
+	return out, rows.Err()
+}
+
+// Cursor implements store.Store: the xmin of a snapshot taken now (see
+// migration 3).
+func (s *Store) Cursor(ctx context.Context) (store.Cursor, error) {
+	var xmin string
+	err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&xmin)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: cursor: %w", err)
 	}
-	return out, nil
+	n, err := strconv.ParseInt(xmin, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: cursor: transaction ID %q: %w", xmin, err)
+	}
+	return store.Cursor(n), nil
+}
+
+// Changes implements store.Store: the jobs last written by a transaction
+// that was still running, or not begun, when c was taken. The next cursor
+// is taken first, so nothing committed meanwhile is missed.
+func (s *Store) Changes(ctx context.Context, c store.Cursor) ([]*store.Job, store.Cursor, error) {
+	next, err := s.Cursor(ctx)
+	if err != nil {
+		return nil, c, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+jobCols+` FROM jobs WHERE written >= $1::text::xid8 ORDER BY id`,
+		strconv.FormatInt(int64(c), 10))
+	if err != nil {
+		return nil, c, fmt.Errorf("postgres: changes since %d: %w", c, err)
+	}
+	out, err := s.scanJobs(rows)
+	if err != nil {
+		return nil, c, fmt.Errorf("postgres: changes since %d: %w", c, err)
+	}
+	return out, next, nil
 }
 
 // MoveJob implements store.Store.
@@ -306,7 +355,8 @@ const moveSQL = `WITH u AS (
 			updated = $9::bigint,
 			started = COALESCE($10::bigint, started),
 			ended = COALESCE($11::bigint, ended),
-			seq = seq + 1
+			seq = seq + 1,
+			written = pg_current_xact_id()
 		WHERE id = $1 AND state = $2 AND attempt = $12
 		RETURNING ` + jobCols + `, seq),
 	e AS (INSERT INTO events (job_id, seq, at, actor, from_state, to_state, attempt, message)

@@ -92,6 +92,12 @@ var migrations = []string{
 	);`,
 	// 3: pipelines: the job a job waits for (store.Job.After; 0: none).
 	`ALTER TABLE jobs ADD COLUMN after_id INTEGER NOT NULL DEFAULT 0;`,
+	// 4: the write that last changed a job (store.Cursor, Changes): each
+	// write transaction numbers its rows one past the highest number so
+	// far. Writers are serialized (BEGIN IMMEDIATE), so a reader that saw
+	// number n has seen every row numbered up to n.
+	`ALTER TABLE jobs ADD COLUMN written INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX jobs_written ON jobs (written);`,
 }
 
 const jobCols = `id, key, team, username, workload, spec, state, attempt, reason,
@@ -197,8 +203,8 @@ func (s *Store) prepare() error {
 		sql string
 	}{
 		{&s.insertJob, s.w, `INSERT INTO jobs (key, team, username, workload, spec, state, attempt,
-			reason, placement, restarts, exit_code, created, updated, started, ended, seq, after_id)
-			VALUES (?, ?, ?, ?, ?, 'PENDING', 1, '', NULL, 0, NULL, ?, ?, NULL, NULL, 1, ?)
+			reason, placement, restarts, exit_code, created, updated, started, ended, seq, after_id, written)
+			VALUES (?, ?, ?, ?, ?, 'PENDING', 1, '', NULL, 0, NULL, ?, ?, NULL, NULL, 1, ?, ?)
 			ON CONFLICT (key) DO NOTHING RETURNING id`},
 		{&s.insertEvent, s.w, `INSERT INTO events (job_id, seq, at, actor, from_state, to_state, attempt, message)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -212,7 +218,8 @@ func (s *Store) prepare() error {
 			updated = ?9,
 			started = COALESCE(?10, started),
 			ended = COALESCE(?11, ended),
-			seq = seq + 1
+			seq = seq + 1,
+			written = ?13
 			WHERE id = ?1 AND state = ?2 AND attempt = ?12
 			RETURNING ` + jobCols + `, seq`},
 		{&s.getJob, s.r, `SELECT ` + jobCols + ` FROM jobs WHERE id = ?`},
@@ -355,6 +362,10 @@ func (s *Store) createTx(batch []*createReq) (err error) {
 		return err
 	}
 	defer tx.Rollback()
+	written, err := nextWrite(ctx, tx)
+	if err != nil {
+		return err
+	}
 	ins, ev := tx.StmtContext(ctx, s.insertJob), tx.StmtContext(ctx, s.insertEvent)
 	for _, r := range batch {
 		j := r.j
@@ -376,7 +387,7 @@ func (s *Store) createTx(batch []*createReq) (err error) {
 			}
 		}
 		var id int64
-		err := ins.QueryRowContext(ctx, key, j.Team, j.User, r.wl, j.Spec, ns, ns, j.After).Scan(&id)
+		err := ins.QueryRowContext(ctx, key, j.Team, j.User, r.wl, j.Spec, ns, ns, j.After, written).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			// The key is taken (perhaps earlier in this batch): hand back
 			// the job that holds it.
@@ -443,9 +454,55 @@ func (s *Store) ListJobs(ctx context.Context, f store.Filter) ([]*store.Job, err
 		args = append(args, f.Limit)
 	}
 	out, err := s.listLean(ctx, q.String(), args)
+	if err == nil {
+		err = s.addWorkloads(ctx, out)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list jobs: %w", err)
 	}
+	return out, nil
+}
+
+// nextWrite is the number of the write transaction tx (see migration 4).
+func nextWrite(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var n int64
+	err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(written), 0) + 1 FROM jobs`).Scan(&n)
+	return n, err
+}
+
+// Cursor implements store.Store: the number of the last write.
+func (s *Store) Cursor(ctx context.Context) (store.Cursor, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(written), 0) FROM jobs`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: cursor: %w", err)
+	}
+	return store.Cursor(n), nil
+}
+
+// Changes implements store.Store: the jobs whose last write is numbered
+// after c. The next cursor is taken first, so a write committed between
+// the two reads is listed again next time rather than missed.
+func (s *Store) Changes(ctx context.Context, c store.Cursor) ([]*store.Job, store.Cursor, error) {
+	next, err := s.Cursor(ctx)
+	if err != nil {
+		return nil, c, err
+	}
+	if next == c {
+		return nil, c, nil
+	}
+	out, err := s.listLean(ctx, `SELECT `+leanCols+` FROM jobs WHERE written > ? ORDER BY id`, []any{int64(c)})
+	if err == nil {
+		err = s.addWorkloads(ctx, out)
+	}
+	if err != nil {
+		return nil, c, fmt.Errorf("sqlite: changes since %d: %w", c, err)
+	}
+	return out, next, nil
+}
+
+// addWorkloads sets the workload and spec of each listed job: from the
+// cache when it has them, read for the others.
+func (s *Store) addWorkloads(ctx context.Context, out []*store.Job) error {
 	missing := map[int64]*store.Job{}
 	for _, j := range out {
 		if w, spec, ok := s.workloads.Known(j.ID); ok {
@@ -455,14 +512,14 @@ func (s *Store) ListJobs(ctx context.Context, f store.Filter) ([]*store.Job, err
 		}
 	}
 	if err := s.readWorkloads(ctx, missing); err != nil {
-		return nil, fmt.Errorf("sqlite: list jobs: %w", err)
+		return err
 	}
 	for id, j := range missing {
 		if j.Workload == nil {
-			return nil, fmt.Errorf("sqlite: list jobs: job %d has no workload", id)
+			return fmt.Errorf("job %d has no workload", id)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // leanCols are jobCols without the workload and the spec.
@@ -577,6 +634,10 @@ func (s *Store) MoveJobs(ctx context.Context, moves []store.JobMove) ([]*store.J
 		return fail(err)
 	}
 	defer tx.Rollback()
+	written, err := nextWrite(ctx, tx)
+	if err != nil {
+		return fail(err)
+	}
 	mv, ev := tx.StmtContext(ctx, s.moveJob), tx.StmtContext(ctx, s.insertEvent)
 	for i, jm := range moves {
 		if args[i] == nil {
@@ -584,7 +645,7 @@ func (s *Store) MoveJobs(ctx context.Context, moves []store.JobMove) ([]*store.J
 		}
 		id, m := jm.ID, jm.Move
 		var seq int64
-		j, err := s.scanJob(mv.QueryRowContext(ctx, args[i]...), &seq)
+		j, err := s.scanJob(mv.QueryRowContext(ctx, append(args[i], written)...), &seq)
 		if errors.Is(err, store.ErrNotFound) {
 			var st string
 			var att int
