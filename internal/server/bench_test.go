@@ -111,8 +111,17 @@ func BenchmarkSubmitHTTP(b *testing.B) {
 // workloads in the store, on the built-in local fleet of 8 GPUs and the
 // real local backend: 8 run (sleeping), the rest wait. A round reads the
 // fleet and every active job, observes the backend, builds the snapshot,
-// schedules the 99,992 pending ones and records why they wait.
+// schedules the 99,992 pending ones and records why they wait. It runs
+// twice: rounds as the server runs them (the jobs written since the last
+// round read over the ones read before: none here), and rounds that read
+// every active job (the first round, and one every fullReadEvery).
 func BenchmarkReconcileRound(b *testing.B) {
+	for _, full := range []bool{false, true} {
+		b.Run(map[bool]string{false: "changes", true: "full"}[full], func(b *testing.B) { benchReconcileRound(b, full) })
+	}
+}
+
+func benchReconcileRound(b *testing.B, full bool) {
 	const n = 100_000
 	be, err := local.New(filepath.Join(b.TempDir(), "local"), local.Options{GPUs: DefaultLocalGPUs, Grace: 100 * time.Millisecond})
 	if err != nil {
@@ -157,6 +166,9 @@ func BenchmarkReconcileRound(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
+		if full {
+			srv.rec.active = nil
+		}
 		if err := srv.reconcile(ctx); err != nil {
 			b.Fatal(err)
 		}

@@ -198,6 +198,7 @@ func TestUpgradeKeepsJobs(t *testing.T) {
 	if j.After != 0 || j.Workload.Name != "old" {
 		t.Errorf("old job after the upgrade: after %d, workload %+v", j.After, j.Workload)
 	}
+	storetest.ChangesAfterUpgrade(t, s, 1)
 }
 
 func TestBadURL(t *testing.T) {

@@ -95,8 +95,9 @@ var migrations = []string{
 	// 4: the write that last changed a job (store.Cursor, Changes): each
 	// write transaction numbers its rows one past the highest number so
 	// far. Writers are serialized (BEGIN IMMEDIATE), so a reader that saw
-	// number n has seen every row numbered up to n.
-	`ALTER TABLE jobs ADD COLUMN written INTEGER NOT NULL DEFAULT 0;
+	// number n has seen every row numbered up to n. Rows from before
+	// are write 1, after the zero cursor.
+	`ALTER TABLE jobs ADD COLUMN written INTEGER NOT NULL DEFAULT 1;
 	CREATE INDEX jobs_written ON jobs (written);`,
 }
 

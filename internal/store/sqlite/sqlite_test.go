@@ -270,6 +270,7 @@ func TestUpgradeKeepsJobs(t *testing.T) {
 	if j.After != 0 || j.Workload.Name != "old" {
 		t.Errorf("old job after the upgrade: after %d, workload %+v", j.After, j.Workload)
 	}
+	storetest.ChangesAfterUpgrade(t, s, 1)
 }
 
 // BenchmarkMoveJob is 500 jobs' lives as the reconciler records them:

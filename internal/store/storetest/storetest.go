@@ -697,6 +697,27 @@ func testChanges(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
+// ChangesAfterUpgrade checks a store opened over a database written by an
+// older schema, whose pending job id is from before the upgrade: that job
+// is after the zero cursor, and a write after the upgrade is after the
+// cursor taken at it.
+func ChangesAfterUpgrade(t *testing.T, s store.Store, id int64) {
+	t.Helper()
+	ch, _, err := s.Changes(ctx(t), 0)
+	if err != nil || !slices.ContainsFunc(ch, func(j *store.Job) bool { return j.ID == id }) {
+		t.Errorf("Changes(0) after the upgrade: %d jobs, %v; want job %d among them", len(ch), err, id)
+	}
+	c, err := s.Cursor(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustMove(t, s, id, store.Move{From: store.Pending, Attempt: 1, To: store.Cancelled, Actor: "test", At: t0})
+	ch, _, err = s.Changes(ctx(t), c)
+	if err != nil || !slices.ContainsFunc(ch, func(j *store.Job) bool { return j.ID == id && j.State == store.Cancelled }) {
+		t.Errorf("Changes after cancelling job %d: %d jobs, %v; want it, cancelled", id, len(ch), err)
+	}
+}
+
 // testChangesConcurrent follows the store with Changes while writers
 // create and move jobs concurrently: the view it builds must end equal to
 // the store's, whatever order the writers' transactions commit in.
