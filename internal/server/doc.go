@@ -6,11 +6,10 @@
 // round reads the fleet and every non-terminal job from the store (the
 // jobs written since the last round, store.Changes, over the ones it
 // read before; all of them at start, after a failed read and every five
-// minutes), observes
-// every backend once, acts on the difference and persists each change as a
-// compare-and-set move, a step's moves written together in one
-// transaction (store.MoveJobs; an attempt's usage goes with the move that
-// ends it). It keeps no state that matters across a
+// minutes), observes every backend once, acts on the difference and
+// persists each change as a compare-and-set move, a step's moves written
+// together in one transaction (store.MoveJobs; an attempt's usage goes
+// with the move that ends it). It keeps no state that matters across a
 // restart: what it holds in memory (why pending jobs wait, how many rounds
 // an attempt has been missing) is rebuilt by the next rounds, and what a
 // backend must not do twice (start an attempt) is guarded by the backend's

@@ -258,7 +258,9 @@ func (s *Server) reconcile(ctx context.Context) error {
 // round (store.Changes): its own moves and the API's creates and cancels.
 // Reading every active job each round was most of a round's time with a
 // deep queue (BenchmarkReconcileRound). The jobs it returns are shared
-// with later rounds: a round replaces a job it moves, never changes it.
+// with later rounds: a round replaces a job it moves, never changes it
+// (snapshot sets its workload's ID, team and submission time, the same
+// each round).
 func (s *Server) activeJobs(ctx context.Context) ([]*store.Job, error) {
 	r := &s.rec
 	if r.active == nil || time.Since(r.readAll) >= fullReadEvery {

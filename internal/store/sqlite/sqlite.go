@@ -610,7 +610,8 @@ func (s *Store) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job
 	return js[0], errs[0]
 }
 
-// moveArgs are the moveJob statement's arguments for m, ?1 to ?12.
+// moveArgs are the moveJob statement's arguments for m, ?1 to ?12; MoveJobs
+// adds ?13, its transaction's write number.
 func moveArgs(id int64, m store.Move) ([]any, error) {
 	c, err := m.Columns()
 	if err != nil {
