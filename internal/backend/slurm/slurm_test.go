@@ -279,12 +279,13 @@ func TestSubmitLooksUpNamesOnce(t *testing.T) {
 	c := &counter{next: CommandRunner(conf), n: map[string]int{}}
 	b := newBackend(t, conf, t.TempDir(), c.run)
 	ctx := context.Background()
+	var names []string
 	for i := range 4 {
 		spec := testSpec("true")
 		if err := b.Submit(ctx, spec); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = b.Cancel(ctx, spec.Name) })
+		names = append(names, spec.Name)
 		n := c.reset()
 		want := map[string]int{"sbatch": 1}
 		if i == 0 {
@@ -293,6 +294,12 @@ func TestSubmitLooksUpNamesOnce(t *testing.T) {
 		if fmt.Sprint(n) != fmt.Sprint(want) {
 			t.Errorf("submit %d ran %v, want %v", i+1, n, want)
 		}
+	}
+	// The jobs end by themselves; waiting for them keeps their scripts
+	// from writing into the attempt directories while TempDir removes
+	// them (a Cancel in a cleanup did not: scancel does not wait).
+	for _, name := range names {
+		waitPhase(t, b, name, backend.PhaseSucceeded)
 	}
 }
 
