@@ -44,7 +44,8 @@
 //	node-R.log     node R's output (srun --output node-%t.log)
 //	slurm-ID.out   the batch script's own output (srun's errors, cancellations)
 //	exit-status    "JOBID CODE START END", written by the batch script as it
-//	               ends (not when it is killed); taken only for its own job id
+//	               ends (not when it is killed); taken only for its own job
+//	               id, and only a zero CODE (a failure waits for Slurm's state)
 //	cancelled      present once Cancel was called (a CANCELLED job without it
 //	               was cancelled by Slurm or an administrator: Lost)
 //	forgotten      present once Forget was called

@@ -37,7 +37,7 @@ type job struct {
 // Observe reports every held attempt. At most every Options.ListEvery it
 // lists them with two Slurm commands at most (list); in between it reports
 // what the last listing said, except that an attempt whose script has
-// written its exit status since is reported ended with it, and one
+// written a zero exit status since is reported Succeeded, and one
 // submitted since is Pending. What only Slurm knows (a start, a
 // cancellation, a node lost) is seen by the next listing.
 func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
@@ -71,7 +71,11 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 			// Cancelled by the broker: what Slurm says counts, not an
 			// exit status the dying script may have written.
 		default:
-			if ex, ended := b.exitStatus(r); ended {
+			// Only a success is taken from the script: a scancel from
+			// outside ends srun first, and the script may still write
+			// srun's failure before Slurm kills it, so a failure waits for
+			// Slurm's own word (FAILED, or CANCELLED: Lost).
+			if ex, ended := b.exitStatus(r); ended && ex.Phase == backend.PhaseSucceeded {
 				if ex.Started.IsZero() {
 					ex.Started = st.Started
 				}
