@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gpubroker/internal/backend"
 	"gpubroker/internal/catalog"
@@ -209,8 +210,28 @@ func (b *Backend) GPUs(ctx context.Context) ([]int, error) {
 // `scontrol ping` (else an error wrapping backend.ErrUnavailable), and at
 // least one node is neither down nor drained (else backend.ErrNoNewWork:
 // jobs on drained nodes run on, and Slurm itself reports those a down node
-// took with it, NODE_FAIL).
+// took with it, NODE_FAIL). A healthy answer stands for
+// Options.HealthEvery.
 func (b *Backend) Health(ctx context.Context) error {
+	now := b.opts.Clock()
+	b.mu.Lock()
+	at := b.healthyAt
+	b.mu.Unlock()
+	if !at.IsZero() && now.Sub(at) < b.opts.HealthEvery && !now.Before(at) {
+		return nil
+	}
+	err := b.health(ctx)
+	b.mu.Lock()
+	b.healthyAt = time.Time{}
+	if err == nil {
+		b.healthyAt = now
+	}
+	b.mu.Unlock()
+	return err
+}
+
+// health asks slurmctld whether it is up and how many nodes take work.
+func (b *Backend) health(ctx context.Context) error {
 	out, err := b.run(ctx, "scontrol", "ping")
 	if err != nil {
 		return fmt.Errorf("slurm: health: %v: %w", err, backend.ErrUnavailable)

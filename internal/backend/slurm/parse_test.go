@@ -296,6 +296,57 @@ func TestHealthDrainedIsNoNewWork(t *testing.T) {
 	}
 }
 
+// A healthy answer stands for HealthEvery: within it Health asks slurmctld
+// nothing; an unhealthy one is never kept.
+func TestHealthAnswerStands(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	calls, up := 0, true
+	run := func(_ context.Context, name string, _ ...string) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if name == "scontrol" {
+			if !up {
+				return []byte("Slurmctld(primary) at h is DOWN\n"), nil
+			}
+			return []byte("Slurmctld(primary) at h is UP\n"), nil
+		}
+		return []byte("n1|gpu*|idle|8|1000|gpu:h100:8\n"), nil
+	}
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	b, err := New(Options{Dir: t.TempDir(), GPUType: "h100", Runner: run, HealthEvery: 2 * time.Second,
+		Clock: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(wantErr bool, wantCalls int) {
+		t.Helper()
+		err := b.Health(context.Background())
+		mu.Lock()
+		defer mu.Unlock()
+		if (err != nil) != wantErr || calls != wantCalls {
+			t.Fatalf("Health at %s: %v after %d commands in all, want error %v after %d", now.Format(time.TimeOnly), err, calls, wantErr, wantCalls)
+		}
+	}
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	check(false, 2) // scontrol ping, sinfo
+	advance(time.Second)
+	check(false, 2)
+	advance(time.Second)
+	check(false, 4)
+	mu.Lock()
+	up = false
+	mu.Unlock()
+	advance(2 * time.Second)
+	check(true, 5)
+	check(true, 6) // not kept: asked again at once
+	mu.Lock()
+	up = true
+	mu.Unlock()
+	check(false, 8)
+}
+
 // Between listings Observe reports from the last squeue, except what the
 // jobs' scripts wrote as they ended (for their own job id, and not for an
 // attempt the broker cancelled) and what was submitted since (Pending).

@@ -132,6 +132,12 @@ type Options struct {
 	// slurmctld pack every job it remembers (MinJobAge), which on a busy
 	// controller takes most of a second.
 	ListEvery time.Duration
+	// HealthEvery is how long a healthy answer of Health stands; default
+	// 2s. Within it Health asks slurmctld nothing (each check is a
+	// `scontrol ping` and an `sinfo`, which a broker's every round
+	// otherwise adds to a busy controller); an unhealthy answer is never
+	// kept. Observe's squeue still fails at once when slurmctld does.
+	HealthEvery time.Duration
 	// Lookback bounds how far back sacct searches for a name when nothing
 	// else says when it was submitted; default 7 days.
 	Lookback time.Duration
@@ -155,6 +161,9 @@ type Backend struct {
 	// listedAt when it began.
 	listed   map[string]backend.Status
 	listedAt time.Time
+	// healthyAt is when Health last found the cluster healthy (zero:
+	// never, or unhealthy since).
+	healthyAt time.Time
 
 	// knownMu guards known: the attempt-named jobs Slurm knew of (name ->
 	// newest id) when this Backend first submitted, from one squeue and
@@ -210,6 +219,9 @@ func New(opts Options) (*Backend, error) {
 	}
 	if opts.ListEvery <= 0 {
 		opts.ListEvery = time.Second
+	}
+	if opts.HealthEvery <= 0 {
+		opts.HealthEvery = 2 * time.Second
 	}
 	if opts.Lookback <= 0 {
 		opts.Lookback = 7 * 24 * time.Hour
