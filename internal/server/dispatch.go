@@ -10,9 +10,9 @@ import (
 	"gpubroker/internal/store"
 )
 
-// dispatchParallel bounds the Submits one round has in flight at once,
-// over all clusters. A Submit is a network call or a command (sbatch) that
-// mostly waits; one at a time, a round that admits a wave of 500 jobs
+// dispatchParallel bounds the Submits in flight at once, over all
+// clusters and rounds. A Submit is a network call or a command (sbatch)
+// that mostly waits; one at a time, a round that admits a wave of 500 jobs
 // spends seconds submitting them while the cluster idles.
 const dispatchParallel = 16
 
@@ -26,92 +26,130 @@ type submission struct {
 
 // dispatcher sends admitted jobs to their backends (step 7 of a round;
 // idempotent by name: after a crash between Submit and the move, Submit
-// finds the object and starts nothing) and marks them dispatched. Each
-// job's Submit starts as soon as the round admits it, while the round is
-// still recording the other admissions (a burst of 500 admissions takes
-// a quarter of a second of moves, which the engine would otherwise spend
-// idle), at most dispatchParallel at once; the moves stay on the round's
-// goroutine (the round's state is not shared), made by finish.
+// finds the object and starts nothing) and has their moves to dispatched
+// recorded. Each job's Submit starts as soon as the round admits it, while
+// the round is still recording the other admissions (a burst of 500
+// admissions takes a quarter of a second of moves, which the engine would
+// otherwise spend idle), at most dispatchParallel at once.
+//
+// It outlives rounds: no round waits for its Submits. One that returns is
+// recorded by the round running then, or by the next one (which its
+// return wakes), never by the Submit's goroutine: the moves stay on the
+// reconciler's goroutine. A Slurm round used to wait for its sbatch calls
+// (a second each on a busy controller), and the endings that came
+// meanwhile waited for the round.
 type dispatcher struct {
+	sem chan struct{} // one token per Submit in flight
+	// inflight holds the attempts handed to a Submit whose outcome is not
+	// recorded yet (reconciler goroutine only).
+	inflight map[string]bool
+	// wake is signalled when a Submit returns.
+	wake chan struct{}
+
+	mu       sync.Mutex
+	returned []*submission // Submits returned, not recorded yet
+}
+
+func newDispatcher() *dispatcher {
+	return &dispatcher{sem: make(chan struct{}, dispatchParallel), inflight: map[string]bool{},
+		wake: make(chan struct{}, 1)}
+}
+
+// roundDispatch is one round's use of the dispatcher: its feed of Submits.
+type roundDispatch struct {
+	*dispatcher
 	rd   *round
 	ctx  context.Context
-	subs chan *submission // to the feeder goroutine
-	done chan *submission // Submits that returned
-	sent map[int64]bool   // jobs handed to a Submit this round
+	subs chan *submission // to the round's feeder goroutine
 }
 
-// startDispatch starts the round's dispatcher.
-func (rd *round) startDispatch(ctx context.Context) *dispatcher {
-	d := &dispatcher{rd: rd, ctx: ctx, subs: make(chan *submission, 64), done: make(chan *submission, 64),
-		sent: map[int64]bool{}}
+// startDispatch starts the round's feeder: it starts the round's Submits
+// in the order the round hands them over, as tokens free up. The Submits
+// run under ctx, the reconciler's, not the round's.
+func (rd *round) startDispatch(ctx context.Context) *roundDispatch {
+	d := rd.s.rec.disp
+	rdp := &roundDispatch{dispatcher: d, rd: rd, ctx: ctx, subs: make(chan *submission, 64)}
 	go func() {
-		sem := make(chan struct{}, dispatchParallel)
-		var wg sync.WaitGroup
-		for sub := range d.subs {
-			sem <- struct{}{}
-			wg.Add(1)
+		for sub := range rdp.subs {
+			select {
+			case d.sem <- struct{}{}:
+			case <-ctx.Done():
+				d.deliver(&submission{j: sub.j, b: sub.b, spec: sub.spec, err: ctx.Err()})
+				continue
+			}
 			go func() {
-				defer wg.Done()
 				sub.err = sub.b.Submit(ctx, sub.spec)
-				<-sem
-				d.done <- sub
+				<-d.sem
+				d.deliver(sub)
 			}()
 		}
-		wg.Wait()
-		close(d.done)
 	}()
-	return d
+	return rdp
 }
 
-// add starts dispatching j, an admitted job, unless its cluster cannot
-// take work this round. Records of Submits already returned are made on
-// the way, so that the Submits never wait for the round.
-func (d *dispatcher) add(j *store.Job) {
-	if d.sent[j.ID] {
+// deliver hands a returned Submit to the reconciler.
+func (d *dispatcher) deliver(sub *submission) {
+	d.mu.Lock()
+	d.returned = append(d.returned, sub)
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the Submits returned since the last take.
+func (d *dispatcher) take() []*submission {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := d.returned
+	d.returned = nil
+	return out
+}
+
+// recordReturned plans the moves of every Submit returned so far (see
+// record); the caller flushes.
+func (rd *round) recordReturned(ctx context.Context) {
+	for _, sub := range rd.s.rec.disp.take() {
+		rd.record(ctx, sub)
+	}
+}
+
+// add starts dispatching j, an admitted job, unless its Submit is in
+// flight already or its cluster cannot take work this round. While the
+// feed is full it records the Submits that return, so that a round never
+// waits for more than the room to hand j over.
+func (d *roundDispatch) add(j *store.Job) {
+	if d.inflight[attemptName(j)] {
 		return
 	}
 	sub := d.rd.prepare(d.ctx, j)
 	if sub == nil {
 		return
 	}
-	d.sent[j.ID] = true
+	d.inflight[sub.spec.Name] = true
 	for {
 		select {
 		case d.subs <- sub:
 			return
-		case got := <-d.done:
-			d.rd.record(d.ctx, got)
+		case <-d.wake:
+			d.rd.recordReturned(d.ctx)
 		}
 	}
 }
 
 // finish dispatches every admitted job not dispatched yet (admitted in an
-// earlier round whose cluster could not take it then), waits for every
-// Submit and records them all, in a batch of those that returned together.
-func (d *dispatcher) finish() {
+// earlier round whose cluster could not take it then, or whose backend was
+// unavailable), ends the round's feed and records the Submits returned so
+// far. It does not wait for the others.
+func (d *roundDispatch) finish() {
 	for _, id := range d.rd.order {
 		if j := d.rd.jobs[id]; j != nil && j.State == store.Admitted {
 			d.add(j)
 		}
 	}
 	close(d.subs)
-	for sub := range d.done {
-		d.rd.record(d.ctx, sub)
-		// Every other Submit that returned meanwhile joins the batch.
-	more:
-		for {
-			select {
-			case sub, ok := <-d.done:
-				if !ok {
-					break more
-				}
-				d.rd.record(d.ctx, sub)
-			default:
-				break more
-			}
-		}
-		d.rd.flush(d.ctx)
-	}
+	d.rd.recordReturned(d.ctx)
 	d.rd.flush(d.ctx)
 }
 
@@ -150,8 +188,17 @@ func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 // record plans the move of a submitted job by its Submit's outcome:
 // dispatched; still admitted when the backend was unavailable (the next
 // round retries); failed when the backend refused it.
+//
+// The job is taken as the round has it: a Submit that returns after its
+// job moved on (cancelled, preempted, lost) records nothing, and the
+// object it made is an orphan for cleanOrphans.
 func (rd *round) record(ctx context.Context, sub *submission) {
-	j, name := sub.j, sub.spec.Name
+	name := sub.spec.Name
+	delete(rd.s.rec.disp.inflight, name)
+	j := rd.jobs[sub.j.ID]
+	if j == nil || j.State != store.Admitted || j.Attempt != sub.j.Attempt {
+		return
+	}
 	if err := sub.err; err != nil {
 		if errors.Is(err, backend.ErrUnavailable) || ctx.Err() != nil {
 			rd.s.log.Warn("dispatch: backend unavailable; retrying next round", "name", name, "err", err)

@@ -66,8 +66,11 @@ type reconcilerState struct {
 	// ended holds the attempts that ended and are not forgotten yet (see
 	// forgetAll).
 	ended map[string]endedAttempt
-	// waited is how long the last round waited on its dispatch and
-	// forgets (see runReconciler).
+	// disp sends admitted jobs to their backends; its Submits outlive
+	// rounds.
+	disp *dispatcher
+	// waited is how long the last round waited on its forgets and on room
+	// for its Submits (see runReconciler).
 	waited time.Duration
 	// queued is whether the last round left a job pending or admitted
 	// (see runReconciler).
@@ -93,6 +96,7 @@ func (r *reconcilerState) init() {
 	r.failing = map[string]time.Time{}
 	r.avoid = map[int64]avoidance{}
 	r.ended = map[string]endedAttempt{}
+	r.disp = newDispatcher()
 }
 
 // observation is what one round saw of one cluster.
@@ -150,7 +154,8 @@ type round struct {
 // reconcile runs one round: read desired and observed state, act on the
 // difference. Steps:
 //
-//  1. read the fleet and every non-terminal job;
+//  1. read the fleet and every non-terminal job, and record the Submits
+//     that returned since the last round (dispatched, see dispatcher);
 //  2. observe every cluster's backend once, and track how long each
 //     cluster has not answered: past Config.ClusterTimeout it is lost;
 //  3. move dispatched and running jobs by what their backend reports
@@ -162,9 +167,10 @@ type round struct {
 //     and cancel those whose previous stage failed or was cancelled;
 //  6. build the engine's snapshot and schedule the other pending jobs,
 //     then apply preemptions, then admissions (with GPU slots);
-//  7. dispatch every admitted job (idempotent by name; each new
-//     admission's Submit starts while step 6 records the others) and mark
-//     it dispatched; then forget the attempts that ended in step 3;
+//  7. dispatch every admitted job not in flight (idempotent by name; each
+//     new admission's Submit starts while step 6 records the others; the
+//     round records the Submits that return while it runs and waits for
+//     none); then forget the attempts that ended in step 3;
 //  8. publish waits, metrics and the view the read endpoints show.
 //
 // Every move is a compare-and-set; a conflict means someone else (the
@@ -198,6 +204,8 @@ func (s *Server) reconcile(ctx context.Context) error {
 			rd.owned[attemptName(j)] = true
 		}
 	}
+	rd.recordReturned(ctx)
+	rd.flush(ctx)
 	// 2. Observed state.
 	rd.observe(ctx)
 	rd.trackHealth()
@@ -812,7 +820,7 @@ const admitBatch = 64
 // admit records the engine's admissions: Pending -> Admitted with the
 // placement and the GPU slots of each node, the slots also written into
 // the event's message so that a restarted server dispatches the same ones.
-func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[string]bool, disp *dispatcher) {
+func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[string]bool, disp *roundDispatch) {
 	if len(as) == 0 {
 		return
 	}

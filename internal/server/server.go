@@ -277,16 +277,17 @@ const (
 // repairs what an earlier one left.
 //
 // A round runs RoundInterval after the previous one, or sooner when
-// something changed: a submission (kick), or a backend's
-// backend.Watcher.Changes; and at most pollInFlight after it while work
-// holds a cluster whose backend does not watch. After a round the
-// reconciler rests roundRestFactor times as long as the round took,
-// within minRoundRest and maxRoundRest, so that a storm of changes cannot
-// keep it running back to back (and at least calmRoundRest before a
-// backend's change is taken up when no job waits to be placed or
-// dispatched: see calmRoundRest); the time its Submits and Forgets waited
-// on backends does not count (the engine, not the broker, was busy then:
-// a round that dispatched a burst of 200 jobs in 1.5 s must not keep the
+// something changed: a submission (kick), a backend's
+// backend.Watcher.Changes, or a Submit that returned (see dispatcher); and
+// at most pollInFlight after it while work holds a cluster whose backend
+// does not watch. After a round the reconciler rests roundRestFactor
+// times as long as the round took, within minRoundRest and maxRoundRest,
+// so that a storm of changes cannot keep it running back to back (and at
+// least calmRoundRest before a returned Submit, or a backend's change when
+// no job waits to be placed or dispatched, is taken up: see
+// calmRoundRest); the time it waited for room for its Submits and for its
+// Forgets does not count (the engine, not the broker, was busy then: a
+// round that dispatched a burst of 200 jobs in 1.5 s must not keep the
 // next burst out for another maxRoundRest). Changes during the rest are
 // taken up together by the next round.
 func (s *Server) runReconciler(ctx context.Context) {
@@ -299,9 +300,9 @@ func (s *Server) runReconciler(ctx context.Context) {
 		}
 		rest := min(max(minRoundRest, roundRestFactor*(time.Since(started)-s.rec.waited)), maxRoundRest)
 		earliest := time.Now().Add(rest)
-		calm := earliest
+		calm, quiet := earliest, time.Now().Add(max(rest, calmRoundRest))
 		if !s.rec.queued {
-			calm = time.Now().Add(max(rest, calmRoundRest))
+			calm = quiet
 		}
 		interval := s.cfg.RoundInterval
 		if s.pollingInFlight() {
@@ -312,6 +313,7 @@ func (s *Server) runReconciler(ctx context.Context) {
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.wake)},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.rec.disp.wake)},
 		}
 		for _, b := range s.knownBackends() {
 			if w, ok := b.(backend.Watcher); ok {
@@ -326,6 +328,10 @@ func (s *Server) runReconciler(ctx context.Context) {
 			continue
 		case 2:
 			// A submission: rest out the remainder, then run.
+		case 3:
+			// A Submit returned: recording it is no engine's business, so
+			// it waits like a backend's change after a calm round.
+			earliest = quiet
 		default:
 			// A backend's change.
 			earliest = calm
