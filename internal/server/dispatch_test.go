@@ -39,6 +39,7 @@ func TestRoundsFollowSubmissionsAndInFlightWork(t *testing.T) {
 // others go straight through.
 type heldSubmit struct {
 	backend.Backend
+	wrap     sync.Once // sets Backend
 	once     sync.Once
 	entered  chan struct{} // closed when the held Submit arrives
 	release  chan struct{}
@@ -67,13 +68,14 @@ func (h *heldSubmit) Submit(ctx context.Context, spec backend.Spec) error {
 func TestRoundsDoNotWaitForSubmits(t *testing.T) {
 	t.Parallel()
 	h := &heldSubmit{entered: make(chan struct{}), release: make(chan struct{}), returned: make(chan struct{})}
-	var e *testEnv
-	e = newTestEnv(t, func(c *Config) {
+	e := newTestEnv(t, func(c *Config) {
+		inner := c.Backends
 		c.Backends = func(cl model.Cluster) (backend.Backend, error) {
-			if cl.Backend != model.BackendLocal {
-				return nil, fmt.Errorf("no %s backend in tests", cl.Backend)
+			b, err := inner(cl)
+			if err != nil {
+				return nil, err
 			}
-			h.Backend = e.be
+			h.wrap.Do(func() { h.Backend = b })
 			return h, nil
 		}
 	})
