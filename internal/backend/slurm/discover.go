@@ -2,11 +2,11 @@ package slurm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"gpubroker/internal/backend"
 	"gpubroker/internal/catalog"
@@ -211,27 +211,21 @@ func (b *Backend) GPUs(ctx context.Context) ([]int, error) {
 // least one node is neither down nor drained (else backend.ErrNoNewWork:
 // jobs on drained nodes run on, and Slurm itself reports those a down node
 // took with it, NODE_FAIL). A healthy answer stands for
-// Options.HealthEvery.
+// Options.HealthEvery, and is returned while a new check runs in the
+// background for as long again.
 func (b *Backend) Health(ctx context.Context) error {
-	now := b.opts.Clock()
-	b.mu.Lock()
-	at := b.healthyAt
-	b.mu.Unlock()
-	if !at.IsZero() && now.Sub(at) < b.opts.HealthEvery && !now.Before(at) {
-		return nil
+	_, err := b.health.get(ctx, b.opts.Clock(), b.opts.HealthEvery, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, b.check(ctx)
+	})
+	if err != nil && !errors.Is(err, backend.ErrUnavailable) && !errors.Is(err, backend.ErrNoNewWork) {
+		// The caller gave up waiting for a check in flight.
+		return fmt.Errorf("slurm: health: no answer: %v: %w", err, backend.ErrUnavailable)
 	}
-	err := b.health(ctx)
-	b.mu.Lock()
-	b.healthyAt = time.Time{}
-	if err == nil {
-		b.healthyAt = now
-	}
-	b.mu.Unlock()
 	return err
 }
 
-// health asks slurmctld whether it is up and how many nodes take work.
-func (b *Backend) health(ctx context.Context) error {
+// check asks slurmctld whether it is up and how many nodes take work.
+func (b *Backend) check(ctx context.Context) error {
 	out, err := b.run(ctx, "scontrol", "ping")
 	if err != nil {
 		return fmt.Errorf("slurm: health: %v: %w", err, backend.ErrUnavailable)

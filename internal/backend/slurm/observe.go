@@ -35,32 +35,33 @@ type job struct {
 }
 
 // Observe reports every held attempt. At most every Options.ListEvery it
-// lists them with two Slurm commands at most (list); in between it reports
-// what the last listing said, except that an attempt whose script has
-// written a zero exit status since is reported Succeeded, and one
-// submitted since is Pending. What only Slurm knows (a start, a
+// lists them with two Slurm commands at most (list), in the background
+// unless the last listing is twice ListEvery old or failed (see fresh); in
+// between it reports what the last listing said, except that an attempt
+// whose script has written a zero exit status since is reported
+// Succeeded, and one submitted since the listing is Pending. What only Slurm knows (a start, a
 // cancellation, a node lost) is seen by the next listing.
 func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 	held := b.heldRecords()
 	if len(held) == 0 {
 		return nil, nil
 	}
-	now := b.opts.Clock()
-	b.mu.Lock()
-	listed, at := b.listed, b.listedAt
-	b.mu.Unlock()
-	if listed == nil || now.Sub(at) >= b.opts.ListEvery || now.Before(at) {
-		sts, err := b.list(ctx, held)
+	listed, err := b.listing.get(ctx, b.opts.Clock(), b.opts.ListEvery, func(ctx context.Context) (map[string]backend.Status, error) {
+		sts, err := b.list(ctx, b.heldRecords())
 		if err != nil {
 			return nil, err
 		}
-		listed = make(map[string]backend.Status, len(sts))
+		m := make(map[string]backend.Status, len(sts))
 		for _, st := range sts {
-			listed[st.Name] = st
+			m[st.Name] = st
 		}
-		b.mu.Lock()
-		b.listed, b.listedAt = listed, now
-		b.mu.Unlock()
+		return m, nil
+	})
+	if err != nil {
+		if !strings.HasPrefix(err.Error(), "slurm:") {
+			err = fmt.Errorf("slurm: observe: no listing: %w", err)
+		}
+		return nil, err
 	}
 	out := make([]backend.Status, 0, len(held))
 	for _, r := range held {

@@ -296,8 +296,19 @@ func TestHealthDrainedIsNoNewWork(t *testing.T) {
 	}
 }
 
+// settle waits for the call in flight, if any.
+func (f *fresh[T]) settle() {
+	f.mu.Lock()
+	done := f.running
+	f.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
 // A healthy answer stands for HealthEvery: within it Health asks slurmctld
-// nothing; an unhealthy one is never kept.
+// nothing; up to twice HealthEvery it returns that answer while checking
+// again in the background; an unhealthy answer is never kept.
 func TestHealthAnswerStands(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -323,6 +334,7 @@ func TestHealthAnswerStands(t *testing.T) {
 	check := func(wantErr bool, wantCalls int) {
 		t.Helper()
 		err := b.Health(context.Background())
+		b.health.settle()
 		mu.Lock()
 		defer mu.Unlock()
 		if (err != nil) != wantErr || calls != wantCalls {
@@ -330,21 +342,104 @@ func TestHealthAnswerStands(t *testing.T) {
 		}
 	}
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	set := func(v bool) { mu.Lock(); up = v; mu.Unlock() }
 	check(false, 2) // scontrol ping, sinfo
 	advance(time.Second)
 	check(false, 2)
 	advance(time.Second)
-	check(false, 4)
-	mu.Lock()
-	up = false
-	mu.Unlock()
+	check(false, 4) // the old answer, and a check in the background
+	set(false)
 	advance(2 * time.Second)
-	check(true, 5)
-	check(true, 6) // not kept: asked again at once
+	check(false, 5) // the old answer; the background check finds slurmctld down
+	check(true, 6)  // not kept: asked again, and waited for
+	check(true, 7)
+	set(true)
+	check(false, 9)
+	// An answer twice HealthEvery old is not returned: the caller waits
+	// for the check.
+	set(false)
+	advance(4 * time.Second)
+	check(true, 10)
+}
+
+// Past ListEvery a listing runs in the background while Observe reports
+// the last one; past twice ListEvery, or after a failed listing, Observe
+// waits for it.
+func TestObserveListsInTheBackground(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	squeues, state, fail := 0, "RUNNING", false
+	gate := make(chan struct{}, 10)
+	run := func(_ context.Context, name string, _ ...string) ([]byte, error) {
+		if name != "squeue" {
+			return nil, fmt.Errorf("unexpected %s", name)
+		}
+		<-gate
+		mu.Lock()
+		defer mu.Unlock()
+		squeues++
+		if fail {
+			return nil, errors.New("slurm_load_jobs error: Unable to contact slurm controller")
+		}
+		return []byte("11|" + state + "|None|2026-12-04T11:59:00|2026-12-04T11:59:01|N/A|0|gpub-1-1|\n"), nil
+	}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	b, err := New(Options{Dir: t.TempDir(), Runner: run, ListEvery: time.Second,
+		Clock: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.hold(record{Name: "gpub-1-1", Nodes: 1, Submitted: now.Add(-time.Minute), JobID: 11})
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	observe := func(want backend.Phase, wantSqueues int) {
+		t.Helper()
+		sts, err := b.Observe(context.Background())
+		b.listing.settle()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || len(sts) != 1 || sts[0].Phase != want || squeues != wantSqueues {
+			t.Fatalf("Observe: %+v, %v after %d squeue, want %s after %d", sts, err, squeues, want, wantSqueues)
+		}
+	}
+	gate <- struct{}{}
+	observe(backend.PhaseRunning, 1) // the first listing is waited for
 	mu.Lock()
-	up = true
+	state = "COMPLETED"
 	mu.Unlock()
-	check(false, 8)
+	advance(time.Second)
+	// Due: Observe reports the last listing at once, while the next one
+	// waits for the gate.
+	sts, err := b.Observe(context.Background())
+	if err != nil || sts[0].Phase != backend.PhaseRunning {
+		t.Fatalf("Observe with a listing in flight: %+v, %v; want the last listing's Running", sts, err)
+	}
+	gate <- struct{}{}
+	b.listing.settle()
+	observe(backend.PhaseSucceeded, 2)
+	// A listing that fails is waited for by every Observe until one does
+	// not.
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	advance(time.Second)
+	gate <- struct{}{}
+	observe(backend.PhaseSucceeded, 3)
+	gate <- struct{}{}
+	if _, err := b.Observe(context.Background()); err == nil {
+		t.Fatal("Observe after a failed listing: no error")
+	}
+	// A caller that gives up waiting gets an error; the listing goes on.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := b.Observe(ctx); err == nil || !strings.Contains(err.Error(), "slurm: observe") {
+		t.Fatalf("Observe that gave up: %v, want a slurm: observe error", err)
+	}
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	gate <- struct{}{}
+	b.listing.settle()
+	observe(backend.PhaseSucceeded, 5)
 }
 
 // Between listings Observe reports from the last squeue, except what the
@@ -439,6 +534,9 @@ func TestObserveBetweenListings(t *testing.T) {
 	now = now.Add(time.Second)
 	clockMu.Unlock()
 	observe()
+	b.listing.settle()
+	mu.Lock()
+	defer mu.Unlock()
 	if squeues != 2 {
 		t.Errorf("Observe after ListEvery ran squeue %d times in all, want 2", squeues)
 	}

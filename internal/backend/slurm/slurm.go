@@ -130,13 +130,16 @@ type Options struct {
 	// the last listing and from the exit status each job's script writes
 	// as it ends, so that an ended job is seen at once: squeue makes
 	// slurmctld pack every job it remembers (MinJobAge), which on a busy
-	// controller takes most of a second.
+	// controller takes most of a second. A due listing runs in the
+	// background; Observe waits for one only when the last is twice
+	// ListEvery old or failed.
 	ListEvery time.Duration
 	// HealthEvery is how long a healthy answer of Health stands; default
 	// 2s. Within it Health asks slurmctld nothing (each check is a
 	// `scontrol ping` and an `sinfo`, which a broker's every round
-	// otherwise adds to a busy controller); an unhealthy answer is never
-	// kept. Observe's squeue still fails at once when slurmctld does.
+	// otherwise adds to a busy controller), and up to twice as long it
+	// returns that answer while checking again in the background; an
+	// unhealthy answer is never kept.
 	HealthEvery time.Duration
 	// Lookback bounds how far back sacct searches for a name when nothing
 	// else says when it was submitted; default 7 days.
@@ -157,13 +160,11 @@ type Backend struct {
 	mu sync.Mutex
 	// held are the attempts Observe reports, by name.
 	held map[string]record
-	// listed is what the last listing reported of each held attempt, and
-	// listedAt when it began.
-	listed   map[string]backend.Status
-	listedAt time.Time
-	// healthyAt is when Health last found the cluster healthy (zero:
-	// never, or unhealthy since).
-	healthyAt time.Time
+	// listing is what the last listing reported of each held attempt
+	// (see Observe).
+	listing fresh[map[string]backend.Status]
+	// health is the last health check's answer (see Health).
+	health fresh[struct{}]
 
 	// knownMu guards known: the attempt-named jobs Slurm knew of (name ->
 	// newest id) when this Backend first submitted, from one squeue and
@@ -619,8 +620,9 @@ func (b *Backend) Forget(ctx context.Context, name string) error {
 	}
 	b.mu.Lock()
 	r, held := b.held[name]
-	last, listed := b.listed[name]
 	b.mu.Unlock()
+	lastListing, _ := b.listing.last()
+	last, listed := lastListing[name]
 	if held && (!listed || active(last.Phase)) {
 		// Not known to have ended: stop it. (One that ended needs no
 		// scancel; one whose script wrote its exit status may still be

@@ -1,0 +1,93 @@
+package slurm
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// fresh keeps one answer from slurmctld (a listing of the jobs, a health
+// check) fresh without holding up its callers. An answer younger than
+// every is returned as it is. An older one is asked for again in the
+// background, one call at a time, while callers still get it, until it is
+// twice every old: then, as when there is no good answer (none yet, or the
+// last call failed), a caller waits for the call in flight, within its
+// context.
+//
+// On a busy controller each squeue, `scontrol ping` or sinfo takes most of
+// a second; made inside the broker's round, they held the round (and the
+// next admissions) for one to two seconds whenever they fell due. A
+// controller that dies is still seen: its failure is the next answer, at
+// most twice every after the last good one.
+type fresh[T any] struct {
+	mu  sync.Mutex
+	val T
+	err error
+	at  time.Time // when the call that gave val and err began
+	has bool      // a call has answered
+	// hasVal: a call has answered without error (val is its answer).
+	hasVal bool
+	// running is closed when the call in flight returns; nil when none is.
+	running chan struct{}
+}
+
+// get returns the answer at now (see fresh), calling call for a new one
+// when it is due.
+func (f *fresh[T]) get(ctx context.Context, now time.Time, every time.Duration, call func(context.Context) (T, error)) (T, error) {
+	f.mu.Lock()
+	age := now.Sub(f.at)
+	good := f.has && f.err == nil && age >= 0
+	if good && age < every {
+		v := f.val
+		f.mu.Unlock()
+		return v, nil
+	}
+	done := f.running
+	if done == nil {
+		done = make(chan struct{})
+		f.running = done
+		// The call outlives the caller's context: a caller that gives up
+		// leaves it to the next one. Each command has its own timeout
+		// (Options.CommandTimeout).
+		go f.call(now, done, call)
+	}
+	if good && age < 2*every {
+		v := f.val
+		f.mu.Unlock()
+		return v, nil
+	}
+	f.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		var zero T
+		return zero, f.err
+	}
+	return f.val, nil
+}
+
+// last returns the last good answer, however old; ok is false when there
+// has been none.
+func (f *fresh[T]) last() (v T, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.val, f.hasVal
+}
+
+func (f *fresh[T]) call(at time.Time, done chan struct{}, call func(context.Context) (T, error)) {
+	v, err := call(context.Background())
+	f.mu.Lock()
+	if err == nil {
+		f.val, f.hasVal = v, true
+	}
+	f.err, f.at, f.has = err, at, true
+	f.running = nil
+	f.mu.Unlock()
+	close(done)
+}
