@@ -23,6 +23,14 @@
 // next job at once instead of after the next squeue. What only Slurm knows
 // (a start, a cancellation, a lost node) waits for the next listing.
 //
+// A due listing, and a due health check (`scontrol ping` and sinfo, every
+// Options.HealthEvery, 2 s), run in the background while Observe and
+// Health return the last answer, so that a slow controller does not hold
+// the broker's round; they wait only when the answer is twice its period
+// old or the last call failed. A controller that dies is therefore seen
+// at most two periods after the last good answer, plus the broker's
+// cluster timeout.
+//
 // # Names, idempotence and restarts
 //
 // Every attempt is a Slurm job named spec.Name (backend.Name: gpub-JOB-ATTEMPT),
