@@ -212,7 +212,7 @@ func (b *Backend) GPUs(ctx context.Context) ([]int, error) {
 // jobs on drained nodes run on, and Slurm itself reports those a down node
 // took with it, NODE_FAIL). A healthy answer stands for
 // Options.HealthEvery, and is returned while a new check runs in the
-// background for as long again.
+// background (see fresh).
 func (b *Backend) Health(ctx context.Context) error {
 	_, err := b.health.get(ctx, b.opts.Clock(), b.opts.HealthEvery, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, b.check(ctx)

@@ -26,10 +26,9 @@
 // A due listing, and a due health check (`scontrol ping` and sinfo, every
 // Options.HealthEvery, 2 s), run in the background while Observe and
 // Health return the last answer, so that a slow controller does not hold
-// the broker's round; they wait only when the answer is twice its period
-// old or the last call failed. A controller that dies is therefore seen
-// at most two periods after the last good answer, plus the broker's
-// cluster timeout.
+// the broker's round; they wait only when the last call failed or the one
+// in flight has run for four periods (a controller that died and leaves
+// its callers hanging), and then within the broker's cluster timeout.
 //
 // # Names, idempotence and restarts
 //

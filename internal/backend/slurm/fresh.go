@@ -9,16 +9,16 @@ import (
 // fresh keeps one answer from slurmctld (a listing of the jobs, a health
 // check) fresh without holding up its callers. An answer younger than
 // every is returned as it is. An older one is asked for again in the
-// background, one call at a time, while callers still get it, until it is
-// twice every old: then, as when there is no good answer (none yet, or the
-// last call failed), a caller waits for the call in flight, within its
-// context.
+// background, one call at a time, while callers still get it, unless that
+// call has run for hangAfter periods: then, as when there is no good
+// answer (none yet, or the last call failed), a caller waits for the call
+// in flight, within its context.
 //
-// On a busy controller each squeue, `scontrol ping` or sinfo takes most of
-// a second; made inside the broker's round, they held the round (and the
-// next admissions) for one to two seconds whenever they fell due. A
-// controller that dies is still seen: its failure is the next answer, at
-// most twice every after the last good one.
+// On a busy controller each squeue, `scontrol ping` or sinfo takes one to
+// two seconds; made inside the broker's round, they held the round (and
+// the next admissions) whenever they fell due. A controller that dies is
+// still seen: its failure is the next answer, and a call it leaves hanging
+// is waited for after hangAfter periods.
 type fresh[T any] struct {
 	mu  sync.Mutex
 	val T
@@ -27,9 +27,17 @@ type fresh[T any] struct {
 	has bool      // a call has answered
 	// hasVal: a call has answered without error (val is its answer).
 	hasVal bool
-	// running is closed when the call in flight returns; nil when none is.
+	// running is closed when the call in flight returns; nil when none
+	// is. started is when that call began.
 	running chan struct{}
+	started time.Time
 }
+
+// hangAfter is how many periods a call in flight may run before callers
+// stop taking the last answer and wait for it: squeue took up to 2 s on
+// the benchmark's controller (load 30 on two cores), a tenth of what
+// slurmctld's MessageTimeout lets a call to a dead controller hang.
+const hangAfter = 4
 
 // get returns the answer at now (see fresh), calling call for a new one
 // when it is due.
@@ -45,13 +53,13 @@ func (f *fresh[T]) get(ctx context.Context, now time.Time, every time.Duration, 
 	done := f.running
 	if done == nil {
 		done = make(chan struct{})
-		f.running = done
+		f.running, f.started = done, now
 		// The call outlives the caller's context: a caller that gives up
 		// leaves it to the next one. Each command has its own timeout
 		// (Options.CommandTimeout).
 		go f.call(now, done, call)
 	}
-	if good && age < 2*every {
+	if running := now.Sub(f.started); good && running >= 0 && running < hangAfter*every {
 		v := f.val
 		f.mu.Unlock()
 		return v, nil

@@ -36,7 +36,7 @@ type job struct {
 
 // Observe reports every held attempt. At most every Options.ListEvery it
 // lists them with two Slurm commands at most (list), in the background
-// unless the last listing is twice ListEvery old or failed (see fresh); in
+// unless the last listing failed or the one in flight hangs (see fresh); in
 // between it reports what the last listing said, except that an attempt
 // whose script has written a zero exit status since is reported
 // Succeeded, and one submitted since the listing is Pending. What only Slurm knows (a start, a

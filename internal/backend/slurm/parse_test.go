@@ -355,16 +355,17 @@ func TestHealthAnswerStands(t *testing.T) {
 	check(true, 7)
 	set(true)
 	check(false, 9)
-	// An answer twice HealthEvery old is not returned: the caller waits
-	// for the check.
+	// However old, a healthy answer stands while its next check runs
+	// (for less than hangAfter periods).
 	set(false)
 	advance(4 * time.Second)
-	check(true, 10)
+	check(false, 10)
+	check(true, 11)
 }
 
 // Past ListEvery a listing runs in the background while Observe reports
-// the last one; past twice ListEvery, or after a failed listing, Observe
-// waits for it.
+// the last one; once that listing has run for hangAfter periods, or after
+// a failed listing, Observe waits for it.
 func TestObserveListsInTheBackground(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -413,9 +414,18 @@ func TestObserveListsInTheBackground(t *testing.T) {
 	if err != nil || sts[0].Phase != backend.PhaseRunning {
 		t.Fatalf("Observe with a listing in flight: %+v, %v; want the last listing's Running", sts, err)
 	}
+	// A call in flight for hangAfter periods is waited for: within the
+	// caller's context.
+	advance(hangAfter * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := b.Observe(ctx); err == nil {
+		t.Fatal("Observe with a listing hung for hangAfter periods: no error")
+	}
 	gate <- struct{}{}
 	b.listing.settle()
-	observe(backend.PhaseSucceeded, 2)
+	gate <- struct{}{}
+	observe(backend.PhaseSucceeded, 3) // the last listing; a new one done
 	// A listing that fails is waited for by every Observe until one does
 	// not.
 	mu.Lock()
@@ -423,13 +433,13 @@ func TestObserveListsInTheBackground(t *testing.T) {
 	mu.Unlock()
 	advance(time.Second)
 	gate <- struct{}{}
-	observe(backend.PhaseSucceeded, 3)
+	observe(backend.PhaseSucceeded, 4)
 	gate <- struct{}{}
 	if _, err := b.Observe(context.Background()); err == nil {
 		t.Fatal("Observe after a failed listing: no error")
 	}
 	// A caller that gives up waiting gets an error; the listing goes on.
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := b.Observe(ctx); err == nil || !strings.Contains(err.Error(), "slurm: observe") {
 		t.Fatalf("Observe that gave up: %v, want a slurm: observe error", err)
@@ -439,7 +449,7 @@ func TestObserveListsInTheBackground(t *testing.T) {
 	mu.Unlock()
 	gate <- struct{}{}
 	b.listing.settle()
-	observe(backend.PhaseSucceeded, 5)
+	observe(backend.PhaseSucceeded, 6)
 }
 
 // Between listings Observe reports from the last squeue, except what the

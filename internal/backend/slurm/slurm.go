@@ -131,15 +131,15 @@ type Options struct {
 	// as it ends, so that an ended job is seen at once: squeue makes
 	// slurmctld pack every job it remembers (MinJobAge), which on a busy
 	// controller takes most of a second. A due listing runs in the
-	// background; Observe waits for one only when the last is twice
-	// ListEvery old or failed.
+	// background; Observe waits for one only when the last failed or the
+	// one in flight has run for four ListEvery.
 	ListEvery time.Duration
 	// HealthEvery is how long a healthy answer of Health stands; default
 	// 2s. Within it Health asks slurmctld nothing (each check is a
 	// `scontrol ping` and an `sinfo`, which a broker's every round
-	// otherwise adds to a busy controller), and up to twice as long it
-	// returns that answer while checking again in the background; an
-	// unhealthy answer is never kept.
+	// otherwise adds to a busy controller); after it, Health returns that
+	// answer while it checks again in the background (unless that check
+	// has run for four HealthEvery); an unhealthy answer is never kept.
 	HealthEvery time.Duration
 	// Lookback bounds how far back sacct searches for a name when nothing
 	// else says when it was submitted; default 7 days.
