@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"gpubroker/internal/backend"
-	"gpubroker/internal/model"
 	"gpubroker/internal/store"
 )
 
@@ -39,7 +38,6 @@ func TestRoundsFollowSubmissionsAndInFlightWork(t *testing.T) {
 // others go straight through.
 type heldSubmit struct {
 	backend.Backend
-	wrap     sync.Once // sets Backend
 	once     sync.Once
 	entered  chan struct{} // closed when the held Submit arrives
 	release  chan struct{}
@@ -68,17 +66,7 @@ func (h *heldSubmit) Submit(ctx context.Context, spec backend.Spec) error {
 func TestRoundsDoNotWaitForSubmits(t *testing.T) {
 	t.Parallel()
 	h := &heldSubmit{entered: make(chan struct{}), release: make(chan struct{}), returned: make(chan struct{})}
-	e := newTestEnv(t, func(c *Config) {
-		inner := c.Backends
-		c.Backends = func(cl model.Cluster) (backend.Backend, error) {
-			b, err := inner(cl)
-			if err != nil {
-				return nil, err
-			}
-			h.wrap.Do(func() { h.Backend = b })
-			return h, nil
-		}
-	})
+	e := newTestEnv(t, wrapBackend(h, func(b backend.Backend) { h.Backend = b }))
 	released := false
 	defer func() {
 		if !released {

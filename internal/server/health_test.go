@@ -11,16 +11,14 @@ import (
 	"time"
 
 	"gpubroker/internal/backend"
-	"gpubroker/internal/model"
 	"gpubroker/internal/store"
 )
 
 // withHealth is a backend whose Health the test sets.
 type withHealth struct {
 	backend.Backend
-	once sync.Once // sets Backend
-	mu   sync.Mutex
-	err  error
+	mu  sync.Mutex
+	err error
 }
 
 func (h *withHealth) Health(context.Context) error {
@@ -41,18 +39,8 @@ func (h *withHealth) set(err error) {
 func TestClusterTakingNoNewWorkKeepsItsAttempts(t *testing.T) {
 	t.Parallel()
 	hb := &withHealth{}
-	e := newTestEnv(t, func(c *Config) {
-		c.ClusterTimeout = 300 * time.Millisecond
-		next := c.Backends
-		c.Backends = func(cl model.Cluster) (backend.Backend, error) {
-			b, err := next(cl)
-			if err != nil {
-				return nil, err
-			}
-			hb.once.Do(func() { hb.Backend = b })
-			return hb, nil
-		}
-	})
+	e := newTestEnv(t, func(c *Config) { c.ClusterTimeout = 300 * time.Millisecond },
+		wrapBackend(hb, func(b backend.Backend) { hb.Backend = b }))
 	first := e.submit(e.admin, task("sleep 30"))[0].ID
 	e.waitState(first, 20*time.Second, store.Running)
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +56,24 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	e.admin = strings.TrimSpace(string(b))
 	return e
+}
+
+// wrapBackend is an envOption under which the server gets w instead of
+// the env's backend; set hands w that backend, once, before the server
+// first uses w.
+func wrapBackend(w backend.Backend, set func(inner backend.Backend)) envOption {
+	var once sync.Once
+	return func(c *Config) {
+		next := c.Backends
+		c.Backends = func(cl model.Cluster) (backend.Backend, error) {
+			b, err := next(cl)
+			if err != nil {
+				return nil, err
+			}
+			once.Do(func() { set(b) })
+			return w, nil
+		}
+	}
 }
 
 func (e *testEnv) newBackend() *local.Backend {
