@@ -217,9 +217,8 @@ func (b *Backend) Health(ctx context.Context) error {
 	_, err := b.health.get(ctx, b.opts.Clock(), b.opts.HealthEvery, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, b.check(ctx)
 	})
-	if err != nil && !errors.Is(err, backend.ErrUnavailable) && !errors.Is(err, backend.ErrNoNewWork) {
-		// The caller gave up waiting for a check in flight.
-		return fmt.Errorf("slurm: health: no answer: %v: %w", err, backend.ErrUnavailable)
+	if errors.Is(err, errNoAnswer) {
+		return fmt.Errorf("slurm: health: %w: %w", err, backend.ErrUnavailable)
 	}
 	return err
 }

@@ -2,9 +2,14 @@ package slurm
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
+
+// errNoAnswer is what get returns when its caller gave up waiting.
+var errNoAnswer = errors.New("no answer yet")
 
 // fresh keeps one answer from slurmctld (a listing of the jobs, a health
 // check) fresh without holding up its callers. An answer younger than
@@ -34,9 +39,9 @@ type fresh[T any] struct {
 }
 
 // hangAfter is how many periods a call in flight may run before callers
-// stop taking the last answer and wait for it: squeue took up to 2 s on
-// the benchmark's controller (load 30 on two cores), a tenth of what
-// slurmctld's MessageTimeout lets a call to a dead controller hang.
+// stop taking the last answer and wait for it: squeue took 0.5-5 s on the
+// benchmark's controller (load 18-31 on two cores), and a call to a dead
+// controller may hang for its MessageTimeout (10 s by default).
 const hangAfter = 4
 
 // get returns the answer at now (see fresh), calling call for a new one
@@ -69,7 +74,7 @@ func (f *fresh[T]) get(ctx context.Context, now time.Time, every time.Duration, 
 	case <-done:
 	case <-ctx.Done():
 		var zero T
-		return zero, ctx.Err()
+		return zero, fmt.Errorf("%w: %w", errNoAnswer, ctx.Err())
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -2,6 +2,7 @@ package slurm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,8 +40,9 @@ type job struct {
 // unless the last listing failed or the one in flight hangs (see fresh); in
 // between it reports what the last listing said, except that an attempt
 // whose script has written a zero exit status since is reported
-// Succeeded, and one submitted since the listing is Pending. What only Slurm knows (a start, a
-// cancellation, a node lost) is seen by the next listing.
+// Succeeded, and one submitted since the listing is Pending. What only
+// Slurm knows (a start, a cancellation, a node lost) is seen by the next
+// listing.
 func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 	held := b.heldRecords()
 	if len(held) == 0 {
@@ -57,10 +59,10 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 		}
 		return m, nil
 	})
+	if errors.Is(err, errNoAnswer) {
+		return nil, fmt.Errorf("slurm: observe: %w", err)
+	}
 	if err != nil {
-		if !strings.HasPrefix(err.Error(), "slurm:") {
-			err = fmt.Errorf("slurm: observe: no listing: %w", err)
-		}
 		return nil, err
 	}
 	out := make([]backend.Status, 0, len(held))
