@@ -29,7 +29,6 @@ type fresh[T any] struct {
 	val T
 	err error
 	at  time.Time // when the call that gave val and err began
-	has bool      // a call has answered
 	// hasVal: a call has answered without error (val is its answer).
 	hasVal bool
 	// running is closed when the call in flight returns; nil when none
@@ -49,7 +48,7 @@ const hangAfter = 4
 func (f *fresh[T]) get(ctx context.Context, now time.Time, every time.Duration, call func(context.Context) (T, error)) (T, error) {
 	f.mu.Lock()
 	age := now.Sub(f.at)
-	good := f.has && f.err == nil && age >= 0
+	good := f.hasVal && f.err == nil && age >= 0
 	if good && age < every {
 		v := f.val
 		f.mu.Unlock()
@@ -99,7 +98,7 @@ func (f *fresh[T]) call(at time.Time, done chan struct{}, call func(context.Cont
 	if err == nil {
 		f.val, f.hasVal = v, true
 	}
-	f.err, f.at, f.has = err, at, true
+	f.err, f.at = err, at
 	f.running = nil
 	f.mu.Unlock()
 	close(done)

@@ -49,7 +49,7 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 		return nil, nil
 	}
 	listed, err := b.listing.get(ctx, b.opts.Clock(), b.opts.ListEvery, func(ctx context.Context) (map[string]backend.Status, error) {
-		sts, err := b.list(ctx, b.heldRecords())
+		sts, err := b.list(ctx, held)
 		if err != nil {
 			return nil, err
 		}
