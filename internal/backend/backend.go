@@ -54,6 +54,14 @@ type Spec struct {
 	// CheckpointDir is where the job saves and resumes from; exported as
 	// GPUBROKER_CHECKPOINT_DIR.
 	CheckpointDir string
+	// Priority is the job's priority in the broker (higher runs first).
+	Priority int
+	// Ordered says the engine's queue holds this cluster's work beyond its
+	// capacity (the cluster's queue_ahead), so the engine, not the broker,
+	// picks what starts next: a backend whose engine can order its queue
+	// passes Priority down so that it starts work in the broker's order
+	// (by priority, then by submission).
+	Ordered bool
 }
 
 // Phase is what a backend observes of one attempt.

@@ -317,24 +317,26 @@ func kubeDirect(ctx context.Context, client k8s.Interface, be *kubernetes.Backen
 	return t, err
 }
 
-// kubeFleet is the benchmark's nodes as one committed pool of one cluster.
-func kubeFleet(nodes int) string {
+// kubeFleet is the benchmark's nodes as one committed pool of one cluster
+// (queue_ahead: see queueAhead).
+func kubeFleet(nodes, ahead int) string {
 	return fmt.Sprintf(`
 clusters:
   - name: kwok
     provider: onprem
     region: dc
     backend: kubernetes
+    queue_ahead: %d
     pools:
       - {name: kwok, gpu: H100, gpus_per_node: 8, nodes: %d, price_class: committed}
-`, nodes)
+`, ahead, nodes)
 }
 
 // kubeBroker runs a fresh broker whose fleet is the benchmark's nodes,
 // submits the case's jobs through its API and waits until every Job is
 // Complete and the broker recorded them all SUCCEEDED.
 func kubeBroker(b *testing.B, ctx context.Context, client k8s.Interface, be *kubernetes.Backend, c kubeCase, run int64) (pathTimes, error) {
-	env := startBroker(b, be, kubeFleet(c.nodes), run*1000)
+	env := startBroker(b, be, kubeFleet(c.nodes, queueAhead(b, c.nodes)), run*1000)
 	defer env.close()
 	// The namespace exists before the watch starts, as on the direct path.
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: be.Namespace()}},

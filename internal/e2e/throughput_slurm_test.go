@@ -17,13 +17,14 @@ import (
 )
 
 // slurmFleet is the CI Slurm cluster as slurm-up.sh starts it: 4 nodes of
-// 8 fake H100s.
+// 8 fake H100s (queue_ahead: see queueAhead).
 const slurmFleet = `
 clusters:
   - name: slurm-ci
     provider: onprem
     region: dc
     backend: slurm
+    queue_ahead: %d
     pools:
       - {name: gpu, gpu: H100, gpus_per_node: 8, nodes: 4, price_class: committed}
 `
@@ -192,7 +193,7 @@ func slurmBroker(b *testing.B, ctx context.Context, conf string, sq *squeue, n i
 	// IDs from run*1000: unique across runs, and never a name another test
 	// of the same hour used.
 	first := run * 1000
-	env := startBroker(b, be, slurmFleet, first)
+	env := startBroker(b, be, fmt.Sprintf(slurmFleet, queueAhead(b, 4)), first)
 	defer env.close()
 	names := make([]string, n)
 	for i := range names {

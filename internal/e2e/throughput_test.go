@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,6 +37,21 @@ import (
 // them stay well under a minute.
 
 // fullScale reports whether the benchmarks run at the sizes.
+// queueAhead is the queue_ahead of the broker's cluster (ADR 0003): the
+// pool's own size (one pool's worth of work queued in the engine), or
+// $TPUT_QUEUE_AHEAD nodes when set (0 admits only what fits).
+func queueAhead(b *testing.B, nodes int) int {
+	v := os.Getenv("TPUT_QUEUE_AHEAD")
+	if v == "" {
+		return nodes
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		b.Fatalf("TPUT_QUEUE_AHEAD=%q: give a number of nodes, 0 or more", v)
+	}
+	return n
+}
+
 func fullScale() bool {
 	return os.Getenv("GPUBROKER_BENCH_FULL") == "1" && !testing.Short()
 }

@@ -13,7 +13,7 @@ import (
 // the cohort may be reclaimed by a team that is within its own quota, unless
 // it outranks the claimant.
 func preemptible(v *runAlloc, w *model.Workload, borrowing bool, round int) bool {
-	if v.evicted || v.round == round {
+	if v.evicted || v.round == round || v.a.Ahead {
 		return false
 	}
 	if v.a.Priority < w.Priority {

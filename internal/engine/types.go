@@ -59,7 +59,11 @@ type Allocation struct {
 	// Borrowed is true when the allocation runs on quota lent by the team's
 	// cohort; such work is the first preempted when the lender needs it.
 	Borrowed bool
-	Started  time.Time
+	// Ahead marks work queued in the engine beyond the pool's capacity (on
+	// queue slots, node indexes past the pool's nodes): it holds quota and
+	// counts toward the share cap, but no node, so it is never a victim.
+	Ahead   bool
+	Started time.Time
 	// LastCheckpoint is when the attempt last saved its state. When zero,
 	// CheckpointInterval (if set) says it saves every interval since
 	// Started; with neither, preempting it loses everything since Started.

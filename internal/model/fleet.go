@@ -44,7 +44,23 @@ type Cluster struct {
 	// Kubernetes says how to reach a kubernetes cluster (nil: $KUBECONFIG's
 	// current context, namespace gpubroker); only for backend kubernetes.
 	Kubernetes *KubernetesTarget
+	// QueueAhead lets each pool of a cluster whose engine queues work
+	// itself (slurm, kubernetes) hold up to this many nodes' worth of
+	// admitted work beyond its capacity (never more than the pool's own
+	// nodes): the engine queues it and starts it the moment capacity
+	// frees, instead of the broker admitting it then (ADR 0003). 0, the
+	// default, admits only what fits.
+	QueueAhead int
 	Pools      []Pool
+}
+
+// AheadNodes is how many queue slots (nodes' worth of work queued in the
+// engine beyond the pool's capacity) pool p of c gets.
+func (c *Cluster) AheadNodes(p *Pool) int {
+	if c.QueueAhead <= 0 || (c.Backend != BackendSlurm && c.Backend != BackendKubernetes) {
+		return 0
+	}
+	return min(c.QueueAhead, p.Nodes)
 }
 
 // SlurmTarget is how the broker reaches one Slurm cluster through the
@@ -304,6 +320,11 @@ func (c Cluster) Validate() error {
 	if c.Slurm != nil && c.Backend != BackendSlurm {
 		errs.Add("slurm", "a slurm block on a %s cluster; remove it or set backend: slurm", c.Backend)
 	}
+	if c.QueueAhead < 0 {
+		errs.Add("queue_ahead", "%d is negative; give how many nodes' worth of work each pool may queue in the engine, or 0 for none", c.QueueAhead)
+	} else if c.QueueAhead > 0 && c.Backend != BackendSlurm && c.Backend != BackendKubernetes {
+		errs.Add("queue_ahead", "a %s cluster has no queue of its own to hold work ahead; remove queue_ahead (only slurm and kubernetes clusters take it)", c.Backend)
+	}
 	if c.Kubernetes != nil {
 		if c.Backend != BackendKubernetes {
 			errs.Add("kubernetes", "a kubernetes block on a %s cluster; remove it or set backend: kubernetes", c.Backend)
@@ -460,6 +481,16 @@ func (f *Fleet) Provider(name Provider) ProviderInfo {
 		}
 	}
 	return ProviderInfo{Name: name}
+}
+
+// Cluster returns the named cluster, or nil when the fleet has none.
+func (f *Fleet) Cluster(name string) *Cluster {
+	for i := range f.Clusters {
+		if f.Clusters[i].Name == name {
+			return &f.Clusters[i]
+		}
+	}
+	return nil
 }
 
 // Team returns the named team and whether it exists.

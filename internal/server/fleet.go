@@ -188,10 +188,8 @@ func (s *Server) backendOf(c model.Cluster) (backend.Backend, error) {
 // definition, else the one cached from an earlier fleet (work may still
 // run on a cluster that a new fleet dropped).
 func (s *Server) backendFor(ctx context.Context, cluster string) (backend.Backend, error) {
-	for _, c := range s.fleet.Load().fleet.Clusters {
-		if c.Name == cluster {
-			return s.backendOf(c)
-		}
+	if c := s.fleet.Load().fleet.Cluster(cluster); c != nil {
+		return s.backendOf(*c)
 	}
 	s.backendMu.Lock()
 	defer s.backendMu.Unlock()

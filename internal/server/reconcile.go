@@ -227,7 +227,10 @@ func (s *Server) reconcile(ctx context.Context) error {
 	dec := engine.Schedule(snap, pending, fs.fleet.Policy, now)
 	blocked := rd.preempt(ctx, dec.Preempt)
 	disp := rd.startDispatch(ctx)
-	rd.admit(ctx, dec.Admit, blocked, disp)
+	rd.admit(ctx, dec.Admit, blocked, disp, "")
+	if len(dec.Wait) > 0 {
+		rd.admitAhead(ctx, totals, disp)
+	}
 	waits := make(map[int64]string, len(dec.Wait)+len(rd.held))
 	for id, why := range rd.held {
 		waits[id] = why
@@ -741,10 +744,12 @@ func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observa
 		ContractSpentUSD: t.contractSpend,
 	}
 	free := map[engine.PoolRef][]int{}
+	base := map[engine.PoolRef]int{}
 	for _, c := range f.Clusters {
 		down := obs != nil && !obs[c.Name].open()
 		for _, p := range c.Pools {
 			ref := engine.PoolRef{Cluster: c.Name, Pool: p.Name}
+			base[ref] = slotBase(&p)
 			nf := make([]int, p.Nodes)
 			for i := range nf {
 				nf[i] = p.GPUsPerNode
@@ -766,6 +771,9 @@ func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observa
 		a := engine.Allocation{
 			Workload: strconv.FormatInt(j.ID, 10), Team: j.Team, Pool: ref, Nodes: pl.Nodes,
 			GPUsPerNode: pl.GPUsPerNode, GPU: pl.GPU, Borrowed: pl.Borrowed, Started: j.Updated,
+		}
+		if b, ok := base[ref]; ok && len(pl.Nodes) > 0 && pl.Nodes[0] >= b {
+			a.Ahead = true
 		}
 		if j.State == store.Running && !j.StartedAt.IsZero() {
 			a.Started = j.StartedAt
@@ -820,7 +828,99 @@ const admitBatch = 64
 // admit records the engine's admissions: Pending -> Admitted with the
 // placement and the GPU slots of each node, the slots also written into
 // the event's message so that a restarted server dispatches the same ones.
-func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[string]bool, disp *roundDispatch) {
+// aheadNote ends the message of an admission onto a queue slot.
+const aheadNote = "; queued in the engine ahead of capacity (queue_ahead)"
+
+// admitAhead is the queue-ahead pass (ADR 0003): once the round's own
+// admissions are recorded, the engine schedules the single-node jobs still
+// pending again, on a view where only the queue slots of clusters with
+// queue_ahead are free, without preemption. What it admits is dispatched
+// like any admission and waits in the engine's queue, which starts it the
+// moment capacity frees instead of a round later. Quotas, budgets, the
+// share cap, prices and residency hold as for any admission: the engine
+// counts work on slots as running.
+func (rd *round) admitAhead(ctx context.Context, t usageSnapshot, disp *roundDispatch) {
+	snap, pending := rd.snapshot(t)
+	if as := scheduleAhead(rd.fs.fleet, snap, pending, rd.now); len(as) > 0 {
+		rd.admit(ctx, as, nil, disp, aheadNote)
+	}
+}
+
+// scheduleAhead is the engine's queue-ahead pass over snap (as
+// buildSnapshot makes it; changed in place) for the pending single-node
+// workloads. Gangs never go ahead: kube-scheduler does not place an
+// Indexed Job's pods all or nothing, so two gangs queued in the engine
+// could each hold part of the nodes the other needs.
+func scheduleAhead(f *model.Fleet, snap *engine.Snapshot, pending []*model.Workload, now time.Time) []engine.Admission {
+	var single []*model.Workload
+	for _, w := range pending {
+		if w.NumNodes <= 1 {
+			single = append(single, w)
+		}
+	}
+	if len(single) == 0 || !aheadView(f, snap) {
+		return nil
+	}
+	pol := f.Policy
+	pol.Preemption = false
+	return engine.Schedule(snap, single, pol, now).Admit
+}
+
+// aheadView turns snap, built by buildSnapshot, into the view of the
+// queue-ahead pass: each pool of a cluster with queue_ahead gets its queue
+// slots as nodes after every node it has or may add, free but for work
+// already queued on them, and its real nodes count as full; every other
+// pool, and every pool of a cluster that is down, is down. It reports
+// whether any slot is free.
+func aheadView(f *model.Fleet, snap *engine.Snapshot) bool {
+	held := map[engine.PoolRef][]engine.Allocation{}
+	for _, a := range snap.Running {
+		held[a.Pool] = append(held[a.Pool], a)
+	}
+	states := make(map[engine.PoolRef]*engine.PoolState, len(snap.Pools))
+	for i := range snap.Pools {
+		states[snap.Pools[i].Ref] = &snap.Pools[i]
+	}
+	free := false
+	for ci := range f.Clusters {
+		c := &f.Clusters[ci]
+		for pi := range c.Pools {
+			p := &c.Pools[pi]
+			st := states[engine.PoolRef{Cluster: c.Name, Pool: p.Name}]
+			if st == nil {
+				continue
+			}
+			k := c.AheadNodes(p)
+			if k == 0 || st.Down {
+				st.Down = true
+				continue
+			}
+			base := slotBase(p)
+			nf := make([]int, base+k)
+			for n := base; n < len(nf); n++ {
+				nf[n] = p.GPUsPerNode
+			}
+			for _, a := range held[st.Ref] {
+				for _, n := range a.Nodes {
+					if n >= base && n < len(nf) {
+						nf[n] = max(0, nf[n]-a.GPUsPerNode)
+					}
+				}
+			}
+			for n := base; n < len(nf); n++ {
+				free = free || nf[n] > 0
+			}
+			st.NodeFree = nf
+		}
+	}
+	return free
+}
+
+// slotBase is the index of a pool's first queue slot: past every node the
+// pool has or may add, so that work on slots never holds a real node.
+func slotBase(p *model.Pool) int { return max(p.Nodes, p.MaxNodes) }
+
+func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[string]bool, disp *roundDispatch, note string) {
 	if len(as) == 0 {
 		return
 	}
@@ -840,8 +940,8 @@ func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[s
 			GPUsPerNode: a.GPUsPerNode, Nodes: a.Nodes, PriceClass: a.PriceClass,
 			BilledPerGPUHour: a.Cost.BilledPerGPUHour, Contract: a.Contract, Borrowed: a.Borrowed,
 		}
-		msg := fmt.Sprintf(placedPrefix+"%s (%s, %s, $%.2f/GPU-h effective); %s",
-			a.Pool, a.Provider, a.PriceClass, a.Cost.EffectivePerGPUHour, formatSlots(nodes))
+		msg := fmt.Sprintf(placedPrefix+"%s (%s, %s, $%.2f/GPU-h effective)%s; %s",
+			a.Pool, a.Provider, a.PriceClass, a.Cost.EffectivePerGPUHour, note, formatSlots(nodes))
 		rd.plan(j, store.Move{To: store.Admitted, Placement: pl, Message: msg}, func(moved *store.Job) {
 			if moved == nil {
 				releaseSlots(used, a.Pool, nodes)

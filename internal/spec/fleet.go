@@ -210,7 +210,7 @@ func (p *parser) gpuName(n *yaml.Node, path, s string) model.GPUModel {
 	return g
 }
 
-var clusterKeys = []string{"name", "provider", "region", "zone", "backend", "endpoint", "slurm", "kubernetes", "pools"}
+var clusterKeys = []string{"name", "provider", "region", "zone", "backend", "endpoint", "slurm", "kubernetes", "queue_ahead", "pools"}
 
 func (p *parser) cluster(n *yaml.Node, path string, cat *catalog.Catalog) model.Cluster {
 	var c model.Cluster
@@ -243,8 +243,9 @@ func (p *parser) cluster(n *yaml.Node, path string, cat *catalog.Catalog) model.
 			c.Slurm = p.slurmTarget(f.value, fp)
 		case "kubernetes", "k8s":
 			c.Kubernetes = p.kubernetesTarget(f.value, fp)
+		case "queue_ahead":
+			c.QueueAhead, _ = p.integer(f.value, fp, "give how many nodes' worth of work each pool may queue in the engine beyond its capacity, e.g. 4")
 		case "pools":
-
 			pools = p.items(f.value, fp, "a list of pools", false)
 		default:
 			p.unknown(f, path, clusterKeys)

@@ -14,6 +14,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,6 +102,8 @@ type Backend struct {
 	jobs   *jobWatch    // started by the first Observe or Changes
 	nodeW  *nodeWatcher // started by the first Health or discovery
 	closed bool
+	// classes are the PriorityClasses known to exist (Spec.Ordered).
+	classes map[int32]bool
 }
 
 var _ interface {
@@ -167,6 +170,13 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 		return fmt.Errorf("kubernetes: submit %s: no nodes", spec.Name)
 	}
 	job := b.job(spec)
+	if spec.Ordered {
+		class, err := b.priorityClass(ctx, spec.Priority)
+		if err != nil {
+			return err
+		}
+		job.Spec.Template.Spec.PriorityClassName = class
+	}
 	created, err := b.client.BatchV1().Jobs(b.ns).Create(ctx, job, metav1.CreateOptions{})
 	if apierrors.IsNotFound(err) {
 		// The namespace is missing (the only thing a create can miss).
@@ -195,6 +205,47 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 		}
 	}
 	return nil
+}
+
+// priorityClass returns the PriorityClass of Ordered work of the broker's
+// priority p, creating it on first use: kube-scheduler then takes pending
+// pods from its queue by the broker's priority (then by age) when capacity
+// frees. It never preempts on its own (preemptionPolicy Never): the broker
+// decides preemption. Values are clamped to what a user may define
+// (-1e9 to 1e9).
+func (b *Backend) priorityClass(ctx context.Context, p int) (string, error) {
+	v := int32(min(max(p, -1e9), 1e9))
+	name := "gpubroker-priority-" + strconv.Itoa(int(v))
+	if v < 0 {
+		name = "gpubroker-priority-minus-" + strconv.Itoa(-int(v))
+	}
+	b.mu.Lock()
+	known := b.classes[v]
+	b.mu.Unlock()
+	if known {
+		return name, nil
+	}
+	never := corev1.PreemptNever
+	pc := &schedulingv1.PriorityClass{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "gpubroker"}},
+		Value:      v, PreemptionPolicy: &never,
+		Description: "gpubroker priority " + strconv.Itoa(int(v)) + ": orders work queued ahead (queue_ahead); never preempts",
+	}
+	_, err := b.client.SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		if apierrors.IsForbidden(err) {
+			return "", fmt.Errorf("kubernetes: queue_ahead orders queued pods by PriorityClass, and creating %s was refused: %v; "+
+				"let the broker create priorityclasses.scheduling.k8s.io, or remove queue_ahead from the cluster", name, err)
+		}
+		return "", wrap("create priorityclass "+name, err)
+	}
+	b.mu.Lock()
+	if b.classes == nil {
+		b.classes = map[int32]bool{}
+	}
+	b.classes[v] = true
+	b.mu.Unlock()
+	return name, nil
 }
 
 func (b *Backend) ensureNamespace(ctx context.Context) error {

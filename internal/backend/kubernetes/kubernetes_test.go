@@ -833,3 +833,49 @@ func TestObserveWhileAPIServerGone(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestOrderedPodsCarryPriority: on a cluster that queues work ahead
+// (Spec.Ordered) a Job's pods get the PriorityClass of the broker's
+// priority (made on first use, never preempting), so that kube-scheduler
+// takes queued pods in the broker's order; other Jobs get none.
+func TestOrderedPodsCarryPriority(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{})
+	ctx := context.Background()
+	high, low, plain := spec(1, 1), spec(1, 1), spec(1, 1)
+	high.Ordered, high.Priority = true, 70
+	low.Ordered, low.Priority = true, -3
+	plain.Priority = 70
+	for _, s := range []backend.Spec{high, low, plain} {
+		submit(t, b, s)
+	}
+	want := map[string]int32{high.Name: 70, low.Name: -3, plain.Name: 0}
+	for name, v := range want {
+		wait(t, b, name, backend.PhaseSucceeded)
+		pods, err := b.client.CoreV1().Pods(b.ns).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + name})
+		if err != nil || len(pods.Items) != 1 {
+			t.Fatalf("pods of %s: %v, %d, want 1", name, err, len(pods.Items))
+		}
+		p := pods.Items[0].Spec
+		if got := int32(0); p.Priority != nil {
+			got = *p.Priority
+			if got != v {
+				t.Errorf("%s: pod priority %d (class %q), want %d", name, got, p.PriorityClassName, v)
+			}
+		} else if v != 0 {
+			t.Errorf("%s: pod has no priority (class %q), want %d", name, p.PriorityClassName, v)
+		}
+		if name == plain.Name && p.PriorityClassName != "" {
+			t.Errorf("unordered Job got PriorityClass %q", p.PriorityClassName)
+		}
+		if name != plain.Name {
+			pc, err := b.client.SchedulingV1().PriorityClasses().Get(ctx, p.PriorityClassName, metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("PriorityClass %q of %s: %v", p.PriorityClassName, name, err)
+			}
+			if pc.PreemptionPolicy == nil || *pc.PreemptionPolicy != corev1.PreemptNever || pc.GlobalDefault {
+				t.Errorf("PriorityClass %s may preempt or is the default: %+v", pc.Name, pc)
+			}
+		}
+	}
+}

@@ -465,8 +465,21 @@ func (b *Backend) sbatchArgs(adir string, spec backend.Spec) []string {
 	if spec.Team != "" {
 		args = append(args, "--comment=gpubroker team="+spec.Team)
 	}
+	if spec.Ordered {
+		args = append(args, "--nice="+strconv.Itoa(niceOf(spec.Priority)))
+	}
 	return append(args, filepath.Join(adir, "job.sh"))
 }
+
+// niceBase is the nice of a job of priority 0 on a cluster that queues
+// work ahead (Spec.Ordered): a higher priority is a lower nice, so that
+// Slurm (priority/basic and priority/multifactor alike subtract the nice)
+// starts queued jobs in the broker's order. Only an operator may set a
+// negative nice, so priorities from niceBase up share nice 0, and those
+// below -niceBase share 2*niceBase.
+const niceBase = 1000
+
+func niceOf(priority int) int { return min(max(niceBase-priority, 0), 2*niceBase) }
 
 // pick is byTeam[team] when set, else def.
 func pick(byTeam map[string]string, team, def string) string {

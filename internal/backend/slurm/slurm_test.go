@@ -524,3 +524,44 @@ func TestTeamAccountAndQOS(t *testing.T) {
 		t.Errorf("team ads: account and QOS %q, want the user's defaults", g)
 	}
 }
+
+// TestOrderedJobsCarryPriority: on a cluster that queues work ahead
+// (Spec.Ordered) the broker's priority reaches Slurm as a nice value, so
+// that Slurm's queue starts the broker's higher priorities first; other
+// jobs keep nice 0.
+func TestOrderedJobsCarryPriority(t *testing.T) {
+	t.Parallel()
+	conf := slurmConf(t)
+	ctx := context.Background()
+	b := newBackend(t, conf, t.TempDir(), nil)
+	low, mid, high, plain := testSpec("sleep 30"), testSpec("sleep 30"), testSpec("sleep 30"), testSpec("sleep 30")
+	low.Priority, mid.Priority, high.Priority, plain.Priority = -5, 50, 2000, 50
+	low.Ordered, mid.Ordered, high.Ordered = true, true, true
+	for _, sp := range []backend.Spec{low, mid, high, plain} {
+		if err := b.Submit(ctx, sp); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Cancel(ctx, sp.Name); b.Forget(ctx, sp.Name) })
+	}
+	run := CommandRunner(conf)
+	got := func(name string) (nice int, prio int64) {
+		out, err := run(ctx, "squeue", "--noheader", "--states=all", "--name="+name, "--format=%y %Q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fmt.Sscan(string(out), &nice, &prio); err != nil {
+			t.Fatalf("squeue for %s: %q: %v", name, out, err)
+		}
+		return nice, prio
+	}
+	nLow, pLow := got(low.Name)
+	nMid, pMid := got(mid.Name)
+	nHigh, pHigh := got(high.Name)
+	nPlain, _ := got(plain.Name)
+	if nLow != 1005 || nMid != 950 || nHigh != 0 || nPlain != 0 {
+		t.Errorf("nice: priority -5 -> %d, 50 -> %d, 2000 -> %d, unordered -> %d; want 1005, 950, 0, 0", nLow, nMid, nHigh, nPlain)
+	}
+	if !(pHigh > pMid && pMid > pLow) {
+		t.Errorf("Slurm priorities %d (broker 2000), %d (50), %d (-5): want them in the broker's order", pHigh, pMid, pLow)
+	}
+}
