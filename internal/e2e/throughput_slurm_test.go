@@ -106,7 +106,7 @@ func BenchmarkThroughputSlurm(b *testing.B) {
 
 // slurmCIConf finds the CI cluster's slurm.conf ($SLURM_CONF, else
 // $SLURM_CI_DIR/env.sh) and checks that slurmctld answers.
-func slurmCIConf(b *testing.B) string {
+func slurmCIConf(b testing.TB) string {
 	b.Helper()
 	conf := os.Getenv("SLURM_CONF")
 	if conf == "" {

@@ -269,7 +269,7 @@ type brokerEnv struct {
 // firstID: a new store would otherwise number from 1, and the engines
 // remember names (gpub-ID-ATTEMPT) of earlier runs for an hour, which
 // idempotent submission would take for this run's jobs.
-func startBroker(b *testing.B, be backend.Backend, fleetYAML string, firstID int64) *brokerEnv {
+func startBroker(b testing.TB, be backend.Backend, fleetYAML string, firstID int64) *brokerEnv {
 	b.Helper()
 	dir := b.TempDir()
 	path := filepath.Join(dir, "broker.db")
@@ -463,7 +463,7 @@ func (e *brokerEnv) rounds(ctx context.Context) (n int, mean float64) {
 
 // requireEngine skips b with how to start the engine, or fails it when
 // GPUBROKER_REQUIRE_ENGINES=1.
-func requireEngine(b *testing.B, msg string) {
+func requireEngine(b testing.TB, msg string) {
 	b.Helper()
 	if os.Getenv("GPUBROKER_REQUIRE_ENGINES") == "1" {
 		b.Fatal(msg + " (GPUBROKER_REQUIRE_ENGINES=1: required)")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"gpubroker/internal/model"
 	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
 )
@@ -309,20 +310,41 @@ func (s *Server) cancelJob(ctx context.Context, j *store.Job, actor string) (*st
 }
 
 // mergeWaits fills in, for pending jobs, why the last round left them
-// waiting. Waits live in memory only (see reconcile.go): writing one per
-// job per round would add an event per round.
+// waiting, and for work queued ahead in an engine that it waits there.
+// Waits live in memory only (see reconcile.go): writing one per job per
+// round would add an event per round.
 func (s *Server) mergeWaits(jobs []*store.Job) {
+	f := s.fleet.Load().fleet
 	s.waitMu.RLock()
 	defer s.waitMu.RUnlock()
-	if len(s.waits) == 0 {
-		return
-	}
 	for _, j := range jobs {
-		if j.State != store.Pending {
-			continue
-		}
-		if wr, ok := s.waits[j.ID]; ok {
-			j.Reason = wr
+		switch j.State {
+		case store.Pending:
+			if wr, ok := s.waits[j.ID]; ok {
+				j.Reason = wr
+			}
+		case store.Admitted, store.Dispatched:
+			if queuedAhead(f, j.Placement) {
+				j.Reason = "QueuedAhead: in the queue of cluster " + j.Placement.Cluster +
+					", which starts it when capacity frees (queue_ahead)"
+			}
 		}
 	}
+}
+
+// queuedAhead reports whether pl is on a queue slot of its pool.
+func queuedAhead(f *model.Fleet, pl *store.Placement) bool {
+	if pl == nil || len(pl.Nodes) == 0 {
+		return false
+	}
+	c := f.Cluster(pl.Cluster)
+	if c == nil {
+		return false
+	}
+	for i := range c.Pools {
+		if c.Pools[i].Name == pl.Pool {
+			return pl.Nodes[0] >= slotBase(&c.Pools[i])
+		}
+	}
+	return false
 }

@@ -744,12 +744,10 @@ func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observa
 		ContractSpentUSD: t.contractSpend,
 	}
 	free := map[engine.PoolRef][]int{}
-	base := map[engine.PoolRef]int{}
 	for _, c := range f.Clusters {
 		down := obs != nil && !obs[c.Name].open()
 		for _, p := range c.Pools {
 			ref := engine.PoolRef{Cluster: c.Name, Pool: p.Name}
-			base[ref] = slotBase(&p)
 			nf := make([]int, p.Nodes)
 			for i := range nf {
 				nf[i] = p.GPUsPerNode
@@ -772,9 +770,7 @@ func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observa
 			Workload: strconv.FormatInt(j.ID, 10), Team: j.Team, Pool: ref, Nodes: pl.Nodes,
 			GPUsPerNode: pl.GPUsPerNode, GPU: pl.GPU, Borrowed: pl.Borrowed, Started: j.Updated,
 		}
-		if b, ok := base[ref]; ok && len(pl.Nodes) > 0 && pl.Nodes[0] >= b {
-			a.Ahead = true
-		}
+		a.Ahead = queuedAhead(f, pl)
 		if j.State == store.Running && !j.StartedAt.IsZero() {
 			a.Started = j.StartedAt
 		}
