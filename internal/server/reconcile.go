@@ -836,6 +836,9 @@ const aheadNote = "; queued in the engine ahead of capacity (queue_ahead)"
 // share cap, prices and residency hold as for any admission: the engine
 // counts work on slots as running.
 func (rd *round) admitAhead(ctx context.Context, t usageSnapshot, disp *roundDispatch) {
+	if !slices.ContainsFunc(rd.fs.fleet.Clusters, func(c model.Cluster) bool { return c.QueueAhead > 0 }) {
+		return
+	}
 	snap, pending := rd.snapshot(t)
 	if as := scheduleAhead(rd.fs.fleet, snap, pending, rd.now); len(as) > 0 {
 		rd.admit(ctx, as, nil, disp, aheadNote)
