@@ -166,7 +166,9 @@ type round struct {
 //  5. hold back pipeline stages whose previous stage has not succeeded,
 //     and cancel those whose previous stage failed or was cancelled;
 //  6. build the engine's snapshot and schedule the other pending jobs,
-//     then apply preemptions, then admissions (with GPU slots);
+//     then apply preemptions, then admissions (with GPU slots); then, on
+//     clusters with queue_ahead, admit what may wait in the engine's own
+//     queue (admitAhead);
 //  7. dispatch every admitted job not in flight (idempotent by name; each
 //     new admission's Submit starts while step 6 records the others; the
 //     round records the Submits that return while it runs and waits for
@@ -821,9 +823,6 @@ func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string
 // enough that the engine gets the first ones at once.
 const admitBatch = 64
 
-// admit records the engine's admissions: Pending -> Admitted with the
-// placement and the GPU slots of each node, the slots also written into
-// the event's message so that a restarted server dispatches the same ones.
 // aheadNote ends the message of an admission onto a queue slot.
 const aheadNote = "; queued in the engine ahead of capacity (queue_ahead)"
 
@@ -919,6 +918,10 @@ func aheadView(f *model.Fleet, snap *engine.Snapshot) bool {
 // pool has or may add, so that work on slots never holds a real node.
 func slotBase(p *model.Pool) int { return max(p.Nodes, p.MaxNodes) }
 
+// admit records the engine's admissions: Pending -> Admitted with the
+// placement and the GPU slots of each node, the slots also written into
+// the event's message so that a restarted server dispatches the same ones.
+// note, when set, goes into each admission's message after the price.
 func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[string]bool, disp *roundDispatch, note string) {
 	if len(as) == 0 {
 		return
