@@ -39,7 +39,9 @@ func aheadWorkload(id, nodes, gpus, priority int) *model.Workload {
 
 // heldOn is a running job of one GPU per node on the given nodes.
 func heldOn(id int64, cluster string, gpus int, nodes ...int) *store.Job {
-	return &store.Job{ID: id, Team: "ml", State: store.Running, Workload: aheadWorkload(int(id), len(nodes), gpus, 0),
+	started := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	return &store.Job{ID: id, Team: "ml", State: store.Running, Updated: started, StartedAt: started,
+		Workload: aheadWorkload(int(id), len(nodes), gpus, 0),
 		Placement: &store.Placement{Cluster: cluster, Pool: "gpu", GPU: "H100", GPUsPerNode: gpus, Nodes: nodes}}
 }
 
@@ -85,7 +87,8 @@ func TestScheduleAheadFillsQueueSlotsOnly(t *testing.T) {
 	// never a victim: a high-priority job that needs a real node preempts
 	// a running job, not one queued on a slot.
 	for i, a := range as {
-		holding = append(holding, &store.Job{ID: int64(100 + i), Team: "ml", State: store.Dispatched,
+		// Queued a moment ago: were it a victim, the cheapest one.
+		holding = append(holding, &store.Job{ID: int64(100 + i), Team: "ml", State: store.Dispatched, Updated: now,
 			Workload: aheadWorkload(100+i, 1, 1, 0), Placement: &store.Placement{Cluster: "hpc", Pool: "gpu",
 				GPU: "H100", GPUsPerNode: 1, Nodes: a.Nodes}})
 	}
