@@ -11,7 +11,8 @@
 #   scripts/engines/slurm-up.sh && . /tmp/slurm-ci/env.sh; scripts/engines/k8s-up.sh
 # (a benchmark whose engine is down is skipped). It runs the issue's sizes
 # (GPUBROKER_BENCH_FULL=1), each path twice, order alternating
-# (TPUT_ITER=2), and takes 35-50 minutes.
+# (TPUT_ITER=2), and takes 35-50 minutes. The broker's cluster queues one
+# pool's worth of work ahead (queue_ahead); TPUT_QUEUE_AHEAD=0 turns that off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${COUNT:-5}
