@@ -41,7 +41,7 @@ func aheadWorkload(id, nodes, gpus, priority int) *model.Workload {
 func heldOn(id int64, cluster string, gpus int, nodes ...int) *store.Job {
 	started := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
 	return &store.Job{ID: id, Team: "ml", State: store.Running, Updated: started, StartedAt: started,
-		Workload: aheadWorkload(int(id), len(nodes), gpus, 0),
+		Workload:  aheadWorkload(int(id), len(nodes), gpus, 0),
 		Placement: &store.Placement{Cluster: cluster, Pool: "gpu", GPU: "H100", GPUsPerNode: gpus, Nodes: nodes}}
 }
 

@@ -12,16 +12,17 @@
 // (v0.0.38, v0.0.39, ...). The cost of the CLI is a process per command,
 // which is why Observe is batched: one squeue call for every attempt, plus
 // one sacct call only for attempts slurmctld has already forgotten (older
-// than its MinJobAge), at most every Options.ListEvery (1 s).
+// than its MinJobAge), at most every Options.ListEvery (5 s).
 //
 // squeue is not cheap for slurmctld: it packs every job it remembers, ended
 // ones included (a busy controller keeping jobs for an hour took 0.8 s a
 // call). So between listings Observe reports from the last one, and learns
 // of endings from the attempt's directory: the batch script writes its
-// exit status there as it ends (exit-status below), which a round reads
-// with one open() per attempt. The broker then hands the freed GPUs to the
-// next job at once instead of after the next squeue. What only Slurm knows
-// (a start, a cancellation, a lost node) waits for the next listing.
+// exit status there as it ends (exit-status below), and its job id and
+// start time as it starts (started), which a round reads with one open()
+// per attempt. The broker then hands the freed GPUs to the next job at
+// once instead of after the next squeue. What only Slurm knows (a
+// failure, a cancellation, a lost node) waits for the next listing.
 //
 // A due listing, and a due health check (`scontrol ping` and sinfo, every
 // Options.HealthEvery, 2 s), run in the background while Observe and
@@ -53,6 +54,9 @@
 //	exit-status    "JOBID CODE START END", written by the batch script as it
 //	               ends (not when it is killed); taken only for its own job
 //	               id, and only a zero CODE (a failure waits for Slurm's state)
+//	started        "JOBID START", written by the batch script as it starts;
+//	               taken only for its own job id, while Slurm's last word
+//	               was that the job waits
 //	cancelled      present once Cancel was called (a CANCELLED job without it
 //	               was cancelled by Slurm or an administrator: Lost)
 //	forgotten      present once Forget was called

@@ -40,9 +40,9 @@ type job struct {
 // unless the last listing failed or the one in flight hangs (see fresh); in
 // between it reports what the last listing said, except that an attempt
 // whose script has written a zero exit status since is reported
-// Succeeded, and one submitted since the listing is Pending. What only
-// Slurm knows (a start, a cancellation, a node lost) is seen by the next
-// listing.
+// Succeeded, one whose script has started since is Running, and one
+// submitted since the listing is Pending. What only Slurm knows (a
+// failure, a cancellation, a node lost) is seen by the next listing.
 func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 	held := b.heldRecords()
 	if len(held) == 0 {
@@ -83,6 +83,11 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 					ex.Started = st.Started
 				}
 				st, ok = ex, true
+			} else if !ok || st.Phase == backend.PhasePending {
+				if at, started := b.startedAt(r); started {
+					st, ok = backend.Status{Name: r.Name, Phase: backend.PhaseRunning, Started: at,
+						Message: fmt.Sprintf("job %d running", r.JobID)}, true
+				}
 			}
 		}
 		if !ok {
@@ -91,6 +96,25 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// startedAt reads when r's batch script started, from what it wrote as it
+// started; started is false when it wrote nothing or wrote it for another
+// job id than r's.
+func (b *Backend) startedAt(r record) (at time.Time, started bool) {
+	data, err := os.ReadFile(filepath.Join(b.dir, r.Name, startFile))
+	if err != nil {
+		return at, false
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return at, false
+	}
+	id, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || r.JobID == 0 || id != r.JobID {
+		return at, false
+	}
+	return unixTime(f[1]), true
 }
 
 // exitStatus reads what r's batch script wrote as it ended; ended is false

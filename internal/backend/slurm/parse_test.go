@@ -518,6 +518,17 @@ func TestObserveBetweenListings(t *testing.T) {
 		t.Fatal("Cancel ran scancel through a runner that refuses it")
 	}
 	b.hold(record{Name: "gpub-5-1", Nodes: 1, Submitted: now, JobID: 15})
+	// Started since the listing: its own start counts, another job's not.
+	b.hold(record{Name: "gpub-6-1", Nodes: 1, Submitted: now, JobID: 16})
+	b.hold(record{Name: "gpub-7-1", Nodes: 1, Submitted: now, JobID: 17})
+	for name, text := range map[string]string{"gpub-6-1": "16 1764849541.5\n", "gpub-7-1": "99 1764849541.5\n"} {
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, startFile), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	got := observe()
 	if squeues != 1 {
 		t.Errorf("Observe within ListEvery ran squeue %d times in all, want 1", squeues)
@@ -530,6 +541,8 @@ func TestObserveBetweenListings(t *testing.T) {
 		"gpub-3-1": got["gpub-3-1"],
 		"gpub-4-1": got["gpub-4-1"],
 		"gpub-5-1": {Name: "gpub-5-1", Phase: backend.PhasePending, Message: "submitted; not listed by Slurm yet"},
+		"gpub-6-1": {Name: "gpub-6-1", Phase: backend.PhaseRunning, Started: time.Unix(1764849541, 500000000), Message: "job 16 running"},
+		"gpub-7-1": {Name: "gpub-7-1", Phase: backend.PhasePending, Message: "submitted; not listed by Slurm yet"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("between listings (-want +got):\n%s", diff)

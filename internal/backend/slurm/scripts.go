@@ -15,11 +15,12 @@ import (
 // others. Its exit code (srun's: the largest of the tasks') is the job's,
 // and it writes it to exitFile with the job id and its start and end times
 // (see Backend.Observe) before it exits; a script killed (scancel, a node
-// lost) writes none. The @WORD@ placeholders are filled by writeScripts.
+// lost) writes none. As it starts it writes startFile (job id, start). The @WORD@ placeholders are filled by writeScripts.
 const jobScript = `#!/bin/bash
 # gpubroker attempt @NAME@; generated, do not edit.
 d=@DIR@
 t0=${EPOCHREALTIME:-$(date +%s.%N)}
+echo "$SLURM_JOB_ID $t0" > "$d/@START@.$SLURM_JOB_ID" && mv -f "$d/@START@.$SLURM_JOB_ID" "$d/@START@"
 declare -A addr
 while read -r line; do
   n=${line#NodeName=}; n=${n%% *}
@@ -60,7 +61,7 @@ func (b *Backend) writeScripts(adir string, spec backend.Spec) error {
 		{"run.sh", spec.Run, 0o644},
 		{"env.sh", envFile(spec), 0o644},
 		{"node.sh", strings.NewReplacer("@DIR@", shellQuote(adir), "@WORKDIR@", shellQuote(workdir(adir, spec))).Replace(nodeScript), 0o755},
-		{"job.sh", strings.NewReplacer("@NAME@", spec.Name, "@DIR@", shellQuote(adir), "@EXIT@", exitFile).Replace(jobScript), 0o755},
+		{"job.sh", strings.NewReplacer("@NAME@", spec.Name, "@DIR@", shellQuote(adir), "@EXIT@", exitFile, "@START@", startFile).Replace(jobScript), 0o755},
 	}
 	for _, f := range files {
 		if err := writeAtomic(filepath.Join(adir, f.name), []byte(f.data), f.mode); err != nil {

@@ -126,13 +126,14 @@ type Options struct {
 	// has ended; default 1s. Output is read every 100ms regardless.
 	Poll time.Duration
 	// ListEvery is how often Observe lists the jobs with squeue (and sacct
-	// for those slurmctld forgot); default 1s. In between it reports from
-	// the last listing and from the exit status each job's script writes
-	// as it ends, so that an ended job is seen at once: squeue makes
-	// slurmctld pack every job it remembers (MinJobAge), which on a busy
-	// controller takes most of a second. A due listing runs in the
-	// background; Observe waits for one only when the last failed or the
-	// one in flight has run for four ListEvery.
+	// for those slurmctld forgot); default 5s. In between it reports from
+	// the last listing and from what each job's script writes as it starts
+	// and as it ends, so that a start and a success are seen at once:
+	// squeue makes slurmctld pack every job it remembers (MinJobAge),
+	// which on a busy controller takes seconds and holds up every sbatch.
+	// A due listing runs in the background; Observe waits for one only
+	// when the last failed or the one in flight has run for four
+	// ListEvery.
 	ListEvery time.Duration
 	// HealthEvery is how long a healthy answer of Health stands; default
 	// 2s. Within it Health asks slurmctld nothing (each check is a
@@ -198,7 +199,10 @@ const (
 	// exitFile is what the batch script writes as it ends: "JOBID CODE
 	// START END" (times in Unix seconds).
 	exitFile = "exit-status"
-	lockFile = ".submit.lock"
+	// startFile is what the batch script writes as it starts: "JOBID
+	// START".
+	startFile = "started"
+	lockFile  = ".submit.lock"
 	// namePrefix starts every name backend.Name builds; squeue output is
 	// filtered by it before the held set is consulted.
 	namePrefix = "gpub-"
@@ -219,7 +223,7 @@ func New(opts Options) (*Backend, error) {
 		opts.Poll = time.Second
 	}
 	if opts.ListEvery <= 0 {
-		opts.ListEvery = time.Second
+		opts.ListEvery = 5 * time.Second
 	}
 	if opts.HealthEvery <= 0 {
 		opts.HealthEvery = 2 * time.Second
