@@ -98,47 +98,51 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 	return out, nil
 }
 
-// startedAt reads when r's batch script started, from what it wrote as it
-// started; started is false when it wrote nothing or wrote it for another
-// job id than r's.
-func (b *Backend) startedAt(r record) (at time.Time, started bool) {
-	data, err := os.ReadFile(filepath.Join(b.dir, r.Name, startFile))
+// scriptFile reads a file r's batch script wrote, "JOBID FIELD...", and
+// returns its fields after the job id; ok is false when there is none, it
+// does not have n fields in all, or it is another job id's than r's.
+func (b *Backend) scriptFile(r record, name string, n int) (rest []string, ok bool) {
+	data, err := os.ReadFile(filepath.Join(b.dir, r.Name, name))
 	if err != nil {
-		return at, false
+		return nil, false
 	}
 	f := strings.Fields(string(data))
-	if len(f) != 2 {
-		return at, false
+	if len(f) != n {
+		return nil, false
 	}
 	id, err := strconv.ParseInt(f[0], 10, 64)
 	if err != nil || r.JobID == 0 || id != r.JobID {
+		return nil, false
+	}
+	return f[1:], true
+}
+
+// startedAt reads when r's batch script started, from what it wrote as it
+// started; started is false when it wrote nothing for r's job id.
+func (b *Backend) startedAt(r record) (at time.Time, started bool) {
+	f, ok := b.scriptFile(r, startFile, 2)
+	if !ok {
 		return at, false
 	}
-	return unixTime(f[1]), true
+	return unixTime(f[0]), true
 }
 
 // exitStatus reads what r's batch script wrote as it ended; ended is false
-// when it wrote nothing (it runs, or was killed) or wrote it for another
-// job id than r's.
+// when it wrote nothing for r's job id (it runs, or was killed).
 func (b *Backend) exitStatus(r record) (st backend.Status, ended bool) {
-	data, err := os.ReadFile(filepath.Join(b.dir, r.Name, exitFile))
-	if err != nil {
+	f, ok := b.scriptFile(r, exitFile, 4)
+	if !ok {
 		return st, false
 	}
-	f := strings.Fields(string(data))
-	if len(f) != 4 {
-		return st, false
-	}
-	id, err1 := strconv.ParseInt(f[0], 10, 64)
-	code, err2 := strconv.Atoi(f[1])
-	if err1 != nil || err2 != nil || r.JobID == 0 || id != r.JobID || code < 0 {
+	code, err := strconv.Atoi(f[0])
+	if err != nil || code < 0 {
 		return st, false
 	}
 	st = backend.Status{Name: r.Name, Phase: backend.PhaseSucceeded, ExitCode: &code,
-		Started: unixTime(f[2]), Ended: unixTime(f[3])}
+		Started: unixTime(f[1]), Ended: unixTime(f[2])}
 	if code != 0 {
 		st.Phase = backend.PhaseFailed
-		st.Message = fmt.Sprintf("job %d ended (exit code %d)", id, code)
+		st.Message = fmt.Sprintf("job %d ended (exit code %d)", r.JobID, code)
 	}
 	return st, true
 }
