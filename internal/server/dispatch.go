@@ -199,6 +199,9 @@ func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 func (rd *round) record(ctx context.Context, sub *submission) {
 	name := sub.spec.Name
 	delete(rd.s.rec.disp.inflight, name)
+	// The job that preempted them has reached the engine (or failed to):
+	// its victims stop now.
+	rd.stopDeferred(ctx, sub.j.ID)
 	j := rd.jobs[sub.j.ID]
 	if j == nil || j.State != store.Admitted || j.Attempt != sub.j.Attempt {
 		return

@@ -69,6 +69,13 @@ type reconcilerState struct {
 	// disp sends admitted jobs to their backends; its Submits outlive
 	// rounds.
 	disp *dispatcher
+	// stopAfter holds, per job admitted by preempting work on a
+	// queue_ahead cluster, the victims' attempts to stop once that job's
+	// Submit has returned (see preempt); stopWithin is until when
+	// cleanOrphans leaves each such attempt running, in case the job's
+	// Submit never returns.
+	stopAfter  map[int64][]string
+	stopWithin map[string]time.Time
 	// waited is how long the last round waited on its forgets and on room
 	// for its Submits (see runReconciler).
 	waited time.Duration
@@ -97,6 +104,8 @@ func (r *reconcilerState) init() {
 	r.avoid = map[int64]avoidance{}
 	r.ended = map[string]endedAttempt{}
 	r.disp = newDispatcher()
+	r.stopAfter = map[int64][]string{}
+	r.stopWithin = map[string]time.Time{}
 }
 
 // observation is what one round saw of one cluster.
@@ -674,6 +683,12 @@ func (rd *round) cleanOrphans(ctx context.Context) {
 			if _, later := rd.s.rec.ended[name]; rd.owned[name] || later {
 				continue
 			}
+			if until, ok := rd.s.rec.stopWithin[name]; ok {
+				if rd.now.Before(until) {
+					continue // preempted; stopped once its successor is submitted
+				}
+				delete(rd.s.rec.stopWithin, name)
+			}
 			if j := rd.jobs[id]; j != nil && j.Attempt == attempt && j.State != store.Pending {
 				continue
 			}
@@ -793,6 +808,13 @@ func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observa
 // preempt evicts the engine's victims: stop the attempt, then move it back
 // to pending as a new attempt. It returns the workloads whose room could
 // not be made (their admissions are skipped this round).
+//
+// On a queue_ahead cluster the engine, not the broker, gives the freed
+// node to the highest priority it has queued, so a victim is stopped only
+// once the job it makes room for has reached the engine (stopAfter, see
+// record): stopped first, its node would go to work queued ahead. The
+// victim is moved at once all the same; until it is stopped, its attempt
+// is an orphan that cleanOrphans leaves alone for deferStop.
 func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string]bool {
 	blocked := map[string]bool{}
 	for _, p := range ps {
@@ -803,19 +825,63 @@ func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string
 			continue
 		}
 		name := attemptName(j)
+		forID, _ := strconv.ParseInt(p.For, 10, 64)
+		deferred := false
 		if o := rd.obs[j.Placement.Cluster]; o.ok() && j.State != store.Admitted {
-			if err := o.b.Cancel(ctx, name); err != nil {
+			if c := rd.fs.fleet.Cluster(j.Placement.Cluster); c != nil && c.QueueAhead > 0 {
+				rd.s.rec.stopAfter[forID] = append(rd.s.rec.stopAfter[forID], name)
+				rd.s.rec.stopWithin[name] = rd.now.Add(deferStop)
+				deferred = true
+			} else if err := o.b.Cancel(ctx, name); err != nil {
 				rd.s.log.Warn("preempt: cancel failed", "name", name, "err", err)
 			}
 		}
 		rd.retry(j, "Preempted: "+p.Reason, "for job "+p.For, func(moved *store.Job) {
 			if moved == nil {
 				blocked[p.For] = true
+				if deferred {
+					// Still the job's attempt: nothing to stop.
+					delete(rd.s.rec.stopWithin, name)
+				}
 			}
 		})
 	}
 	rd.flush(ctx)
+	for forID := range rd.s.rec.stopAfter {
+		if blocked[strconv.FormatInt(forID, 10)] {
+			// No Submit will come: stop the moved victims now.
+			rd.stopDeferred(ctx, forID)
+		}
+	}
 	return blocked
+}
+
+// deferStop bounds how long a victim on a queue_ahead cluster runs on
+// while the job it made room for has not reached the engine.
+const deferStop = 30 * time.Second
+
+// stopDeferred stops the victims preempted for job forID (see preempt)
+// that are still waiting for it.
+func (rd *round) stopDeferred(ctx context.Context, forID int64) {
+	names := rd.s.rec.stopAfter[forID]
+	delete(rd.s.rec.stopAfter, forID)
+	for _, name := range names {
+		if _, waiting := rd.s.rec.stopWithin[name]; !waiting {
+			continue
+		}
+		delete(rd.s.rec.stopWithin, name)
+		id, attempt, _ := parseName(name)
+		if j := rd.jobs[id]; j != nil && j.Attempt == attempt && j.State != store.Pending {
+			continue // the victim's move did not apply: it runs on as itself
+		}
+		for _, o := range rd.obs {
+			if _, ok := o.byName[name]; ok && o.ok() {
+				if err := o.b.Cancel(ctx, name); err != nil {
+					rd.s.log.Warn("preempt: cancel failed", "name", name, "err", err)
+				}
+			}
+		}
+	}
 }
 
 // admitBatch is how many admissions a round writes in one transaction
