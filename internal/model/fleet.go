@@ -54,10 +54,16 @@ type Cluster struct {
 	Pools      []Pool
 }
 
+// QueuesAhead reports whether c's pools hold work queued in its engine
+// beyond their capacity (QueueAhead on an engine with a queue).
+func (c *Cluster) QueuesAhead() bool {
+	return c.QueueAhead > 0 && (c.Backend == BackendSlurm || c.Backend == BackendKubernetes)
+}
+
 // AheadNodes is how many queue slots (nodes' worth of work queued in the
 // engine beyond the pool's capacity) pool p of c gets.
 func (c *Cluster) AheadNodes(p *Pool) int {
-	if c.QueueAhead <= 0 || (c.Backend != BackendSlurm && c.Backend != BackendKubernetes) {
+	if !c.QueuesAhead() {
 		return 0
 	}
 	return min(c.QueueAhead, p.Nodes)

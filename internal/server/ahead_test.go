@@ -65,10 +65,10 @@ func TestScheduleAheadFillsQueueSlotsOnly(t *testing.T) {
 	pending = append(pending, aheadWorkload(30, 2, 1, 0)) // a gang never goes ahead
 
 	// The regular pass admits nothing: there is no capacity.
-	if dec := engine.Schedule(buildSnapshot(f, holding, nil, usageSnapshot{}), pending, f.Policy, now); len(dec.Admit) != 0 {
+	if dec := engine.Schedule(buildSnapshot(f, holding, nil, usageSnapshot{}, realNodes), pending, f.Policy, now); len(dec.Admit) != 0 {
 		t.Fatalf("regular pass admitted %+v on a full fleet", dec.Admit)
 	}
-	as := scheduleAhead(f, buildSnapshot(f, holding, nil, usageSnapshot{}), pending, now)
+	as := scheduleAhead(f, buildSnapshot(f, holding, nil, usageSnapshot{}, queueSlots), pending, now)
 	if len(as) != 8 {
 		t.Fatalf("ahead pass admitted %d jobs, want 8 (one node's worth of slots): %+v", len(as), as)
 	}
@@ -97,10 +97,10 @@ func TestScheduleAheadFillsQueueSlotsOnly(t *testing.T) {
 			Workload: aheadWorkload(100+i, 1, 1, 0), Placement: &store.Placement{Cluster: "hpc", Pool: "gpu",
 				GPU: "H100", GPUsPerNode: 1, Nodes: a.Nodes}})
 	}
-	if more := scheduleAhead(f, buildSnapshot(f, holding, nil, usageSnapshot{}), pending[8:], now); len(more) != 0 {
+	if more := scheduleAhead(f, buildSnapshot(f, holding, nil, usageSnapshot{}, queueSlots), pending[8:], now); len(more) != 0 {
 		t.Fatalf("ahead pass admitted %+v with every slot taken", more)
 	}
-	snap := buildSnapshot(f, holding, nil, usageSnapshot{})
+	snap := buildSnapshot(f, holding, nil, usageSnapshot{}, realNodes)
 	for _, a := range snap.Running {
 		id, _ := strconv.Atoi(a.Workload)
 		if a.Ahead != (id >= 100) {

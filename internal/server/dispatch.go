@@ -179,8 +179,8 @@ func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 		Name: name, JobID: j.ID, Attempt: j.Attempt, Team: j.Team,
 		Cluster: j.Placement.Cluster, Pool: j.Placement.Pool, Nodes: sl.nodes,
 	}
-	if c := rd.fs.fleet.Cluster(j.Placement.Cluster); c != nil && c.QueueAhead > 0 {
-		sp.Ordered = true
+	if c := rd.fs.fleet.Cluster(j.Placement.Cluster); c != nil {
+		sp.Ordered = c.QueuesAhead()
 	}
 	if w != nil {
 		sp.Setup, sp.Run, sp.Workdir, sp.Envs, sp.CheckpointDir = w.Setup, w.Run, w.Workdir, w.Envs, w.CheckpointDir

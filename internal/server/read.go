@@ -21,7 +21,7 @@ func (s *Server) currentView() *roundView {
 	if v := s.view.Load(); v != nil && v.fleet == fs {
 		return v
 	}
-	return &roundView{at: s.now().UTC(), fleet: fs, snap: buildSnapshot(fs.fleet, nil, nil, newUsageSnapshot())}
+	return &roundView{at: s.now().UTC(), fleet: fs, snap: buildSnapshot(fs.fleet, nil, nil, newUsageSnapshot(), realNodes)}
 }
 
 type poolJSON struct {

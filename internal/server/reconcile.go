@@ -71,11 +71,10 @@ type reconcilerState struct {
 	disp *dispatcher
 	// stopAfter holds, per job admitted by preempting work on a
 	// queue_ahead cluster, the victims' attempts to stop once that job's
-	// Submit has returned (see preempt); stopWithin is until when
-	// cleanOrphans leaves each such attempt running, in case the job's
-	// Submit never returns.
-	stopAfter  map[int64][]string
-	stopWithin map[string]time.Time
+	// Submit has returned (see preempt); cleanOrphans leaves the attempts
+	// in deferred running meanwhile.
+	stopAfter map[int64]deferredStop
+	deferred  map[string]bool
 	// waited is how long the last round waited on its forgets and on room
 	// for its Submits (see runReconciler).
 	waited time.Duration
@@ -104,8 +103,8 @@ func (r *reconcilerState) init() {
 	r.avoid = map[int64]avoidance{}
 	r.ended = map[string]endedAttempt{}
 	r.disp = newDispatcher()
-	r.stopAfter = map[int64][]string{}
-	r.stopWithin = map[string]time.Time{}
+	r.stopAfter = map[int64]deferredStop{}
+	r.deferred = map[string]bool{}
 }
 
 // observation is what one round saw of one cluster.
@@ -234,7 +233,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 	// 6. Schedule.
 	rd.ensureSlots(ctx)
 	totals := s.usageTotals(ctx, fs, rd.holding(), now)
-	snap, pending := rd.snapshot(totals)
+	snap, pending := rd.snapshot(totals, realNodes)
 	dec := engine.Schedule(snap, pending, fs.fleet.Policy, now)
 	blocked := rd.preempt(ctx, dec.Preempt)
 	disp := rd.startDispatch(ctx)
@@ -683,11 +682,8 @@ func (rd *round) cleanOrphans(ctx context.Context) {
 			if _, later := rd.s.rec.ended[name]; rd.owned[name] || later {
 				continue
 			}
-			if until, ok := rd.s.rec.stopWithin[name]; ok {
-				if rd.now.Before(until) {
-					continue // preempted; stopped once its successor is submitted
-				}
-				delete(rd.s.rec.stopWithin, name)
+			if rd.s.rec.deferred[name] {
+				continue // preempted; stopped once its successor is submitted
 			}
 			if j := rd.jobs[id]; j != nil && j.Attempt == attempt && j.State != store.Pending {
 				continue
@@ -713,9 +709,10 @@ func holds(j *store.Job) bool {
 }
 
 // snapshot builds the engine's view from the round's jobs: allocations
-// for jobs holding capacity, per-node free GPUs, down pools, usage.
-func (rd *round) snapshot(t usageSnapshot) (*engine.Snapshot, []*model.Workload) {
-	snap := buildSnapshot(rd.fs.fleet, rd.holding(), rd.obs, t)
+// for jobs holding capacity, per-node free GPUs (of view), down pools,
+// usage.
+func (rd *round) snapshot(t usageSnapshot, view snapView) (*engine.Snapshot, []*model.Workload) {
+	snap := buildSnapshot(rd.fs.fleet, rd.holding(), rd.obs, t, view)
 	var pending []*model.Workload
 	for _, id := range rd.order {
 		j := rd.jobs[id]
@@ -753,7 +750,20 @@ func (rd *round) holding() []*store.Job {
 	return out
 }
 
-func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observation, t usageSnapshot) *engine.Snapshot {
+// snapView says which nodes of a pool buildSnapshot shows free.
+type snapView int
+
+const (
+	// realNodes: every pool's nodes, less what holds them.
+	realNodes snapView = iota
+	// queueSlots: the queue-ahead pass's view (ADR 0003). A pool of a
+	// cluster with queue_ahead shows its queue slots as nodes after every
+	// node it has or may add (slotBase), free but for work queued on them,
+	// and its real nodes as full; every other pool is down.
+	queueSlots
+)
+
+func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observation, t usageSnapshot, view snapView) *engine.Snapshot {
 	snap := &engine.Snapshot{
 		Fleet:            f,
 		ProviderGPUHours: t.providerGPUHours,
@@ -765,12 +775,17 @@ func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observa
 		down := obs != nil && !obs[c.Name].open()
 		for _, p := range c.Pools {
 			ref := engine.PoolRef{Cluster: c.Name, Pool: p.Name}
-			nf := make([]int, p.Nodes)
-			for i := range nf {
+			from, n, poolDown := 0, p.Nodes, down
+			if view == queueSlots {
+				k := c.AheadNodes(&p)
+				from, n, poolDown = slotBase(&p), slotBase(&p)+k, down || k == 0
+			}
+			nf := make([]int, n)
+			for i := from; i < n; i++ {
 				nf[i] = p.GPUsPerNode
 			}
 			free[ref] = nf
-			snap.Pools = append(snap.Pools, engine.PoolState{Ref: ref, NodeFree: nf, Down: down})
+			snap.Pools = append(snap.Pools, engine.PoolState{Ref: ref, NodeFree: nf, Down: poolDown})
 		}
 	}
 	for _, j := range holding {
@@ -825,13 +840,13 @@ func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string
 			continue
 		}
 		name := attemptName(j)
-		forID, _ := strconv.ParseInt(p.For, 10, 64)
-		deferred := false
 		if o := rd.obs[j.Placement.Cluster]; o.ok() && j.State != store.Admitted {
-			if c := rd.fs.fleet.Cluster(j.Placement.Cluster); c != nil && c.QueueAhead > 0 {
-				rd.s.rec.stopAfter[forID] = append(rd.s.rec.stopAfter[forID], name)
-				rd.s.rec.stopWithin[name] = rd.now.Add(deferStop)
-				deferred = true
+			if c := rd.fs.fleet.Cluster(j.Placement.Cluster); c != nil && c.QueuesAhead() {
+				forID, _ := strconv.ParseInt(p.For, 10, 64)
+				d := rd.s.rec.stopAfter[forID]
+				d.b, d.names, d.until = o.b, append(d.names, name), rd.now.Add(deferStop)
+				rd.s.rec.stopAfter[forID] = d
+				rd.s.rec.deferred[name] = true
 			} else if err := o.b.Cancel(ctx, name); err != nil {
 				rd.s.log.Warn("preempt: cancel failed", "name", name, "err", err)
 			}
@@ -839,21 +854,26 @@ func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string
 		rd.retry(j, "Preempted: "+p.Reason, "for job "+p.For, func(moved *store.Job) {
 			if moved == nil {
 				blocked[p.For] = true
-				if deferred {
-					// Still the job's attempt: nothing to stop.
-					delete(rd.s.rec.stopWithin, name)
-				}
+				delete(rd.s.rec.deferred, name) // still the job's attempt: never stop it
 			}
 		})
 	}
 	rd.flush(ctx)
-	for forID := range rd.s.rec.stopAfter {
-		if blocked[strconv.FormatInt(forID, 10)] {
-			// No Submit will come: stop the moved victims now.
+	for forID, d := range rd.s.rec.stopAfter {
+		if blocked[strconv.FormatInt(forID, 10)] || !rd.now.Before(d.until) {
+			// No Submit will come, or it has taken too long.
 			rd.stopDeferred(ctx, forID)
 		}
 	}
 	return blocked
+}
+
+// deferredStop is the victims preempted for one job on a queue_ahead
+// cluster, waiting for its Submit (see preempt).
+type deferredStop struct {
+	b     backend.Backend
+	names []string
+	until time.Time
 }
 
 // deferStop bounds how long a victim on a queue_ahead cluster runs on
@@ -863,23 +883,18 @@ const deferStop = 30 * time.Second
 // stopDeferred stops the victims preempted for job forID (see preempt)
 // that are still waiting for it.
 func (rd *round) stopDeferred(ctx context.Context, forID int64) {
-	names := rd.s.rec.stopAfter[forID]
+	d, ok := rd.s.rec.stopAfter[forID]
+	if !ok {
+		return
+	}
 	delete(rd.s.rec.stopAfter, forID)
-	for _, name := range names {
-		if _, waiting := rd.s.rec.stopWithin[name]; !waiting {
+	for _, name := range d.names {
+		if !rd.s.rec.deferred[name] {
 			continue
 		}
-		delete(rd.s.rec.stopWithin, name)
-		id, attempt, _ := parseName(name)
-		if j := rd.jobs[id]; j != nil && j.Attempt == attempt && j.State != store.Pending {
-			continue // the victim's move did not apply: it runs on as itself
-		}
-		for _, o := range rd.obs {
-			if _, ok := o.byName[name]; ok && o.ok() {
-				if err := o.b.Cancel(ctx, name); err != nil {
-					rd.s.log.Warn("preempt: cancel failed", "name", name, "err", err)
-				}
-			}
+		delete(rd.s.rec.deferred, name)
+		if err := d.b.Cancel(ctx, name); err != nil {
+			rd.s.log.Warn("preempt: cancel failed", "name", name, "err", err)
 		}
 	}
 }
@@ -901,18 +916,17 @@ const aheadNote = "; queued in the engine ahead of capacity (queue_ahead)"
 // share cap, prices and residency hold as for any admission: the engine
 // counts work on slots as running.
 func (rd *round) admitAhead(ctx context.Context, t usageSnapshot, disp *roundDispatch) {
-	if !slices.ContainsFunc(rd.fs.fleet.Clusters, func(c model.Cluster) bool { return c.QueueAhead > 0 }) {
+	if !slices.ContainsFunc(rd.fs.fleet.Clusters, func(c model.Cluster) bool { return c.QueuesAhead() }) {
 		return
 	}
-	snap, pending := rd.snapshot(t)
+	snap, pending := rd.snapshot(t, queueSlots)
 	if as := scheduleAhead(rd.fs.fleet, snap, pending, rd.now); len(as) > 0 {
 		rd.admit(ctx, as, nil, disp, aheadNote)
 	}
 }
 
-// scheduleAhead is the engine's queue-ahead pass over snap (as
-// buildSnapshot makes it; changed in place) for the pending single-node
-// workloads. Gangs never go ahead: kube-scheduler does not place an
+// scheduleAhead is the engine's queue-ahead pass over snap (buildSnapshot's
+// queueSlots view) for the pending single-node workloads. Gangs never go ahead: kube-scheduler does not place an
 // Indexed Job's pods all or nothing, so two gangs queued in the engine
 // could each hold part of the nodes the other needs.
 func scheduleAhead(f *model.Fleet, snap *engine.Snapshot, pending []*model.Workload, now time.Time) []engine.Admission {
@@ -922,7 +936,7 @@ func scheduleAhead(f *model.Fleet, snap *engine.Snapshot, pending []*model.Workl
 			single = append(single, w)
 		}
 	}
-	if len(single) == 0 || !aheadView(f, snap) {
+	if len(single) == 0 || !slotFree(snap) {
 		return nil
 	}
 	pol := f.Policy
@@ -930,54 +944,14 @@ func scheduleAhead(f *model.Fleet, snap *engine.Snapshot, pending []*model.Workl
 	return engine.Schedule(snap, single, pol, now).Admit
 }
 
-// aheadView turns snap, built by buildSnapshot, into the view of the
-// queue-ahead pass: each pool of a cluster with queue_ahead gets its queue
-// slots as nodes after every node it has or may add, free but for work
-// already queued on them, and its real nodes count as full; every other
-// pool, and every pool of a cluster that is down, is down. It reports
-// whether any slot is free.
-func aheadView(f *model.Fleet, snap *engine.Snapshot) bool {
-	held := map[engine.PoolRef][]engine.Allocation{}
-	for _, a := range snap.Running {
-		held[a.Pool] = append(held[a.Pool], a)
-	}
-	states := make(map[engine.PoolRef]*engine.PoolState, len(snap.Pools))
-	for i := range snap.Pools {
-		states[snap.Pools[i].Ref] = &snap.Pools[i]
-	}
-	free := false
-	for ci := range f.Clusters {
-		c := &f.Clusters[ci]
-		for pi := range c.Pools {
-			p := &c.Pools[pi]
-			st := states[engine.PoolRef{Cluster: c.Name, Pool: p.Name}]
-			if st == nil {
-				continue
-			}
-			k := c.AheadNodes(p)
-			if k == 0 || st.Down {
-				st.Down = true
-				continue
-			}
-			base := slotBase(p)
-			nf := make([]int, base+k)
-			for n := base; n < len(nf); n++ {
-				nf[n] = p.GPUsPerNode
-			}
-			for _, a := range held[st.Ref] {
-				for _, n := range a.Nodes {
-					if n >= base && n < len(nf) {
-						nf[n] = max(0, nf[n]-a.GPUsPerNode)
-					}
-				}
-			}
-			for n := base; n < len(nf); n++ {
-				free = free || nf[n] > 0
-			}
-			st.NodeFree = nf
+// slotFree reports whether a pool that is up has a free node.
+func slotFree(snap *engine.Snapshot) bool {
+	for _, st := range snap.Pools {
+		if !st.Down && slices.ContainsFunc(st.NodeFree, func(f int) bool { return f > 0 }) {
+			return true
 		}
 	}
-	return free
+	return false
 }
 
 // slotBase is the index of a pool's first queue slot: past every node the
@@ -1049,7 +1023,7 @@ func (rd *round) publish(ctx context.Context, t usageSnapshot) {
 	s.view.Store(&roundView{
 		at:      rd.now,
 		fleet:   rd.fs,
-		snap:    buildSnapshot(rd.fs.fleet, holding, rd.obs, t),
+		snap:    buildSnapshot(rd.fs.fleet, holding, rd.obs, t, realNodes),
 		down:    down,
 		running: t.running,
 	})
