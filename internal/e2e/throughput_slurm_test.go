@@ -95,8 +95,8 @@ func BenchmarkThroughputSlurm(b *testing.B) {
 			if err != nil {
 				b.Fatalf("%s: %v", pathName(broker), err)
 			}
-			b.Logf("slurm %s (after %s for the engine to settle): %d jobs: submitted %.2fs admitted %.2fs complete %.2fs succeeded %.2fs; %d rounds of %.3fs (load %s)",
-				pathName(broker), waited, n, t.submitted, t.admitted, t.complete, t.api, t.rounds, t.roundMean, load())
+			b.Logf("slurm %s (after %s for the engine to settle): %d jobs: submitted %.2fs admitted %.2fs complete %.2fs succeeded %.2fs; %d rounds of %.3fs; until all started, %.1f running on average and nothing queued in %.0f%% of samples (load %s)",
+				pathName(broker), waited, n, t.submitted, t.admitted, t.complete, t.api, t.rounds, t.roundMean, t.running, 100*t.dry, load())
 			p.add(broker, t)
 		}
 		i++
@@ -237,27 +237,39 @@ func (q *squeue) watch(ctx context.Context, names []string, t0 time.Time) func()
 	}
 	go func() {
 		var t pathTimes
+		var samples, running, dry int
 		for {
 			states, err := q.states(ctx)
 			if err != nil {
 				done <- result{t, err}
 				return
 			}
-			started, completed := 0, 0
+			started, completed, run, queued := 0, 0, 0, 0
 			for name := range want {
 				switch st := states[name]; st {
-				case "", "PENDING", "CONFIGURING":
+				case "":
+				case "PENDING", "CONFIGURING":
+					queued++
 				case "COMPLETED":
 					started++
 					completed++
 				case "RUNNING", "COMPLETING":
 					started++
+					run++
 				default:
 					done <- result{t, fmt.Errorf("job %s is %s", name, st)}
 					return
 				}
 			}
 			at := time.Since(t0).Seconds()
+			if started > 0 && t.admitted == 0 {
+				samples++
+				running += run
+				if queued == 0 {
+					dry++
+				}
+				t.running, t.dry = float64(running)/float64(samples), float64(dry)/float64(samples)
+			}
 			if started == len(want) && t.admitted == 0 {
 				t.admitted = at
 			}

@@ -75,6 +75,10 @@ type pathTimes struct {
 	// their mean duration, for the log.
 	rounds    int
 	roundMean float64
+	// Slurm: from the first start until every job had started, the mean
+	// number of jobs running and the share of samples in which none of the
+	// path's jobs waited in Slurm's queue (for the log).
+	running, dry float64
 }
 
 // pair accumulates both paths over the iterations of one benchmark.

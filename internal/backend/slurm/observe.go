@@ -1,6 +1,7 @@
 package slurm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -100,10 +101,11 @@ func (b *Backend) Observe(ctx context.Context) ([]backend.Status, error) {
 
 // scriptFile reads a file r's batch script wrote, "JOBID FIELD...", and
 // returns its fields after the job id; ok is false when there is none, it
-// does not have n fields in all, or it is another job id's than r's.
+// is not one whole line (still being written), it does not have n fields
+// in all, or it is another job id's than r's.
 func (b *Backend) scriptFile(r record, name string, n int) (rest []string, ok bool) {
 	data, err := os.ReadFile(filepath.Join(b.dir, r.Name, name))
-	if err != nil {
+	if err != nil || !bytes.HasSuffix(data, []byte("\n")) {
 		return nil, false
 	}
 	f := strings.Fields(string(data))

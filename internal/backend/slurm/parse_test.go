@@ -521,7 +521,9 @@ func TestObserveBetweenListings(t *testing.T) {
 	// Started since the listing: its own start counts, another job's not.
 	b.hold(record{Name: "gpub-6-1", Nodes: 1, Submitted: now, JobID: 16})
 	b.hold(record{Name: "gpub-7-1", Nodes: 1, Submitted: now, JobID: 17})
-	for name, text := range map[string]string{"gpub-6-1": "16 1764849541.5\n", "gpub-7-1": "99 1764849541.5\n"} {
+	// Being written: not a whole line yet.
+	b.hold(record{Name: "gpub-8-1", Nodes: 1, Submitted: now, JobID: 18})
+	for name, text := range map[string]string{"gpub-6-1": "16 1764849541.5\n", "gpub-7-1": "99 1764849541.5\n", "gpub-8-1": "18 17648"} {
 		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -543,6 +545,7 @@ func TestObserveBetweenListings(t *testing.T) {
 		"gpub-5-1": {Name: "gpub-5-1", Phase: backend.PhasePending, Message: "submitted; not listed by Slurm yet"},
 		"gpub-6-1": {Name: "gpub-6-1", Phase: backend.PhaseRunning, Started: time.Unix(1764849541, 500000000), Message: "job 16 running"},
 		"gpub-7-1": {Name: "gpub-7-1", Phase: backend.PhasePending, Message: "submitted; not listed by Slurm yet"},
+		"gpub-8-1": {Name: "gpub-8-1", Phase: backend.PhasePending, Message: "submitted; not listed by Slurm yet"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("between listings (-want +got):\n%s", diff)

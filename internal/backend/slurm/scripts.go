@@ -15,12 +15,16 @@ import (
 // others. Its exit code (srun's: the largest of the tasks') is the job's,
 // and it writes it to exitFile with the job id and its start and end times
 // (see Backend.Observe) before it exits; a script killed (scancel, a node
-// lost) writes none. As it starts it writes startFile (job id, start). The @WORD@ placeholders are filled by writeScripts.
+// lost) writes none. As it starts it writes startFile (job id, start).
+// Both are one short line written by one echo, no temporary file and mv:
+// under load every process the script starts delays the job, and the
+// reader (Backend.scriptFile) takes a line only once it is whole. The
+// @WORD@ placeholders are filled by writeScripts.
 const jobScript = `#!/bin/bash
 # gpubroker attempt @NAME@; generated, do not edit.
 d=@DIR@
 t0=${EPOCHREALTIME:-$(date +%s.%N)}
-echo "$SLURM_JOB_ID $t0" > "$d/@START@.$SLURM_JOB_ID" && mv -f "$d/@START@.$SLURM_JOB_ID" "$d/@START@"
+echo "$SLURM_JOB_ID $t0" > "$d/@START@"
 declare -A addr
 while read -r line; do
   n=${line#NodeName=}; n=${n%% *}
@@ -34,24 +38,33 @@ export SKYPILOT_NODE_IPS=$GPUBROKER_NODE_IPS
 srun --quiet --kill-on-bad-exit=1 --nodes="$SLURM_JOB_NUM_NODES" --ntasks="$SLURM_JOB_NUM_NODES" \
   --ntasks-per-node=1 --output="$d/node-%t.log" /bin/bash "$d/node.sh"
 rc=$?
-echo "$SLURM_JOB_ID $rc $t0 ${EPOCHREALTIME:-$(date +%s.%N)}" > "$d/@EXIT@.$SLURM_JOB_ID" && mv -f "$d/@EXIT@.$SLURM_JOB_ID" "$d/@EXIT@"
+echo "$SLURM_JOB_ID $rc $t0 ${EPOCHREALTIME:-$(date +%s.%N)}" > "$d/@EXIT@"
 exit $rc
 `
 
 // nodeScript runs on each node: the attempt's environment, the node's rank,
-// then setup and run in the workdir, all in the task's process group so
-// that Slurm's process tracking signals every process they start.
+// then setup (when the task has one) and run in the workdir, all in the
+// task's process group so that Slurm's process tracking signals every
+// process they start.
 const nodeScript = `#!/bin/bash
 d=@DIR@
 . "$d/env.sh"
 export GPUBROKER_NODE_RANK=${SLURM_NODEID:-$SLURM_PROCID} SKYPILOT_NODE_RANK=${SLURM_NODEID:-$SLURM_PROCID}
 cd -- @WORKDIR@ || exit 1
-/bin/bash "$d/setup.sh" || exit $?
-exec /bin/bash "$d/run.sh"
+@SETUP@exec /bin/bash "$d/run.sh"
+`
+
+// setupLine runs setup.sh before run.sh; a task without setup starts no
+// process for it.
+const setupLine = `/bin/bash "$d/setup.sh" || exit $?
 `
 
 // writeScripts writes the attempt's scripts and environment into adir.
 func (b *Backend) writeScripts(adir string, spec backend.Spec) error {
+	setup := ""
+	if strings.TrimSpace(spec.Setup) != "" {
+		setup = setupLine
+	}
 	files := []struct {
 		name string
 		data string
@@ -60,7 +73,7 @@ func (b *Backend) writeScripts(adir string, spec backend.Spec) error {
 		{"setup.sh", spec.Setup, 0o644},
 		{"run.sh", spec.Run, 0o644},
 		{"env.sh", envFile(spec), 0o644},
-		{"node.sh", strings.NewReplacer("@DIR@", shellQuote(adir), "@WORKDIR@", shellQuote(workdir(adir, spec))).Replace(nodeScript), 0o755},
+		{"node.sh", strings.NewReplacer("@DIR@", shellQuote(adir), "@WORKDIR@", shellQuote(workdir(adir, spec)), "@SETUP@", setup).Replace(nodeScript), 0o755},
 		{"job.sh", strings.NewReplacer("@NAME@", spec.Name, "@DIR@", shellQuote(adir), "@EXIT@", exitFile, "@START@", startFile).Replace(jobScript), 0o755},
 	}
 	for _, f := range files {
