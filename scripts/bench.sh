@@ -10,8 +10,8 @@
 # throughput (issue 5) needs the CI engines, started and sourced:
 #   scripts/engines/slurm-up.sh && . /tmp/slurm-ci/env.sh; scripts/engines/k8s-up.sh
 # (a benchmark whose engine is down is skipped). It runs the issue's sizes
-# (GPUBROKER_BENCH_FULL=1), each path twice, order alternating
-# (TPUT_ITER=2), and takes 35-50 minutes. The broker's cluster queues one
+# (GPUBROKER_BENCH_FULL=1), each path three times, order alternating
+# (TPUT_ITER=3), and takes 30-60 minutes. The broker's cluster queues one
 # pool's worth of work ahead (queue_ahead); TPUT_QUEUE_AHEAD=0 turns that off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +40,6 @@ case "$area" in all | throughput)
   # are other processes. Each benchmark measures both paths in one run;
   # its log lines carry the machine's load.
   echo "== throughput (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-  GPUBROKER_BENCH_FULL=1 go test -run '^$' -bench 'Throughput' -benchtime="${TPUT_ITER:-2}x" -count=1 \
+  GPUBROKER_BENCH_FULL=1 go test -run '^$' -bench 'Throughput' -benchtime="${TPUT_ITER:-3}x" -count=1 \
     -timeout 120m ./internal/e2e/ | grep --line-buffered -E '^(Benchmark|cpu:|ok|FAIL)|throughput_.*(load|commands run)'
 esac
