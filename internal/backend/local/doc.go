@@ -13,8 +13,9 @@
 //	node-R.pid       "PID STARTTICKS": the process group leader and its start time
 //	                 from /proc/PID/stat, so a reused pid is never signalled
 //	node-R.log       the node's stdout and stderr
-//	node-R.exit      the exit code, written (temp file + rename) by the node's
-//	                 own shell when setup/run end, before it releases the lock
+//	node-R.exit      "CODE SECONDS.MICROS": the exit code and when setup/run
+//	                 ended, written (temp file + rename) by the node's own
+//	                 shell then, before it releases the lock
 //	cancelled        present once Cancel was called
 //
 // Creating the attempt directory with mkdir is what makes Submit idempotent:

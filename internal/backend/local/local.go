@@ -249,8 +249,11 @@ func nodeFile(rank int, ext string) string {
 // wrapper is the node's shell. It records its pid (as the broker does: the
 // same content, so whichever rename lands last is right), runs setup then
 // run in the workdir, and records the exit code atomically before it ends
-// and releases the lock on fd 3. TERM is trapped so the shell outlives its
-// job long enough to record the code of a job that was asked to stop.
+// and releases the lock on fd 3, with the time its job ended (bash's
+// EPOCHREALTIME, microseconds: a file's mtime has the kernel's tick, a few
+// milliseconds, too coarse to tell which node of a gang failed first when
+// the others are stopped at once). TERM is trapped so the shell outlives
+// its job long enough to record the code of a job that was asked to stop.
 //
 // Arguments: $1 attempt dir, $2 rank, $3 mv, $4 workdir, $5 bash.
 const wrapper = `d=$1 r=$2 mv=$3
@@ -261,7 +264,8 @@ code=0
 cd -- "$4" || code=1
 if [ "$code" = 0 ]; then "$5" -- "$d/setup.sh"; code=$?; fi
 if [ "$code" = 0 ]; then "$5" -- "$d/run.sh"; code=$?; fi
-printf '%d\n' "$code" > "$d/node-$r.exit.tmp" && "$mv" -f "$d/node-$r.exit.tmp" "$d/node-$r.exit"
+t=${EPOCHREALTIME:-}
+printf '%d %s\n' "$code" "${t/,/.}" > "$d/node-$r.exit.tmp" && "$mv" -f "$d/node-$r.exit.tmp" "$d/node-$r.exit"
 exit "$code"
 `
 

@@ -208,6 +208,64 @@ func TestGangFailureStopsTheRest(t *testing.T) {
 	}
 }
 
+// TestGangFailureOrderFinerThanMtime: which node of a gang failed first is
+// read from the end times the nodes' shells record, not from their exit
+// files' mtimes, which have the kernel's tick: a node stopped because
+// another failed can end within the same tick (it did in CI, and the gang
+// was reported failed with the stopped node's 143).
+func TestGangFailureOrderFinerThanMtime(t *testing.T) {
+	dir := t.TempDir()
+	b := newBackend(t, dir)
+	sp := spec(9, "true")
+	sp.Nodes = []backend.Node{{GPUs: []int{0}}, {GPUs: []int{1}}}
+	if err := b.Submit(context.Background(), sp); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := waitEnded(t, b, sp.Name, 10*time.Second); st.Phase != backend.PhaseSucceeded {
+		t.Fatalf("%+v, want Succeeded", st)
+	}
+	// What the shells write: each node's code and end time. Node 1 failed;
+	// node 0, stopped for it, ended 2 ms later, in the same tick.
+	tick := time.Now().Truncate(time.Second)
+	for rank, text := range []string{fmt.Sprintf("143 %d.002000\n", tick.Unix()), fmt.Sprintf("7 %d.000000\n", tick.Unix())} {
+		p := filepath.Join(dir, sp.Name, nodeFile(rank, "exit"))
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, tick, tick); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A new Backend reads the attempt from its files alone.
+	st, ok := status(t, newBackend(t, dir), sp.Name)
+	if !ok || st.Phase != backend.PhaseFailed || st.ExitCode == nil || *st.ExitCode != 7 ||
+		st.Message != "node 1 exited with code 7" || !st.Ended.Equal(tick.Add(2*time.Millisecond)) {
+		t.Fatalf("%+v, want Failed by node 1 with exit 7, ended at %v", st, tick.Add(2*time.Millisecond))
+	}
+}
+
+// TestParseExit: the exit file's code and end time, and what a file without
+// a time or with garbage reads as.
+func TestParseExit(t *testing.T) {
+	for _, tc := range []struct {
+		data  string
+		code  int
+		ended time.Time
+	}{
+		{"0 1796657912.748204\n", 0, time.Unix(1796657912, 748204000)},
+		{"7\n", 7, time.Time{}},              // written before end times were recorded
+		{"143 \n", 143, time.Time{}},         // a shell without EPOCHREALTIME
+		{"1 1796657912,5\n", 1, time.Time{}}, // not microseconds: the mtime is used
+		{"", 255, time.Time{}},
+		{"garbage 1796657912.748204\n", 255, time.Time{}},
+	} {
+		code, ended := parseExit(tc.data)
+		if code != tc.code || !ended.Equal(tc.ended) {
+			t.Errorf("parseExit(%q) = %d, %v; want %d, %v", tc.data, code, ended, tc.code, tc.ended)
+		}
+	}
+}
+
 // TestCancelEscalates: a job that ignores SIGTERM is killed after the grace
 // period.
 func TestCancelEscalates(t *testing.T) {

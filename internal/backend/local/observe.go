@@ -87,17 +87,39 @@ func (n *node) readExit(adir string) bool {
 	if err != nil {
 		return false
 	}
-	code, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		// Written atomically by the node's shell; garbage means the disk
-		// lies. Count it as a failure rather than guess success.
-		code = 255
-	}
-	n.exited, n.code = true, code
-	if fi, err := os.Stat(p); err == nil {
-		n.ended = fi.ModTime()
+	n.exited = true
+	n.code, n.ended = parseExit(string(data))
+	if n.ended.IsZero() {
+		if fi, err := os.Stat(p); err == nil {
+			n.ended = fi.ModTime()
+		}
 	}
 	return true
+}
+
+// parseExit reads an exit file, "CODE [SECONDS.MICROS]"; ended is zero
+// when the file has no time (a shell without EPOCHREALTIME, or a file
+// written before the time was recorded): the caller takes the file's mtime.
+// Garbage for the code means the disk lies: it counts as a failure (255)
+// rather than a guessed success.
+func parseExit(data string) (code int, ended time.Time) {
+	f := strings.Fields(data)
+	if len(f) == 0 {
+		return 255, time.Time{}
+	}
+	code, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 255, time.Time{}
+	}
+	if len(f) > 1 {
+		secs, micros, _ := strings.Cut(f[1], ".")
+		s, err1 := strconv.ParseInt(secs, 10, 64)
+		us, err2 := strconv.ParseInt(micros, 10, 64)
+		if err1 == nil && err2 == nil && s > 0 && len(micros) == 6 {
+			ended = time.Unix(s, us*1000)
+		}
+	}
+	return code, ended
 }
 
 // observe computes the status of one attempt; ok is false when it vanished
