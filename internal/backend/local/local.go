@@ -265,7 +265,7 @@ cd -- "$4" || code=1
 if [ "$code" = 0 ]; then "$5" -- "$d/setup.sh"; code=$?; fi
 if [ "$code" = 0 ]; then "$5" -- "$d/run.sh"; code=$?; fi
 t=${EPOCHREALTIME:-}
-printf '%d %s\n' "$code" "${t/,/.}" > "$d/node-$r.exit.tmp" && "$mv" -f "$d/node-$r.exit.tmp" "$d/node-$r.exit"
+printf '%d %s\n' "$code" "$t" > "$d/node-$r.exit.tmp" && "$mv" -f "$d/node-$r.exit.tmp" "$d/node-$r.exit"
 exit "$code"
 `
 

@@ -253,9 +253,10 @@ func TestParseExit(t *testing.T) {
 		ended time.Time
 	}{
 		{"0 1796657912.748204\n", 0, time.Unix(1796657912, 748204000)},
-		{"7\n", 7, time.Time{}},              // written before end times were recorded
-		{"143 \n", 143, time.Time{}},         // a shell without EPOCHREALTIME
-		{"1 1796657912,5\n", 1, time.Time{}}, // not microseconds: the mtime is used
+		{"7\n", 7, time.Time{}},                                   // written before end times were recorded
+		{"143 \n", 143, time.Time{}},                              // a shell without EPOCHREALTIME
+		{"1 1796657912,5\n", 1, time.Unix(1796657912, 500000000)}, // a locale's comma
+		{"1 later\n", 1, time.Time{}},                             // no time: the mtime is used
 		{"", 255, time.Time{}},
 		{"garbage 1796657912.748204\n", 255, time.Time{}},
 	} {

@@ -98,8 +98,9 @@ func (n *node) readExit(adir string) bool {
 }
 
 // parseExit reads an exit file, "CODE [SECONDS.MICROS]"; ended is zero
-// when the file has no time (a shell without EPOCHREALTIME, or a file
-// written before the time was recorded): the caller takes the file's mtime.
+// when the file has no readable time (a shell without EPOCHREALTIME, or a
+// file written before the time was recorded): the caller takes the file's
+// mtime.
 // Garbage for the code means the disk lies: it counts as a failure (255)
 // rather than a guessed success.
 func parseExit(data string) (code int, ended time.Time) {
@@ -112,12 +113,7 @@ func parseExit(data string) (code int, ended time.Time) {
 		return 255, time.Time{}
 	}
 	if len(f) > 1 {
-		secs, micros, _ := strings.Cut(f[1], ".")
-		s, err1 := strconv.ParseInt(secs, 10, 64)
-		us, err2 := strconv.ParseInt(micros, 10, 64)
-		if err1 == nil && err2 == nil && s > 0 && len(micros) == 6 {
-			ended = time.Unix(s, us*1000)
-		}
+		ended = backend.UnixTime(f[1])
 	}
 	return code, ended
 }

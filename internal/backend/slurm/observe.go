@@ -126,7 +126,7 @@ func (b *Backend) startedAt(r record) (at time.Time, started bool) {
 	if !ok {
 		return at, false
 	}
-	return unixTime(f[0]), true
+	return backend.UnixTime(f[0]), true
 }
 
 // exitStatus reads what r's batch script wrote as it ended; ended is false
@@ -141,34 +141,12 @@ func (b *Backend) exitStatus(r record) (st backend.Status, ended bool) {
 		return st, false
 	}
 	st = backend.Status{Name: r.Name, Phase: backend.PhaseSucceeded, ExitCode: &code,
-		Started: unixTime(f[1]), Ended: unixTime(f[2])}
+		Started: backend.UnixTime(f[1]), Ended: backend.UnixTime(f[2])}
 	if code != 0 {
 		st.Phase = backend.PhaseFailed
 		st.Message = fmt.Sprintf("job %d ended (exit code %d)", r.JobID, code)
 	}
 	return st, true
-}
-
-// unixTime reads Unix seconds with a fraction ("1733300000.123456", or with
-// a comma where the locale has one); the zero time when it cannot.
-func unixTime(s string) time.Time {
-	sec, frac, _ := strings.Cut(strings.Replace(s, ",", ".", 1), ".")
-	n, err := strconv.ParseInt(sec, 10, 64)
-	if err != nil || n <= 0 {
-		return time.Time{}
-	}
-	var ns int64
-	if frac != "" {
-		if len(frac) > 9 {
-			frac = frac[:9]
-		}
-		v, err := strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
-		if err != nil {
-			return time.Time{}
-		}
-		ns = v
-	}
-	return time.Unix(n, ns)
 }
 
 // list reports every held attempt with two Slurm commands at most: one
