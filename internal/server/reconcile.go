@@ -157,6 +157,12 @@ type round struct {
 	forget []forgetting
 	// batch holds the moves planned for the next flush.
 	batch []planned
+	// conflicted are the jobs that held capacity as the round read them and
+	// that someone else moved meanwhile (a move's compare-and-set failed):
+	// the round no longer acts on them, but until the next round reads what
+	// they are now, what they held stays held (holding), so that the engine
+	// places nothing else there.
+	conflicted []*store.Job
 }
 
 // reconcile runs one round: read desired and observed state, act on the
@@ -458,6 +464,9 @@ func (rd *round) flush(ctx context.Context) {
 			rd.applied(st.j, st.m, moved)
 		case errors.Is(errs[i], store.ErrConflict):
 			delete(rd.jobs, st.j.ID)
+			if holds(st.j) {
+				rd.conflicted = append(rd.conflicted, st.j)
+			}
 		default:
 			rd.s.log.Warn("moving a job failed", "job", st.j.ID, "from", st.m.From, "to", st.m.To, "err", errs[i])
 		}
@@ -740,8 +749,10 @@ func (rd *round) snapshot(t usageSnapshot, view snapView) (*engine.Snapshot, []*
 	return snap, pending
 }
 
+// holding is every job holding capacity: the round's own, and those whose
+// moves conflicted (conflicted).
 func (rd *round) holding() []*store.Job {
-	var out []*store.Job
+	out := slices.Clone(rd.conflicted)
 	for _, id := range rd.order {
 		if j := rd.jobs[id]; j != nil && holds(j) {
 			out = append(out, j)
