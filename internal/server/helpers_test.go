@@ -40,6 +40,20 @@ type envOption func(*Config)
 
 func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
+	e := newStoppedEnv(t)
+	e.start(opts...)
+	t.Cleanup(e.drain)
+	b, err := os.ReadFile(filepath.Join(e.stateDir, AdminTokenFile))
+	if err != nil {
+		t.Fatalf("admin token: %v", err)
+	}
+	e.admin = strings.TrimSpace(string(b))
+	return e
+}
+
+// newStoppedEnv is a testEnv's store and backend with no server started.
+func newStoppedEnv(t *testing.T) *testEnv {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "broker.db"))
 	if err != nil {
@@ -48,13 +62,6 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Cleanup(func() { st.Close() })
 	e := &testEnv{t: t, dir: dir, stateDir: filepath.Join(dir, "state"), st: st}
 	e.be = e.newBackend()
-	e.start(opts...)
-	t.Cleanup(e.drain)
-	b, err := os.ReadFile(filepath.Join(e.stateDir, AdminTokenFile))
-	if err != nil {
-		t.Fatalf("admin token: %v", err)
-	}
-	e.admin = strings.TrimSpace(string(b))
 	return e
 }
 

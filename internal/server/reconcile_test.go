@@ -2,12 +2,10 @@ package server
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"gpubroker/internal/store"
-	"gpubroker/internal/store/sqlite"
 )
 
 // TestConflictedMoveKeepsItsHold: a job holding capacity whose move in a
@@ -17,14 +15,8 @@ import (
 // on its GPUs in the same round (TestQueueAheadSlurm once saw 41 jobs held
 // on 32 GPUs and 8 queue slots).
 func TestConflictedMoveKeepsItsHold(t *testing.T) {
-	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "broker.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	e := &testEnv{t: t, dir: dir, stateDir: filepath.Join(dir, "state"), st: st}
-	e.be = e.newBackend()
+	e := newStoppedEnv(t)
+	st := e.st
 	// A server that is not opened: no reconciler runs beside this round.
 	srv, err := New(e.config())
 	if err != nil {
