@@ -95,10 +95,11 @@ func driverRoot(rel string) string {
 	return strings.Join(parts[:3], "/")
 }
 
-// pure packages (the vocabulary, the scheduling core and the ledger) do no
-// I/O and hold no clock, randomness, logger or goroutine state.
+// pure packages (the vocabulary, the scheduling core, the ledger and the
+// job lifecycle) do no I/O and hold no clock, randomness, logger or
+// goroutine state.
 func pure(rel string) bool {
-	return under(rel, "internal/model", "internal/engine", "internal/ledger") && !testSupport(rel)
+	return under(rel, "internal/model", "internal/engine", "internal/ledger", "internal/lifecycle") && !testSupport(rel)
 }
 
 // impureStd are standard packages a pure package must not import: I/O,
@@ -160,6 +161,13 @@ var rules = []rule{
 		name: "pure packages (model, engine, ledger) do no I/O and keep no clock, randomness, logger or goroutines",
 		from: pure,
 		bad:  func(_ string, to imp) bool { return to.std && impure(to.path) },
+	},
+	{
+		name: "lifecycle imports only model and the standard library, and does no I/O",
+		from: func(r string) bool { return under(r, "internal/lifecycle") && !testSupport(r) },
+		bad: func(_ string, to imp) bool {
+			return (to.project && !under(to.rel, "internal/model", "internal/lifecycle")) || (!to.project && !to.std) || (to.std && impure(to.path))
+		},
 	},
 	{
 		name: "store and backend contracts import only model and the standard library",

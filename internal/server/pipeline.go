@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"gpubroker/internal/lifecycle"
 	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
 )
@@ -36,10 +37,10 @@ func (rd *round) holdBack(ctx context.Context) map[int64]string {
 			held[j.ID] = fmt.Sprintf("waiting for job %d (%s)", j.After, rd.stage(ctx, j))
 			continue
 		}
-		switch state {
-		case store.Succeeded:
+		switch lifecycle.Stage(state.Terminal(), state == store.Succeeded) {
+		case lifecycle.Go:
 			// Its turn: the engine schedules it like any other job.
-		case store.Failed, store.Cancelled:
+		case lifecycle.Cancel:
 			reason := fmt.Sprintf("job %d ended %s", j.After, state)
 			rd.move(ctx, j, store.Move{To: store.Cancelled, Reason: reason,
 				Message: fmt.Sprintf("%s; %s of the pipeline will not run", reason, rd.stage(ctx, j))})

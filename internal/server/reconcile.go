@@ -14,6 +14,7 @@ import (
 
 	"gpubroker/internal/backend"
 	"gpubroker/internal/engine"
+	"gpubroker/internal/lifecycle"
 	"gpubroker/internal/model"
 	"gpubroker/internal/store"
 )
@@ -541,18 +542,26 @@ func (rd *round) trackHealth() {
 	}
 }
 
-// retry ends j's current attempt as lost or preempted and makes it pending
-// again as a new attempt, with the attempt's usage; then runs after the
-// flush that writes it, as plan's. Under job_recovery eager_next_region
-// the new attempt must go to another region than the one the old attempt
-// ran in.
-func (rd *round) retry(j *store.Job, reason, detail string, then func(moved *store.Job)) {
-	rd.plan(j, store.Move{To: store.Pending, NextAttempt: true, Reason: reason, Usage: attemptUsage(j, time.Time{}, rd.now),
-		Message: fmt.Sprintf("%s; %s; retrying as attempt %d", reason, detail, j.Attempt+1)},
+// retry ends j's current attempt as lost or preempted (ending) and makes
+// it pending again as a new attempt, with the attempt's usage; then runs
+// after the flush that writes it, as plan's. What the new attempt must
+// avoid (job_recovery eager_next_region: the old attempt's region) is the
+// lifecycle's decision.
+func (rd *round) retry(j *store.Job, ending lifecycle.Ending, reason, detail string, then func(moved *store.Job)) {
+	a := lifecycle.Attempt{Number: j.Attempt, Ending: ending, Why: reason}
+	if j.Placement != nil {
+		a.Region = j.Placement.Region
+	}
+	var rec model.Recovery
+	if j.Workload != nil {
+		rec = j.Workload.Recovery
+	}
+	mv := lifecycle.Next(rec, j.Restarts, a)
+	rd.plan(j, store.Move{To: store.Pending, NextAttempt: true, Reason: mv.Reason, Usage: attemptUsage(j, time.Time{}, rd.now),
+		Message: fmt.Sprintf("%s; %s; retrying as attempt %d", mv.Reason, detail, j.Attempt+1)},
 		func(moved *store.Job) {
-			if w := j.Workload; moved != nil && w != nil && w.Recovery.Strategy == model.RecoveryEagerNextRegion &&
-				j.Placement != nil && j.Placement.Region != "" {
-				rd.s.rec.avoid[j.ID] = avoidance{attempt: moved.Attempt, region: j.Placement.Region}
+			if moved != nil && mv.AvoidRegion != "" {
+				rd.s.rec.avoid[j.ID] = avoidance{attempt: moved.Attempt, region: mv.AvoidRegion}
 			}
 			if then != nil {
 				then(moved)
@@ -575,7 +584,7 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 			if o != nil && o.err != nil {
 				why = o.err.Error()
 			}
-			rd.retry(j, fmt.Sprintf("Lost: cluster %s unreachable for %s", j.Placement.Cluster, d.Round(time.Second)),
+			rd.retry(j, lifecycle.Lost, fmt.Sprintf("Lost: cluster %s unreachable for %s", j.Placement.Cluster, d.Round(time.Second)),
 				fmt.Sprintf("%s on %s/%s: %s", attemptName(j), j.Placement.Cluster, j.Placement.Pool, why), nil)
 		}
 		return
@@ -586,7 +595,7 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 		rd.s.rec.missing[name]++
 		if n := rd.s.rec.missing[name]; n >= lostAfterRounds {
 			delete(rd.s.rec.missing, name)
-			rd.retry(j, "Lost: "+name+" vanished from cluster "+j.Placement.Cluster,
+			rd.retry(j, lifecycle.Lost, "Lost: "+name+" vanished from cluster "+j.Placement.Cluster,
 				fmt.Sprintf("not reported by the backend for %d rounds", n), nil)
 		}
 		return
@@ -605,35 +614,20 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 		started.State, started.StartedAt = store.Running, rd.now
 		j = &started
 	}
-	var m store.Move
+	var ended lifecycle.Ending
 	switch st.Phase {
 	case backend.PhaseRunning:
 		return
 	case backend.PhaseSucceeded:
-		m = store.Move{To: store.Succeeded, ExitCode: st.ExitCode, Reason: "Succeeded", Message: withDetail("Succeeded", st.Message)}
+		ended = lifecycle.Succeeded
 	case backend.PhaseFailed:
-		code := "unknown"
-		if st.ExitCode != nil {
-			code = strconv.Itoa(*st.ExitCode)
-		}
-		max := j.Workload.Recovery.MaxRestartsOnErrors
-		if j.Restarts < max {
-			reason := fmt.Sprintf("Restarting: attempt %d exited with code %s; restart %d of %d", j.Attempt, code, j.Restarts+1, max)
-			m = store.Move{To: store.Pending, NextAttempt: true, CountRestart: true, ExitCode: st.ExitCode,
-				Reason: reason, Message: withDetail(reason, st.Message)}
-		} else {
-			reason := "Failed: exited with code " + code
-			if max > 0 {
-				reason += fmt.Sprintf(" after %d restarts", j.Restarts)
-			}
-			m = store.Move{To: store.Failed, ExitCode: st.ExitCode, Reason: reason, Message: withDetail(reason, st.Message)}
-		}
+		ended = lifecycle.Failed
 	case backend.PhaseLost:
 		reason := "Lost: " + st.Message
 		if st.Message == "" {
 			reason = "Lost: the backend lost " + name
 		}
-		rd.retry(j, reason, "reported lost by cluster "+j.Placement.Cluster, func(moved *store.Job) {
+		rd.retry(j, lifecycle.Lost, reason, "reported lost by cluster "+j.Placement.Cluster, func(moved *store.Job) {
 			if moved == nil {
 				return
 			}
@@ -645,6 +639,16 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 	default:
 		rd.s.log.Warn("backend reported an unknown phase", "name", name, "phase", st.Phase)
 		return
+	}
+	mv := lifecycle.Next(j.Workload.Recovery, j.Restarts, lifecycle.Attempt{Number: j.Attempt, Ending: ended, ExitCode: st.ExitCode})
+	m := store.Move{ExitCode: st.ExitCode, Reason: mv.Reason, Message: withDetail(mv.Reason, st.Message)}
+	switch mv.Kind {
+	case lifecycle.Succeed:
+		m.To = store.Succeeded
+	case lifecycle.Fail:
+		m.To = store.Failed
+	case lifecycle.Retry:
+		m.To, m.NextAttempt, m.CountRestart = store.Pending, true, mv.CountRestart
 	}
 	// The backend's times are closer to the truth than the rounds'.
 	end := rd.now
@@ -862,7 +866,7 @@ func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string
 				rd.s.log.Warn("preempt: cancel failed", "name", name, "err", err)
 			}
 		}
-		rd.retry(j, "Preempted: "+p.Reason, "for job "+p.For, func(moved *store.Job) {
+		rd.retry(j, lifecycle.Preempted, "Preempted: "+p.Reason, "for job "+p.For, func(moved *store.Job) {
 			if moved == nil {
 				blocked[p.For] = true
 				delete(rd.s.rec.deferred, name) // still the job's attempt: never stop it

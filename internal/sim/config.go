@@ -56,6 +56,13 @@ type Config struct {
 	// Progress, when set, is called with jobs finished (completed or
 	// given up) and the total, every ~0.5% and at the end.
 	Progress func(done, total int)
+	// Failures make attempts of named jobs exit with an error; what
+	// follows (a restart, giving up) is the lifecycle's decision, as in
+	// the server.
+	Failures []Failure
+	// RecordAttempts keeps every attempt of every job in
+	// Result.AttemptLogs (off by default: it costs memory on long traces).
+	RecordAttempts bool
 	// CheckInvariants re-checks after every round what tests want to know:
 	// the provider share cap held for every admission not marked OverCap.
 	CheckInvariants bool
@@ -64,6 +71,24 @@ type Config struct {
 	// the simulator keeps, instead of one long-lived engine.Scheduler; the
 	// two must agree (tests compare them).
 	reference bool
+}
+
+// Failure makes attempts of one job end early, as a job whose code
+// crashes (an exit code) or whose node dies (Lost) would. A job may have
+// several, for different attempts.
+type Failure struct {
+	// Job is the workload ID.
+	Job string
+	// Attempts are the attempt numbers (1 for the first) that fail; empty
+	// means every attempt.
+	Attempts []int
+	// After is how long a failing attempt runs before it ends.
+	After time.Duration
+	// ExitCode is the code it exits with (not 0), unless Lost.
+	ExitCode int
+	// Lost: the attempt is lost instead (its node went away; the cluster
+	// stays up), as a backend reports a vanished attempt.
+	Lost bool
 }
 
 // Outage takes a provider's clusters, or one cluster, down over [From, To).
@@ -83,7 +108,10 @@ type Result struct {
 	End    time.Time `json:"end"`
 	Jobs   int       `json:"jobs"`
 
-	Completed     int             `json:"completed"`
+	Completed int `json:"completed"`
+	// Failed counts jobs that ended FAILED (their recovery policy gave up
+	// after errors; see Config.Failures).
+	Failed        int             `json:"failed,omitempty"`
 	NeverRunnable []NeverRunnable `json:"never_runnable"` // by workload ID
 
 	// Costs and GPU-hours over [Start, End] (see ledger.Summary).
@@ -125,6 +153,9 @@ type Result struct {
 	Ledger *ledger.Ledger `json:"-"`
 	// Outcomes is one entry per job, in trace order.
 	Outcomes []Outcome `json:"-"`
+	// AttemptLogs is, per job in trace order, every attempt, oldest first
+	// (only with Config.RecordAttempts).
+	AttemptLogs [][]AttemptEnd `json:"-"`
 }
 
 // NeverRunnable is a job that could not run by the end of the replay.
@@ -172,4 +203,15 @@ type Outcome struct {
 	Attempts   int
 	Completed  bool
 	Reason     string // for a job that never ran to completion
+}
+
+// AttemptEnd is one attempt of a job: where it ran and how it ended.
+type AttemptEnd struct {
+	Attempt int
+	Cluster string
+	Region  string
+	// Outcome is SUCCEEDED, FAILED, or RETRIED for an attempt another one
+	// followed (the server's words for the same thing); "" while it runs.
+	Outcome string
+	Reason  string
 }

@@ -9,6 +9,8 @@ const (
 	evSpot
 	evOutageStart
 	evOutageEnd
+	// evFail ends an attempt with an error (Config.Failures).
+	evFail
 )
 
 // event is one thing that happens at a simulated instant (ns since the

@@ -49,12 +49,18 @@ func (s *sim) finish() {
 			queue = append(queue, q)
 			queueBy[bucket] = append(queueBy[bucket], q)
 		}
-		if j.state == stDone {
+		if s.cfg.RecordAttempts {
+			r.AttemptLogs = append(r.AttemptLogs, j.log)
+		}
+		switch j.state {
+		case stDone:
 			o.Completed, o.Finished = true, tm(j.done)
 			c := float64(j.done-sub) / 1e9
 			jct = append(jct, c)
 			jctBy[bucket] = append(jctBy[bucket], c)
-		} else {
+		case stFailed:
+			o.Finished, o.Reason = tm(j.done), j.detail
+		default:
 			j.state = stNever
 			reason := string(j.reason)
 			if reason == "" {

@@ -10,6 +10,7 @@ import (
 
 	"gpubroker/internal/engine"
 	"gpubroker/internal/ledger"
+	"gpubroker/internal/lifecycle"
 	"gpubroker/internal/model"
 )
 
@@ -21,6 +22,7 @@ const (
 	stParked                  // waiting for a reason only a fleet change can lift
 	stRunning
 	stDone
+	stFailed // ended FAILED: the recovery policy gave up
 	stNever
 )
 
@@ -40,6 +42,14 @@ type job struct {
 	reason   engine.Reason
 	detail   string
 	a        *alloc
+	// restarts counts restarts after errors (max_restarts_on_errors).
+	restarts int
+	// fails are the job's Config.Failures entries; failing is the one
+	// that ends the current attempt (nil: none).
+	fails   []*Failure
+	failing *Failure
+	// log is every attempt (Config.RecordAttempts).
+	log []AttemptEnd
 }
 
 type alloc struct {
@@ -162,6 +172,9 @@ func Run(cfg Config, workloads []*model.Workload) (*Result, error) {
 		return nil, err
 	}
 	if err := s.loadOutages(); err != nil {
+		return nil, err
+	}
+	if err := s.loadFailures(); err != nil {
 		return nil, err
 	}
 	if err := s.loop(); err != nil {
@@ -329,6 +342,33 @@ func (s *sim) loadFleet() error {
 	return nil
 }
 
+func (s *sim) loadFailures() error {
+	for i := range s.cfg.Failures {
+		f := &s.cfg.Failures[i]
+		j := s.byID[f.Job]
+		switch {
+		case j == nil:
+			return fmt.Errorf("%w: failures[%d]: no job %q in the trace", ErrConfig, i, f.Job)
+		case f.ExitCode == 0 && !f.Lost:
+			return fmt.Errorf("%w: failures[%d]: exit code 0 is a success; give the error code the job exits with, or Lost", ErrConfig, i)
+		case f.After < 0:
+			return fmt.Errorf("%w: failures[%d]: after %s is negative", ErrConfig, i, f.After)
+		}
+		j.fails = append(j.fails, f)
+	}
+	return nil
+}
+
+// failureOf is the first of j's failures that ends attempt n (nil: none).
+func (j *job) failureOf(n int) *Failure {
+	for _, f := range j.fails {
+		if len(f.Attempts) == 0 || slices.Contains(f.Attempts, n) {
+			return f
+		}
+	}
+	return nil
+}
+
 func (s *sim) loadOutages() error {
 	for i, o := range s.cfg.Outages {
 		if (o.Provider == "") == (o.Cluster == "") {
@@ -444,8 +484,16 @@ func (s *sim) handle(e event) error {
 			return nil
 		}
 		s.res.SpotPreemptions++
-		s.stop(j, true)
+		s.interrupt(j, lifecycle.Preempted, "Preempted: the spot capacity was taken back")
 		s.sched.Release(j.w.ID)
+		s.loosened = true
+		s.changed()
+	case evFail:
+		j := s.jobs[e.id]
+		if j.attempt != e.attempt || j.state != stRunning {
+			return nil
+		}
+		s.fail(j)
 		s.loosened = true
 		s.changed()
 	case evOutageStart:
@@ -460,7 +508,7 @@ func (s *sim) handle(e event) error {
 		for _, j := range s.jobs {
 			if j.state == stRunning && s.pools[j.a.pool].downCount > 0 {
 				s.res.OutageKills++
-				s.stop(j, true)
+				s.interrupt(j, lifecycle.Lost, "Lost: outage of cluster "+s.pools[j.a.pool].ref.Cluster)
 				s.sched.Release(j.w.ID)
 			}
 		}
@@ -566,7 +614,7 @@ func (s *sim) round() error {
 			capCheck.preempted(p)
 		}
 		s.res.EnginePreemptions++
-		s.stop(j, true)
+		s.interrupt(j, lifecycle.Preempted, "Preempted: "+p.Reason)
 		s.sched.Preempted(j.w.ID)
 	}
 	for _, a := range d.Admit {
@@ -675,7 +723,23 @@ func (s *sim) admit(a engine.Admission, cc *capChecker) error {
 		Nodes: a.Nodes, GPUsPerNode: a.GPUsPerNode, GPU: a.GPU, Borrowed: a.Borrowed,
 		Started: tm(start), CheckpointInterval: j.w.CheckpointInterval, ExpectedEnd: tm(j.a.expEnd),
 	})
+	if s.cfg.RecordAttempts {
+		j.log = append(j.log, AttemptEnd{Attempt: j.attempts, Cluster: pi.ref.Cluster, Region: pi.cluster.Region})
+	}
+	if len(j.w.AvoidRegions) > 0 {
+		// The avoidance was for this attempt only (as in the server).
+		w := *j.w
+		w.AvoidRegions = nil
+		j.w = &w
+	}
 	end := start + int64(j.w.Duration)
+	endKind := evComplete
+	j.failing = nil
+	if f := j.failureOf(j.attempts); f != nil {
+		if at := start + int64(f.After); at < end {
+			end, endKind, j.failing = at, evFail, f
+		}
+	}
 	if pi.spot && pi.spotRate > 0 {
 		lambda := pi.spotRate * float64(len(a.Nodes)) // per hour
 		at := start + int64(s.rng.ExpFloat64()/lambda*float64(time.Hour))
@@ -684,12 +748,13 @@ func (s *sim) admit(a engine.Admission, cc *capChecker) error {
 			return nil
 		}
 	}
-	s.push(end, evComplete, int32(j.idx), j.attempt)
+	s.push(end, endKind, int32(j.idx), j.attempt)
 	return nil
 }
 
 // complete ends a job's attempt that ran its remaining work.
 func (s *sim) complete(j *job) {
+	s.ended(j, "SUCCEEDED", lifecycle.Next(j.w.Recovery, j.restarts, lifecycle.Attempt{Number: j.attempts, Ending: lifecycle.Succeeded}).Reason)
 	a := j.a
 	s.record(j, a.start, s.now, false)
 	s.release(j)
@@ -698,6 +763,59 @@ func (s *sim) complete(j *job) {
 	j.w.Duration = 0
 	s.res.Completed++
 	s.sched.Release(j.w.ID)
+	s.progress()
+}
+
+// ended notes how j's current attempt ended in its log.
+func (s *sim) ended(j *job, outcome, reason string) {
+	if n := len(j.log); n > 0 {
+		j.log[n-1].Outcome, j.log[n-1].Reason = outcome, reason
+	}
+}
+
+// interrupt ends a job's attempt that was lost or preempted: the lifecycle
+// says what its next attempt must avoid; the job is pending again.
+func (s *sim) interrupt(j *job, ending lifecycle.Ending, why string) {
+	region := s.pools[j.a.pool].cluster.Region
+	mv := lifecycle.Next(j.w.Recovery, j.restarts, lifecycle.Attempt{Number: j.attempts, Region: region, Ending: ending, Why: why})
+	s.ended(j, "RETRIED", mv.Reason)
+	s.stop(j, false)
+	if mv.AvoidRegion != "" {
+		// A new copy: the engine keys what it caches by the workload.
+		w := *j.w
+		w.AvoidRegions = []string{mv.AvoidRegion}
+		j.w = &w
+	}
+	j.state = stPending
+	s.enqueue(j)
+}
+
+// fail ends a job's attempt early as its Config.Failures entry says: lost
+// (retried), or exited with an error (the lifecycle restarts it or gives
+// up, as the server's reconciler would).
+func (s *sim) fail(j *job) {
+	if j.failing.Lost {
+		s.interrupt(j, lifecycle.Lost, fmt.Sprintf("Lost: attempt %d vanished from cluster %s", j.attempts, s.pools[j.a.pool].ref.Cluster))
+		s.sched.Release(j.w.ID)
+		return
+	}
+	code := j.failing.ExitCode
+	mv := lifecycle.Next(j.w.Recovery, j.restarts, lifecycle.Attempt{Number: j.attempts, Ending: lifecycle.Failed, ExitCode: &code})
+	s.sched.Release(j.w.ID)
+	if mv.Kind == lifecycle.Retry {
+		s.ended(j, "RETRIED", mv.Reason)
+		if mv.CountRestart {
+			j.restarts++
+		}
+		s.stop(j, true)
+		return
+	}
+	s.ended(j, "FAILED", mv.Reason)
+	s.stop(j, false)
+	j.state = stFailed
+	j.done = s.now
+	j.reason, j.detail = engine.Reason("Failed"), mv.Reason
+	s.res.Failed++
 	s.progress()
 }
 
