@@ -47,50 +47,22 @@ func shadowFraction(c *model.Contract, spent float64, now time.Time) float64 {
 	return math.Min(1, behind/monthly)
 }
 
-// active reports whether the contract's term covers now.
-func active(c *model.Contract, now time.Time) bool {
-	return !now.Before(c.Start) && now.Before(c.End)
-}
-
-// computePoolCost prices one pool for this round.
+// computePoolCost prices one pool for this round by ledger.PoolPrice, the
+// one pricing rule, and adds what only ranking needs: the shadow discount
+// and the spot preemption rate.
 func computePoolCost(f *model.Fleet, cl *model.Cluster, p *model.Pool, spent map[string]float64, now time.Time) poolCost {
-	pc := poolCost{list: p.PricePerGPUHour}
-	var spend *model.Contract
-	if p.Contract != "" {
-		for i := range f.Contracts {
-			if f.Contracts[i].Name == p.Contract && active(&f.Contracts[i], now) {
-				spend = &f.Contracts[i]
-			}
-		}
-	}
-	if spend == nil && p.PriceClass != model.Spot {
-		// A provider-wide spend commitment (an enterprise discount
-		// programme) covers every non-spot pool of the provider.
-		for i := range f.Contracts {
-			c := &f.Contracts[i]
-			if c.Provider == cl.Provider && c.Kind == model.SpendCommitment && active(c, now) {
-				spend = c
-				break
-			}
-		}
-	}
-	if spend != nil {
-		pc.contract = spend.Name
-		if spend.Kind == model.SpendCommitment {
-			pc.discount = pc.list * spend.Discount
-		}
-	}
-	if p.PriceClass == model.Committed || p.PriceClass == model.Reserved {
+	pr := ledger.PoolPrice(f, cl, p, now)
+	pc := poolCost{list: pr.List, discount: pr.Discount, contract: pr.Contract, billed: pr.Marginal()}
+	if pr.TakeOrPay {
 		// Paid for whether used or not: using it costs nothing more.
-		pc.credit = pc.list - pc.discount
+		pc.credit = pr.PerGPUHour
 	}
-	pc.billed = pc.list - pc.discount - pc.credit
-	if spend != nil && p.PriceClass != model.Spot {
+	if pr.Commitment != nil && p.PriceClass != model.Spot {
 		// Spot capacity gets no shadow discount: it can be taken back, so
 		// it is no way to plan a commitment's burn. This also keeps the
 		// effective cost of spot pools a fixed multiple of their billed
 		// price, which the per-class index relies on.
-		pc.shadow = pc.billed * shadowFraction(spend, spent[spend.Name], now)
+		pc.shadow = pc.billed * shadowFraction(pr.Commitment, spent[pr.Contract], now)
 	}
 	if p.PriceClass == model.Spot {
 		pc.spotRate = f.Provider(cl.Provider).SpotPreemptionPerHour

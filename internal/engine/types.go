@@ -115,7 +115,8 @@ type Rejection struct {
 // the ranking minimises; List is what the provider's price list says.
 type Cost struct {
 	ListPerGPUHour float64 `json:"list_per_gpu_hour"`
-	// Discount is the contract discount off list (USD per GPU-hour, >= 0).
+	// Discount is what the contract takes off list (USD per GPU-hour;
+	// negative when a capacity contract charges more than list).
 	Discount float64 `json:"discount"`
 	// CommittedCredit is the list price waived because the capacity is
 	// committed take-or-pay and already paid for.
