@@ -40,7 +40,7 @@ own team only.`,
 			if err != nil {
 				return err
 			}
-			rep, err := c.usage(ctx, o.since, by)
+			rep, err := c.Usage(ctx, o.since, by)
 			if err != nil {
 				return err
 			}
@@ -96,11 +96,10 @@ func number(v any) float64 {
 	return f
 }
 
-// shortTime shows an RFC 3339 time from the API to the minute, in UTC.
-func shortTime(s string) string {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return orDash(s)
+// shortTime shows a time from the API to the minute, in UTC.
+func shortTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
 	}
 	return t.UTC().Format("2006-01-02 15:04 UTC")
 }

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/ledger"
 	"gpubroker/internal/model"
-	"gpubroker/internal/store"
 )
 
 // refreshSeconds is how often the script reloads a page's content.
@@ -40,12 +40,12 @@ type overviewData struct {
 	ShareCap      float64
 	ShareWindow   time.Duration
 	Depth         []stateCount
-	Clusters      []apiCluster
+	Clusters      []api.Cluster
 	Unhealthy     int
 }
 
 type stateCount struct {
-	State store.State
+	State api.State
 	N     int
 }
 
@@ -99,10 +99,10 @@ func (h *Handler) overview(s *session) (string, view, error) {
 	if err != nil {
 		return "", view{}, err
 	}
-	counts := map[store.State]int{}
+	counts := map[api.State]int{}
 	for _, j := range active {
 		counts[j.State]++
-		if p := j.Placement; p != nil && (j.State == store.Running || j.State == store.Dispatched) {
+		if p := j.Placement; p != nil && (j.State == api.Running || j.State == api.Dispatched) {
 			d.SpendRate += p.BilledPerGPUHour * float64(p.GPUsPerNode*len(p.Nodes))
 		}
 	}
@@ -119,8 +119,8 @@ func (h *Handler) overview(s *session) (string, view, error) {
 	d.MonthTotal = u.TotalCostUSD
 	byProv, byTeam := map[string]float64{}, map[string]float64{}
 	for _, r := range u.Rows {
-		byProv[r.Provider] += r.CostUSD
-		byTeam[r.Team] += r.CostUSD
+		byProv[r.Column("provider")] += r.CostUSD()
+		byTeam[r.Column("team")] += r.CostUSD()
 	}
 	d.ByProvider = barChart("Spend this month by provider", moneyBars(byProv), 0, 0, "")
 	d.ByTeam = barChart("Spend this month by team", moneyBars(byTeam), 0, 0, "")
@@ -136,15 +136,15 @@ func (h *Handler) overview(s *session) (string, view, error) {
 	}
 	total := 0.0
 	for _, r := range su.Rows {
-		total += r.GPUHours
+		total += r.GPUHours()
 	}
 	var share []bar
 	for _, r := range su.Rows {
 		f := 0.0
 		if total > 0 {
-			f = r.GPUHours / total
+			f = r.GPUHours() / total
 		}
-		share = append(share, bar{Label: r.Provider, Parts: []float64{f}, Note: fmt.Sprintf("%.0f%% · %s GPU-h", f*100, qty(r.GPUHours))})
+		share = append(share, bar{Label: r.Column("provider"), Parts: []float64{f}, Note: fmt.Sprintf("%.0f%% · %s GPU-h", f*100, qty(r.GPUHours()))})
 	}
 	capLabel := ""
 	if policy.MaxProviderShare > 0 {
@@ -174,7 +174,7 @@ func moneyBars(m map[string]float64) []bar {
 
 type queueRow struct {
 	Pos    int
-	Job    *store.Job
+	Job    *api.Job
 	Name   string
 	GPU    model.GPUModel
 	GPUs   int
@@ -193,9 +193,9 @@ func (h *Handler) queue(s *session) (string, view, error) {
 	if err != nil {
 		return "", view{}, err
 	}
-	var pending, running []*store.Job
+	var pending, running []*api.Job
 	for _, j := range active {
-		if j.State == store.Pending {
+		if j.State == api.Pending {
 			pending = append(pending, j)
 		} else {
 			running = append(running, j)
@@ -218,7 +218,7 @@ func (h *Handler) queue(s *session) (string, view, error) {
 	return "queue", view{Title: "Queue", Nav: "queue", Refresh: refreshSeconds, Data: d}, nil
 }
 
-func where(p *store.Placement) string {
+func where(p *api.Placement) string {
 	if p == nil {
 		return ""
 	}
@@ -236,24 +236,24 @@ type attempt struct {
 }
 
 type jobData struct {
-	Job       *store.Job
+	Job       *api.Job
 	Name      string
 	GPU       model.GPUModel
 	GPUs      int
 	Where     string
 	Attempts  []attempt
-	Events    []store.Event
+	Events    []api.Event
 	Logs      string
 	CostSoFar float64
 	CanCancel bool
 }
 
-func (h *Handler) loadJob(s *session, idText string) (*store.Job, error) {
+func (h *Handler) loadJob(s *session, idText string) (*api.Job, error) {
 	id, err := strconv.ParseInt(idText, 10, 64)
 	if err != nil || id <= 0 {
 		return nil, &apiErr{status: http.StatusNotFound, msg: fmt.Sprintf("no job %q", idText)}
 	}
-	var j store.Job
+	var j api.Job
 	if err := h.getJSON(s, "/v1/jobs/"+strconv.FormatInt(id, 10), &j); err != nil {
 		return nil, err
 	}
@@ -283,7 +283,7 @@ func (h *Handler) job(s *session) (string, view, error) {
 		return "", view{}, err
 	}
 	var ev struct {
-		Events []store.Event `json:"events"`
+		Events []api.Event `json:"events"`
 	}
 	if err := h.getJSON(s, fmt.Sprintf("/v1/jobs/%d/events", j.ID), &ev); err != nil {
 		return "", view{}, err
@@ -304,7 +304,7 @@ func (h *Handler) job(s *session) (string, view, error) {
 
 // attempts reads each attempt's story from the events: where it was
 // placed, when it started running and why it ended.
-func attempts(evs []store.Event, now time.Time) []attempt {
+func attempts(evs []api.Event, now time.Time) []attempt {
 	var out []attempt
 	cur := func(n int) *attempt {
 		if len(out) == 0 || out[len(out)-1].N != n {
@@ -318,16 +318,16 @@ func attempts(evs []store.Event, now time.Time) []attempt {
 		}
 		a := cur(e.Attempt)
 		switch e.To {
-		case store.Admitted:
+		case api.Admitted:
 			a.Where = strings.TrimPrefix(e.Message, "placed on ")
-		case store.Running:
+		case api.Running:
 			a.Start, a.Running = e.At, true
-		case store.Pending:
-			if e.From != "" && e.From != store.Pending {
+		case api.Pending:
+			if e.From != "" && e.From != api.Pending {
 				a.End, a.Running = e.At, false
 				a.Ended = strings.TrimSpace(string(e.From) + " → PENDING: " + e.Message)
 			}
-		case store.Succeeded, store.Failed, store.Cancelled:
+		case api.Succeeded, api.Failed, api.Cancelled:
 			a.End, a.Running = e.At, false
 			a.Ended = string(e.To)
 			if e.Message != "" {
@@ -397,13 +397,13 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 }
 
 type fleetPool struct {
-	apiPool
+	api.Pool
 	Used  int
 	Price float64
 }
 
 type fleetCluster struct {
-	apiCluster
+	api.Cluster
 	Pools     []fleetPool
 	GPUs      int
 	Free      int
@@ -435,9 +435,9 @@ func (h *Handler) fleet(s *session) (string, view, error) {
 	}
 	d := fleetData{Applied: fl != nil}
 	for _, c := range cls {
-		fc := fleetCluster{apiCluster: c}
+		fc := fleetCluster{Cluster: c}
 		for _, p := range c.Pools {
-			fp := fleetPool{apiPool: p, Used: p.GPUs() - p.GPUsFree, Price: price[c.Name+"/"+p.Name]}
+			fp := fleetPool{Pool: p, Used: p.GPUs() - p.GPUsFree, Price: price[c.Name+"/"+p.Name]}
 			fc.Pools = append(fc.Pools, fp)
 			fc.GPUs += p.GPUs()
 			fc.Free += p.GPUsFree
@@ -517,7 +517,7 @@ func (h *Handler) contracts(s *session) (string, view, error) {
 		}
 		spentSince[i] = map[string]float64{}
 		for _, r := range u.Rows {
-			spentSince[i][r.Contract] += r.CostUSD
+			spentSince[i][r.Column("contract")] += r.CostUSD()
 		}
 	}
 	for _, c := range fl.Contracts {
@@ -582,7 +582,7 @@ func (h *Handler) contracts(s *session) (string, view, error) {
 }
 
 type teamRow struct {
-	apiTeam
+	api.Team
 	GPUs     []teamGPU
 	Share    float64 // fair share: weight over the sum of weights shown
 	Borrowed int
@@ -607,7 +607,7 @@ func (h *Handler) teams(s *session) (string, view, error) {
 	var rows []teamRow
 	var bars []bar
 	for _, t := range ts {
-		r := teamRow{apiTeam: t}
+		r := teamRow{Team: t}
 		if sum > 0 {
 			r.Share = t.Weight / sum
 		}
