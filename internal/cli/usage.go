@@ -58,9 +58,9 @@ own team only.`,
 			for _, r := range rep.Rows {
 				var cells []string
 				for _, b := range by {
-					cells = append(cells, orDash(cell(r[b])))
+					cells = append(cells, orDash(r.Column(b)))
 				}
-				cells = append(cells, fmt.Sprintf("%.1f", number(r["gpu_hours"])), fmt.Sprintf("%.2f", number(r["cost_usd"])))
+				cells = append(cells, fmt.Sprintf("%.1f", r.GPUHours()), fmt.Sprintf("%.2f", r.CostUSD()))
 				fmt.Fprintln(tw, strings.Join(cells, "\t"))
 			}
 			if err := tw.Flush(); err != nil {
@@ -76,24 +76,6 @@ own team only.`,
 	f.StringVar(&o.since, "since", "30d", "window `DURATION` back from now (e.g. 24h, 7d, 30d)")
 	f.StringSliceVar(&o.by, "by", []string{"provider", "team"}, "group by these `COLUMNS` (provider, team, cluster, pool, price_class, contract)")
 	return cmd
-}
-
-func cell(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case float64:
-		return fmt.Sprintf("%g", v)
-	default:
-		return fmt.Sprint(v)
-	}
-}
-
-func number(v any) float64 {
-	f, _ := v.(float64)
-	return f
 }
 
 // shortTime shows a time from the API to the minute, in UTC.
