@@ -58,6 +58,22 @@ func TestLayering(t *testing.T) {
 	for _, v := range checkImports(pkgs) {
 		t.Errorf("%s", v)
 	}
+	for _, p := range pkgs {
+		c := classify(p.ImportPath)
+		for _, f := range p.GoFiles {
+			if !c.project || !fileRuleApplies(c.rel, f) {
+				continue
+			}
+			imps, err := fileImports(filepath.Join(p.Dir, f))
+			if err != nil {
+				t.Errorf("parsing %s: %v", f, err)
+				continue
+			}
+			for _, v := range checkFileImports(p.ImportPath, f, imps) {
+				t.Errorf("%s", v)
+			}
+		}
+	}
 }
 
 // TestPureSource fails when model, engine or ledger read the clock or start
@@ -165,6 +181,30 @@ func TestRules(t *testing.T) {
 		{"cli imports storetest", "gpubroker/internal/cli", "gpubroker/internal/store/storetest",
 			[]string{"production code never imports a *test package"}},
 		{"storetest imports a driver", "gpubroker/internal/store/storetest", "gpubroker/internal/store/sqlite", nil},
+		{"api imports model", "gpubroker/internal/api", "gpubroker/internal/model", nil},
+		{"api imports net/http", "gpubroker/internal/api", "net/http", nil},
+		{"api imports store", "gpubroker/internal/api", "gpubroker/internal/store",
+			[]string{"api imports only model and the standard library"}},
+		{"api imports engine", "gpubroker/internal/api", "gpubroker/internal/engine",
+			[]string{"api imports only model and the standard library"}},
+		{"api imports a library", "gpubroker/internal/api", "github.com/spf13/cobra",
+			[]string{"api imports only model and the standard library"}},
+		{"api imports server", "gpubroker/internal/api", "gpubroker/internal/server",
+			[]string{
+				"only cmd/ imports cli, and only cli and cmd/ import server",
+				"api imports only model and the standard library",
+			}},
+		{"server imports api", "gpubroker/internal/server", "gpubroker/internal/api", nil},
+		{"dashboard imports api", "gpubroker/internal/server/web", "gpubroker/internal/api", nil},
+		{"cli imports api", "gpubroker/internal/cli", "gpubroker/internal/api", nil},
+		{"plandoc imports engine", "gpubroker/internal/plandoc", "gpubroker/internal/engine", nil},
+		{"plandoc imports api", "gpubroker/internal/plandoc", "gpubroker/internal/api", nil},
+		{"plandoc imports store", "gpubroker/internal/plandoc", "gpubroker/internal/store",
+			[]string{"plandoc imports only engine, model and api"}},
+		{"engine imports api", "gpubroker/internal/engine", "gpubroker/internal/api",
+			[]string{"engine imports only model, ledger and the standard library"}},
+		{"store imports api", "gpubroker/internal/store", "gpubroker/internal/api",
+			[]string{"store and backend contracts import only model and the standard library"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,6 +215,41 @@ func TestRules(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("%s -> %s: rules broken (-want +got):\n%s", tt.from, tt.to, diff)
+			}
+		})
+	}
+}
+
+// TestFileRules proves each per-file rule can fail: the CLI's API commands
+// may not import server, store or backend, the files that start a server
+// may.
+func TestFileRules(t *testing.T) {
+	t.Parallel()
+	const cliRule = "the CLI's API commands import neither server, store nor backend; only server.go, drivers.go and tokenstore.go may"
+	tests := []struct {
+		name, pkg, file, to string
+		want                []string
+	}{
+		{"status imports api", "gpubroker/internal/cli", "status.go", "gpubroker/internal/api", nil},
+		{"plan imports engine", "gpubroker/internal/cli", "plan.go", "gpubroker/internal/engine", nil},
+		{"status imports server", "gpubroker/internal/cli", "status.go", "gpubroker/internal/server", []string{cliRule}},
+		{"client imports store", "gpubroker/internal/cli", "client.go", "gpubroker/internal/store", []string{cliRule}},
+		{"launch imports backend", "gpubroker/internal/cli", "launch.go", "gpubroker/internal/backend", []string{cliRule}},
+		{"token imports server", "gpubroker/internal/cli", "token.go", "gpubroker/internal/server", []string{cliRule}},
+		{"server command imports server", "gpubroker/internal/cli", "server.go", "gpubroker/internal/server", nil},
+		{"drivers import store", "gpubroker/internal/cli", "drivers.go", "gpubroker/internal/store", nil},
+		{"token create --store imports server", "gpubroker/internal/cli", "tokenstore.go", "gpubroker/internal/server", nil},
+		{"another package's status.go", "gpubroker/internal/server/web", "status.go", "gpubroker/internal/store", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var got []string
+			for _, v := range checkFileImports(tt.pkg, tt.file, []string{tt.to}) {
+				got = append(got, v.Rule)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("%s (%s) -> %s: rules broken (-want +got):\n%s", tt.pkg, tt.file, tt.to, diff)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"go/parser"
 	"go/token"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -207,6 +208,18 @@ var rules = []rule{
 		},
 	},
 	{
+		name: "api imports only model and the standard library",
+		from: func(r string) bool { return under(r, "internal/api") },
+		bad:  func(_ string, to imp) bool { return !to.std && !under(to.rel, "internal/model") },
+	},
+	{
+		name: "plandoc imports only engine, model and api",
+		from: func(r string) bool { return under(r, "internal/plandoc") },
+		bad: func(_ string, to imp) bool {
+			return to.project && !under(to.rel, "internal/engine", "internal/model", "internal/api")
+		},
+	},
+	{
 		name: "nothing imports cmd/",
 		from: func(r string) bool { return !under(r, "cmd") },
 		bad:  func(_ string, to imp) bool { return under(to.rel, "cmd") },
@@ -237,6 +250,77 @@ func checkImports(pkgs []pkg) []violation {
 		}
 	}
 	return out
+}
+
+// fileRule is an arrow drawn per file, where one package holds two sides:
+// for files matched by from (package path below the module, file name),
+// an import for which bad returns true is a violation.
+type fileRule struct {
+	name string
+	from func(rel, file string) bool
+	bad  func(to imp) bool
+}
+
+// serverSideCLI are the files of internal/cli that start a server or open
+// its store: `gpubroker server`, the drivers it is given, and `token
+// create --store`. Every other file of the package is an API client.
+var serverSideCLI = []string{"server.go", "drivers.go", "tokenstore.go"}
+
+var fileRules = []fileRule{
+	{
+		name: "the CLI's API commands import neither server, store nor backend; only server.go, drivers.go and tokenstore.go may",
+		from: func(rel, file string) bool { return rel == "internal/cli" && !slices.Contains(serverSideCLI, file) },
+		bad: func(to imp) bool {
+			return under(to.rel, "internal/server", "internal/store", "internal/backend")
+		},
+	},
+}
+
+// fileRuleApplies reports whether some file rule covers a file of the
+// package rel, so that only those packages' files are parsed.
+func fileRuleApplies(rel, file string) bool {
+	for _, r := range fileRules {
+		if r.from(rel, file) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkFileImports applies every file rule to the imports of one file of
+// package pkgPath.
+func checkFileImports(pkgPath, file string, imports []string) []violation {
+	from := classify(pkgPath)
+	if !from.project {
+		return nil
+	}
+	var out []violation
+	for _, path := range imports {
+		to := classify(path)
+		for _, r := range fileRules {
+			if r.from(from.rel, file) && r.bad(to) {
+				out = append(out, violation{From: pkgPath + " (" + file + ")", To: path, Rule: r.name})
+			}
+		}
+	}
+	return out
+}
+
+// fileImports reads the import paths of one Go file.
+func fileImports(path string) ([]string, error) {
+	f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, is := range f.Imports {
+		p, err := strconv.Unquote(is.Path.Value)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // clockCalls are the time functions that read the wall clock or start

@@ -42,18 +42,18 @@ not be cancelled (unknown, or another team's), after trying every one.`,
 			for _, id := range ids {
 				// The API answers alike for "cancelled now" and "had ended
 				// before"; the state before tells the user which.
-				j, err := c.getJob(ctx, id)
+				j, err := c.Job(ctx, id)
 				ended := err == nil && j.State.Terminal()
 				if err == nil && !ended {
-					j, err = c.cancel(ctx, id)
+					j, err = c.Cancel(ctx, id)
 				}
 				switch {
 				case err != nil:
 					errs = append(errs, fmt.Errorf("job %d: %w", id, err))
 				case ended:
-					fmt.Fprintf(env.Stdout, "job %d (%s) had already ended: %s\n", j.ID, orDash(jobName(j)), j.State)
+					fmt.Fprintf(env.Stdout, "job %d (%s) had already ended: %s\n", j.ID, orDash(j.Name()), j.State)
 				default:
-					fmt.Fprintf(env.Stdout, "cancelled job %d (%s)\n", j.ID, orDash(jobName(j)))
+					fmt.Fprintf(env.Stdout, "cancelled job %d (%s)\n", j.ID, orDash(j.Name()))
 				}
 			}
 			return errors.Join(errs...)

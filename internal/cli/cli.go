@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"gpubroker/internal/api"
 )
 
 // Exit codes: 0 success; 1 a failure (bad input, nothing can run the
@@ -57,7 +59,11 @@ func (env *Env) Run(ctx context.Context, args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+	msg := strings.TrimRight(err.Error(), "\n")
+	if errors.Is(err, api.ErrUnauthorized) {
+		msg += tokenHint
+	}
+	for _, line := range strings.Split(msg, "\n") {
 		fmt.Fprintf(env.Stderr, "error: %s\n", line)
 	}
 	var ee *exitError

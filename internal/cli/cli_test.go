@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
 
-	"gpubroker/internal/engine"
+	"gpubroker/internal/api"
 	"gpubroker/internal/model"
 )
 
@@ -137,13 +137,13 @@ func TestPlanGolden(t *testing.T) {
 }
 
 // planJSONOut runs plan -o json and decodes the result.
-func planJSONOut(t *testing.T, args ...string) planJSON {
+func planJSONOut(t *testing.T, args ...string) api.Plan {
 	t.Helper()
 	r := runCLI(t, append(append([]string{"plan"}, args...), "-o", "json")...)
 	if r.code != exitOK {
 		t.Fatalf("plan %v: exit %d; stderr:\n%s", args, r.code, r.stderr)
 	}
-	var out planJSON
+	var out api.Plan
 	dec := json.NewDecoder(strings.NewReader(r.stdout))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&out); err != nil {
@@ -161,18 +161,18 @@ func TestPlanExamples(t *testing.T) {
 		task string
 		args []string
 		// check the winner of each workload, in task order.
-		want []func(t *testing.T, w engine.WorkloadPlan)
+		want []func(t *testing.T, w api.WorkloadPlan)
 	}{
-		{"examples/llama-70b-finetune.yaml", fleet, []func(*testing.T, engine.WorkloadPlan){
-			func(t *testing.T, w engine.WorkloadPlan) {
+		{"examples/llama-70b-finetune.yaml", fleet, []func(*testing.T, api.WorkloadPlan){
+			func(t *testing.T, w api.WorkloadPlan) {
 				c := w.Candidates[0]
 				if c.Provider != "aws" || c.PriceClass != model.Committed || c.GPU != "H100" || c.NumNodes != 2 {
 					t.Errorf("winner %s (%s %s %s x%d), want the committed AWS H100 capacity", c.Pool, c.Provider, c.PriceClass, c.GPU, c.NumNodes)
 				}
 			},
 		}},
-		{"examples/bert-spot.yaml", fleet, []func(*testing.T, engine.WorkloadPlan){
-			func(t *testing.T, w engine.WorkloadPlan) {
+		{"examples/bert-spot.yaml", fleet, []func(*testing.T, api.WorkloadPlan){
+			func(t *testing.T, w api.WorkloadPlan) {
 				for _, c := range w.Candidates {
 					if c.Feasible && c.PriceClass != model.Spot {
 						t.Errorf("feasible %s is %s; a use_spot task runs on spot only", c.Pool, c.PriceClass)
@@ -180,15 +180,15 @@ func TestPlanExamples(t *testing.T) {
 				}
 			},
 		}},
-		{"examples/bert-spot.yaml", nil, []func(*testing.T, engine.WorkloadPlan){
-			func(t *testing.T, w engine.WorkloadPlan) {
+		{"examples/bert-spot.yaml", nil, []func(*testing.T, api.WorkloadPlan){
+			func(t *testing.T, w api.WorkloadPlan) {
 				if c := w.Candidates[0]; c.PriceClass != model.Spot {
 					t.Errorf("winner %s is %s, want spot", c.Pool, c.PriceClass)
 				}
 			},
 		}},
-		{"examples/inference-service.yaml", fleet, []func(*testing.T, engine.WorkloadPlan){
-			func(t *testing.T, w engine.WorkloadPlan) {
+		{"examples/inference-service.yaml", fleet, []func(*testing.T, api.WorkloadPlan){
+			func(t *testing.T, w api.WorkloadPlan) {
 				if w.Kind != model.Service || w.Order != model.Ordered {
 					t.Errorf("kind %s order %s, want an ordered service", w.Kind, w.Order)
 				}
@@ -197,20 +197,20 @@ func TestPlanExamples(t *testing.T) {
 				}
 			},
 		}},
-		{"examples/pipeline.yaml", fleet, []func(*testing.T, engine.WorkloadPlan){
-			func(t *testing.T, w engine.WorkloadPlan) {
+		{"examples/pipeline.yaml", fleet, []func(*testing.T, api.WorkloadPlan){
+			func(t *testing.T, w api.WorkloadPlan) {
 				if w.Name != "train" || w.Candidates[0].GPU != "H100" {
 					t.Errorf("stage 1 is %s on %s, want train on H100", w.Name, w.Candidates[0].GPU)
 				}
 			},
-			func(t *testing.T, w engine.WorkloadPlan) {
+			func(t *testing.T, w api.WorkloadPlan) {
 				if w.Name != "eval" || w.NumNodes != 1 {
 					t.Errorf("stage 2 is %s with %d nodes, want eval on 1", w.Name, w.NumNodes)
 				}
 			},
 		}},
-		{"examples/gb200-pretrain.yaml", fleet, []func(*testing.T, engine.WorkloadPlan){
-			func(t *testing.T, w engine.WorkloadPlan) {
+		{"examples/gb200-pretrain.yaml", fleet, []func(*testing.T, api.WorkloadPlan){
+			func(t *testing.T, w api.WorkloadPlan) {
 				c := w.Candidates[0]
 				if c.Provider != "aws" || c.GPU != "GB200" || c.NumNodes*c.GPUsPerNode != 64 {
 					t.Errorf("winner %s (%s %s, %d GPUs), want 64 GB200 on the AWS commitment", c.Pool, c.Provider, c.GPU, c.NumNodes*c.GPUsPerNode)
@@ -265,7 +265,7 @@ func TestPlanCatalogFlag(t *testing.T) {
 // first, ranked 1..n by non-decreasing effective cost (within one option,
 // since an ordered workload prefers earlier options); infeasible ones carry
 // at least one reason.
-func checkRanking(t *testing.T, w engine.WorkloadPlan) {
+func checkRanking(t *testing.T, w api.WorkloadPlan) {
 	t.Helper()
 	feasible := 0
 	for i, c := range w.Candidates {

@@ -8,4 +8,10 @@
 // pins the time and captures the output. cli may read files and the clock;
 // it must not hold scheduling logic (that is the engine's) nor name
 // concrete store or backend drivers (that is cmd/gpubroker's).
+//
+// The API commands (status, launch, logs, cancel, events, fleet, usage,
+// token) are clients of /v1 through api.Client and print api types; they
+// never import server, store or backend. Only server.go, drivers.go and
+// tokenstore.go, which start a server or open its store, may (internal/arch
+// checks it per file; docs/adr/0005-wire-types.md).
 package cli

@@ -36,7 +36,7 @@ placement, the backend's exit status, a preemption, a cancel).`,
 			if err != nil {
 				return err
 			}
-			evs, err := c.events(ctx, id)
+			evs, err := c.Events(ctx, id)
 			if err != nil {
 				return fmt.Errorf("job %d: %w", id, err)
 			}

@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"gpubroker/internal/model"
-	"gpubroker/internal/store"
+	"gpubroker/internal/api"
 )
 
 // fakeAPI speaks the parts of docs/api.md the commands use, over a tiny
@@ -29,9 +28,9 @@ type fakeAPI struct {
 	token string
 
 	mu       sync.Mutex
-	jobs     []*store.Job
+	jobs     []*api.Job
 	keys     map[string]int64
-	events   map[int64][]store.Event
+	events   map[int64][]api.Event
 	fleet    string
 	requests []string
 	// gets counts GETs of each job, which drive its progress.
@@ -41,22 +40,22 @@ type fakeAPI struct {
 const fakeToken = "gpb_test"
 
 func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
-	f := &fakeAPI{t: t, token: fakeToken, keys: map[string]int64{}, events: map[int64][]store.Event{}, gets: map[int64]int{}}
+	f := &fakeAPI{t: t, token: fakeToken, keys: map[string]int64{}, events: map[int64][]api.Event{}, gets: map[int64]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("POST /v1/jobs", f.auth(f.submit))
 	mux.HandleFunc("GET /v1/jobs", f.auth(f.list))
 	mux.HandleFunc("GET /v1/jobs/{id}", f.auth(f.withJob(f.get)))
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", f.auth(f.withJob(f.cancel)))
-	mux.HandleFunc("GET /v1/jobs/{id}/events", f.auth(f.withJob(func(w http.ResponseWriter, r *http.Request, j *store.Job) {
-		writeJSONResp(w, 200, map[string]any{"events": f.events[j.ID]})
+	mux.HandleFunc("GET /v1/jobs/{id}/events", f.auth(f.withJob(func(w http.ResponseWriter, r *http.Request, j *api.Job) {
+		writeJSONResp(w, 200, api.EventList{Events: f.events[j.ID]})
 	})))
-	mux.HandleFunc("GET /v1/jobs/{id}/attempts", f.auth(f.withJob(func(w http.ResponseWriter, r *http.Request, j *store.Job) {
-		a := map[string]any{"attempt": j.Attempt, "state": j.State}
+	mux.HandleFunc("GET /v1/jobs/{id}/attempts", f.auth(f.withJob(func(w http.ResponseWriter, r *http.Request, j *api.Job) {
+		a := api.Attempt{Attempt: j.Attempt, State: j.State}
 		if p := j.Placement; p != nil {
-			a["cluster"], a["pool"], a["provider"], a["region"] = p.Cluster, p.Pool, p.Provider, p.Region
+			a.Cluster, a.Pool, a.Provider, a.Region = p.Cluster, p.Pool, string(p.Provider), p.Region
 		}
-		writeJSONResp(w, 200, map[string]any{"attempts": []any{a}})
+		writeJSONResp(w, 200, api.AttemptList{Attempts: []api.Attempt{a}})
 	})))
 	mux.HandleFunc("GET /v1/jobs/{id}/logs", f.auth(f.withJob(f.logs)))
 	mux.HandleFunc("GET /v1/fleet", f.auth(func(w http.ResponseWriter, r *http.Request) {
@@ -64,37 +63,36 @@ func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
 			apiErr(w, 404, "not_found", "no fleet applied", "")
 			return
 		}
-		writeJSONResp(w, 200, fleetDoc{Version: 1, Fleet: f.fleet})
+		writeJSONResp(w, 200, api.FleetDoc{Version: 1, Fleet: f.fleet})
 	}))
 	mux.HandleFunc("PUT /v1/fleet", f.auth(func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Fleet string `json:"fleet"`
-		}
+		var body api.FleetRequest
 		json.NewDecoder(r.Body).Decode(&body)
 		if !strings.Contains(body.Fleet, "clusters:") {
 			apiErr(w, 400, "invalid", "no clusters", "clusters")
 			return
 		}
 		f.fleet = body.Fleet
-		writeJSONResp(w, 200, fleetApplied{Version: 1, Warnings: []string{"fleet.yaml:3: x: ignored"}})
+		writeJSONResp(w, 200, api.FleetApplied{Version: 1, Warnings: []string{"fleet.yaml:3: x: ignored"}})
 	}))
 	mux.HandleFunc("GET /v1/clusters", f.auth(func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResp(w, 200, map[string]any{"clusters": []apiCluster{{Name: "local", Provider: "onprem", Region: "local", Backend: "local", Healthy: true,
-			Pools: []apiPool{{Name: "local", GPU: "H100", GPUsPerNode: 8, Nodes: 1, GPUsFree: 7, PriceClass: "committed"}}}}})
+		writeJSONResp(w, 200, api.ClusterList{Clusters: []api.Cluster{{Name: "local", Provider: "onprem", Region: "local", Backend: "local", Healthy: true,
+			Pools: []api.Pool{{Name: "local", GPU: "H100", GPUsPerNode: 8, Nodes: 1, GPUsFree: 7, PriceClass: "committed"}}}}})
 	}))
 	mux.HandleFunc("GET /v1/usage", f.auth(func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResp(w, 200, map[string]any{
-			"since": "2026-05-02T00:00:00Z", "until": "2026-06-01T00:00:00Z", "total_cost_usd": 12.5,
-			"rows": []map[string]any{{"provider": "onprem", "team": "default", "gpu_hours": 2.5, "cost_usd": 12.5}},
+		writeJSONResp(w, 200, api.Usage{
+			Since: time.Date(2026, 5, 2, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), TotalCostUSD: 12.5,
+			By:   []string{"provider", "team"},
+			Rows: []api.UsageRow{{"provider": "onprem", "team": "default", "gpu_hours": 2.5, "cost_usd": 12.5}},
 		})
 	}))
 	mux.HandleFunc("POST /v1/tokens", f.auth(func(w http.ResponseWriter, r *http.Request) {
-		var body map[string]string
+		var body api.TokenRequest
 		json.NewDecoder(r.Body).Decode(&body)
-		writeJSONResp(w, 201, createdToken{Token: "gpb_new", ID: "tok-2", Team: body["team"], Role: body["role"], Name: body["name"]})
+		writeJSONResp(w, 201, api.CreatedToken{Token: "gpb_new", ID: "tok-2", Team: body.Team, Role: body.Role, Name: body.Name})
 	}))
 	mux.HandleFunc("GET /v1/tokens", f.auth(func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResp(w, 200, map[string]any{"tokens": []store.Token{{ID: "tok-1", Team: "default", Role: "admin", Name: "local admin", Created: testNow.Add(-time.Hour)}}})
+		writeJSONResp(w, 200, api.TokenList{Tokens: []api.Token{{ID: "tok-1", Team: "default", Role: "admin", Name: "local admin", Created: testNow.Add(-time.Hour)}}})
 	}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -108,7 +106,7 @@ func writeJSONResp(w http.ResponseWriter, code int, v any) {
 }
 
 func apiErr(w http.ResponseWriter, code int, kind, msg, field string) {
-	writeJSONResp(w, code, map[string]any{"error": map[string]string{"code": kind, "message": msg, "field": field}})
+	writeJSONResp(w, code, api.ErrorBody{Error: &api.Error{Code: kind, Message: msg, Field: field}})
 }
 
 func (f *fakeAPI) auth(h http.HandlerFunc) http.HandlerFunc {
@@ -124,7 +122,7 @@ func (f *fakeAPI) auth(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (f *fakeAPI) withJob(h func(http.ResponseWriter, *http.Request, *store.Job)) http.HandlerFunc {
+func (f *fakeAPI) withJob(h func(http.ResponseWriter, *http.Request, *api.Job)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if id < 1 || int(id) > len(f.jobs) {
@@ -138,13 +136,13 @@ func (f *fakeAPI) withJob(h func(http.ResponseWriter, *http.Request, *store.Job)
 var nameRE = regexp.MustCompile(`(?m)^name:\s*(\S+)`)
 
 func (f *fakeAPI) submit(w http.ResponseWriter, r *http.Request) {
-	var req submitRequest
+	var req api.SubmitRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Spec == "" {
 		apiErr(w, 400, "invalid", "spec: empty", "spec")
 		return
 	}
 	if id, ok := f.keys[req.Key]; ok && req.Key != "" {
-		writeJSONResp(w, 200, submitResponse{Jobs: []*store.Job{f.jobs[id-1]}})
+		writeJSONResp(w, 200, api.SubmitResponse{Jobs: []*api.Job{f.jobs[id-1]}})
 		return
 	}
 	name := "task"
@@ -156,19 +154,19 @@ func (f *fakeAPI) submit(w http.ResponseWriter, r *http.Request) {
 		team = "default"
 	}
 	id := int64(len(f.jobs) + 1)
-	j := &store.Job{ID: id, Key: req.Key, Team: team, User: "tok-1", State: store.Pending, Attempt: 1,
+	j := &api.Job{ID: id, Key: req.Key, Team: team, User: "tok-1", State: api.Pending, Attempt: 1,
 		Reason: "waiting for the next round", Created: testNow.Add(-90 * time.Second), Updated: testNow,
-		Workload: &model.Workload{Name: name, NumNodes: 1, Options: []model.Resources{{GPU: "H100", GPUsPerNode: 1}}}}
+		Workload: &api.Workload{Name: name, Kind: "job", NumNodes: 1, Options: []api.Resources{{GPU: "H100", GPUsPerNode: 1}}}}
 	f.jobs = append(f.jobs, j)
 	if req.Key != "" {
 		f.keys[req.Key] = id
 	}
-	f.event(j, "", store.Pending, "submitted")
-	writeJSONResp(w, 201, submitResponse{Jobs: []*store.Job{j}, Warnings: []string{"task.yaml:2: file_mounts: ignored"}})
+	f.event(j, "", api.Pending, "submitted")
+	writeJSONResp(w, 201, api.SubmitResponse{Jobs: []*api.Job{j}, Warnings: []string{"task.yaml:2: file_mounts: ignored"}})
 }
 
-func (f *fakeAPI) event(j *store.Job, from, to store.State, msg string) {
-	f.events[j.ID] = append(f.events[j.ID], store.Event{JobID: j.ID, Seq: int64(len(f.events[j.ID]) + 1),
+func (f *fakeAPI) event(j *api.Job, from, to api.State, msg string) {
+	f.events[j.ID] = append(f.events[j.ID], api.Event{JobID: j.ID, Seq: int64(len(f.events[j.ID]) + 1),
 		At: testNow, Actor: "reconciler", From: from, To: to, Attempt: j.Attempt, Message: msg})
 }
 
@@ -180,7 +178,7 @@ func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("state"); s != "" {
 		states = strings.Split(s, ",")
 	}
-	out := []*store.Job{}
+	out := []*api.Job{}
 	for _, j := range f.jobs {
 		if j.ID <= after || (q.Get("team") != "" && j.Team != q.Get("team")) ||
 			(len(states) > 0 && !slices.Contains(states, string(j.State))) {
@@ -191,24 +189,24 @@ func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, j)
 	}
-	writeJSONResp(w, 200, map[string]any{"jobs": out})
+	writeJSONResp(w, 200, api.JobList{Jobs: out})
 }
 
-func (f *fakeAPI) get(w http.ResponseWriter, r *http.Request, j *store.Job) {
+func (f *fakeAPI) get(w http.ResponseWriter, r *http.Request, j *api.Job) {
 	f.gets[j.ID]++
 	if !j.State.Terminal() {
 		switch f.gets[j.ID] {
 		case 1:
 		case 2:
-			f.event(j, j.State, store.Running, "started")
-			j.State, j.Reason = store.Running, ""
-			j.Placement = &store.Placement{Cluster: "local", Pool: "local", Provider: "onprem", Region: "local", GPU: "H100", GPUsPerNode: 1, Nodes: []int{0}, PriceClass: "committed"}
+			f.event(j, j.State, api.Running, "started")
+			j.State, j.Reason = api.Running, ""
+			j.Placement = &api.Placement{Cluster: "local", Pool: "local", Provider: "onprem", Region: "local", GPU: "H100", GPUsPerNode: 1, Nodes: []int{0}, PriceClass: "committed"}
 			j.StartedAt = testNow.Add(-2 * time.Second)
 		default:
 			code := 0
-			to := store.Succeeded
+			to := api.Succeeded
 			if j.Workload.Name == "fail" {
-				code, to = 3, store.Failed
+				code, to = 3, api.Failed
 				j.Reason = "exit code 3"
 			}
 			f.event(j, j.State, to, "ended")
@@ -218,16 +216,16 @@ func (f *fakeAPI) get(w http.ResponseWriter, r *http.Request, j *store.Job) {
 	writeJSONResp(w, 200, j)
 }
 
-func (f *fakeAPI) cancel(w http.ResponseWriter, r *http.Request, j *store.Job) {
+func (f *fakeAPI) cancel(w http.ResponseWriter, r *http.Request, j *api.Job) {
 	if !j.State.Terminal() {
-		f.event(j, j.State, store.Cancelled, "cancelled by api:tok-1")
-		j.State = store.Cancelled
+		f.event(j, j.State, api.Cancelled, "cancelled by api:tok-1")
+		j.State = api.Cancelled
 	}
 	writeJSONResp(w, 200, j)
 }
 
-func (f *fakeAPI) logs(w http.ResponseWriter, r *http.Request, j *store.Job) {
-	if j.State == store.Pending {
+func (f *fakeAPI) logs(w http.ResponseWriter, r *http.Request, j *api.Job) {
+	if j.State == api.Pending {
 		apiErr(w, 404, "not_found", "no output yet", "")
 		return
 	}

@@ -43,7 +43,7 @@ accepted but ignored) are printed on stderr.`,
 			if err != nil {
 				return err
 			}
-			out, err := c.putFleet(ctx, string(data))
+			out, err := c.PutFleet(ctx, string(data))
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -86,7 +86,7 @@ region, backend, health, GPU model and shape, free GPUs and price class.
 				return err
 			}
 			if o.doc {
-				d, err := c.getFleet(ctx)
+				d, err := c.Fleet(ctx)
 				if notFound(err) {
 					return fmt.Errorf("no fleet applied yet: the server runs its built-in local fleet (gpubroker fleet show lists it)")
 				}
@@ -99,7 +99,7 @@ region, backend, health, GPU model and shape, free GPUs and price class.
 				_, err = fmt.Fprint(env.Stdout, d.Fleet)
 				return err
 			}
-			cls, err := c.clusters(ctx)
+			cls, err := c.Clusters(ctx)
 			if err != nil {
 				return err
 			}
@@ -110,12 +110,12 @@ region, backend, health, GPU model and shape, free GPUs and price class.
 			fmt.Fprintln(tw, "CLUSTER\tPROVIDER\tREGION\tBACKEND\tHEALTHY\tPOOL\tGPU\tNODES\tGPUS FREE\tCLASS")
 			for _, cl := range cls {
 				if len(cl.Pools) == 0 {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t-\t-\t-\t-\t-\n", cl.Name, orDash(cl.Provider), orDash(cl.Region), orDash(cl.Backend), cl.Healthy)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t-\t-\t-\t-\t-\n", cl.Name, orDash(string(cl.Provider)), orDash(cl.Region), orDash(cl.Backend), cl.Healthy)
 				}
 				for _, p := range cl.Pools {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s:%d\t%d\t%s/%d\t%s\n", cl.Name, orDash(cl.Provider), orDash(cl.Region),
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s:%d\t%d\t%s/%d\t%s\n", cl.Name, orDash(string(cl.Provider)), orDash(cl.Region),
 						orDash(cl.Backend), cl.Healthy, p.Name, p.GPU, p.GPUsPerNode, p.Nodes,
-						strconv.Itoa(p.GPUsFree), p.GPUsPerNode*p.Nodes, orDash(p.PriceClass))
+						strconv.Itoa(p.GPUsFree), p.GPUsPerNode*p.Nodes, orDash(string(p.PriceClass)))
 				}
 			}
 			return tw.Flush()

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"gpubroker/internal/store"
+	"gpubroker/internal/api"
 )
 
 type launchOptions struct {
@@ -72,10 +72,10 @@ func (env *Env) launch(cmd *cobra.Command, file string, o launchOptions) error {
 	if err != nil {
 		return err
 	}
-	req := submitRequest{Spec: string(data), File: file, Team: o.team, Key: key}
-	resp, err := retry(ctx, serverPatience, func() (*submitResponse, error) { return c.submit(ctx, req) })
+	req := api.SubmitRequest{Spec: string(data), File: file, Team: o.team, Key: key}
+	resp, err := retry(ctx, serverPatience, func() (*api.SubmitResponse, error) { return c.Submit(ctx, req) })
 	if err != nil {
-		var ae *APIError
+		var ae *api.Error
 		if errors.As(err, &ae) && strings.Contains(ae.Message, file) {
 			return err // the server's message names the file already
 		}
@@ -85,7 +85,7 @@ func (env *Env) launch(cmd *cobra.Command, file string, o launchOptions) error {
 		fmt.Fprintf(env.Stderr, "warning: %s\n", w)
 	}
 	for _, j := range resp.Jobs {
-		fmt.Fprintf(env.Stdout, "submitted job %d (%s)\n", j.ID, orDash(jobName(j)))
+		fmt.Fprintf(env.Stdout, "submitted job %d (%s)\n", j.ID, orDash(j.Name()))
 	}
 	if o.detach {
 		return nil
@@ -100,7 +100,7 @@ func (env *Env) launch(cmd *cobra.Command, file string, o launchOptions) error {
 			return err
 		}
 		fmt.Fprintln(env.Stdout, endLine(end))
-		if end.State != store.Succeeded {
+		if end.State != api.Succeeded {
 			failed = append(failed, fmt.Sprintf("job %d %s", end.ID, end.State))
 		}
 	}
@@ -112,16 +112,16 @@ func (env *Env) launch(cmd *cobra.Command, file string, o launchOptions) error {
 
 // endLine says how a job ended: "job 3 (hello) SUCCEEDED after 2s",
 // "job 4 (train) FAILED: exit code 1 (attempt 2)".
-func endLine(j *store.Job) string {
-	s := fmt.Sprintf("job %d (%s) %s", j.ID, orDash(jobName(j)), j.State)
+func endLine(j *api.Job) string {
+	s := fmt.Sprintf("job %d (%s) %s", j.ID, orDash(j.Name()), j.State)
 	if !j.EndedAt.IsZero() && !j.StartedAt.IsZero() {
 		s += " after " + j.EndedAt.Sub(j.StartedAt).Round(100*time.Millisecond).String()
 	}
 	var why []string
-	if j.State != store.Succeeded && j.ExitCode != nil {
+	if j.State != api.Succeeded && j.ExitCode != nil {
 		why = append(why, fmt.Sprintf("exit code %d", *j.ExitCode))
 	}
-	if j.State != store.Succeeded && j.Reason != "" {
+	if j.State != api.Succeeded && j.Reason != "" {
 		why = append(why, oneLine(j.Reason))
 	}
 	if len(why) > 0 {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"gpubroker/internal/api"
 )
 
 // The local state directory and the local server the CLI starts on first
@@ -97,7 +99,7 @@ func writeStateFile(dir, name, content string, perm os.FileMode) error {
 // connect resolves the server and token: flags, then GPUBROKER_SERVER and
 // GPUBROKER_TOKEN, then the local server of the state directory. With
 // autostart (launch), a missing local server is started in the background.
-func (env *Env) connect(ctx context.Context, o clientOptions, autostart bool) (*client, error) {
+func (env *Env) connect(ctx context.Context, o clientOptions, autostart bool) (*api.Client, error) {
 	getenv := os.Getenv
 	server, token := o.server, o.token
 	if server == "" {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"gpubroker/internal/store"
+	"gpubroker/internal/api"
 )
 
 type logsOptions struct {
@@ -51,7 +51,7 @@ out: the stream resumes where it stopped.`,
 				_, err := env.follow(ctx, c, id)
 				return err
 			}
-			rc, err := c.logs(ctx, id, 0, false)
+			rc, err := c.Logs(ctx, id, 0, false)
 			if err != nil {
 				return fmt.Errorf("job %d: %w", id, err)
 			}
@@ -76,11 +76,11 @@ const serverPatience = 2 * time.Minute
 // end and returns the job as it ended. Notes (waiting, new attempt) go to
 // stderr. Output already printed is not printed again when the stream is
 // reopened, after a restart of the server or for the final read.
-func (env *Env) follow(ctx context.Context, c *client, id int64) (*store.Job, error) {
+func (env *Env) follow(ctx context.Context, c *api.Client, id int64) (*api.Job, error) {
 	printed := map[int]int64{} // attempt -> bytes of its output printed
 	lastReason, lastAttempt := "", 0
 	for {
-		j, err := retry(ctx, serverPatience, func() (*store.Job, error) { return c.getJob(ctx, id) })
+		j, err := retry(ctx, serverPatience, func() (*api.Job, error) { return c.Job(ctx, id) })
 		if err != nil {
 			return nil, fmt.Errorf("job %d: %w", id, err)
 		}
@@ -89,7 +89,7 @@ func (env *Env) follow(ctx context.Context, c *client, id int64) (*store.Job, er
 		}
 		lastAttempt = j.Attempt
 		switch {
-		case j.State == store.Pending || j.State == store.Admitted:
+		case j.State == api.Pending || j.State == api.Admitted:
 			if j.Reason != lastReason && j.Reason != "" {
 				fmt.Fprintf(env.Stderr, "job %d: %s: %s\n", id, j.State, oneLine(j.Reason))
 				lastReason = j.Reason
@@ -125,8 +125,8 @@ func (env *Env) follow(ctx context.Context, c *client, id int64) (*store.Job, er
 // what was printed before. Following, it stops where the server's stream
 // would go on to the next attempt (a line "==> attempt N <=="): follow
 // reads each attempt on its own, so a reconnect resumes at the right byte.
-func (env *Env) copyLogs(ctx context.Context, c *client, j *store.Job, follow bool, printed map[int]int64) error {
-	rc, err := c.logs(ctx, j.ID, j.Attempt, follow)
+func (env *Env) copyLogs(ctx context.Context, c *api.Client, j *api.Job, follow bool, printed map[int]int64) error {
+	rc, err := c.Logs(ctx, j.ID, j.Attempt, follow)
 	if err != nil {
 		return err
 	}

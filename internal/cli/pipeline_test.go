@@ -7,8 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"gpubroker/internal/model"
-	"gpubroker/internal/store"
+	"gpubroker/internal/api"
 )
 
 // TestStatusShowsPipelineReasons: status prints the server's reasons for
@@ -16,18 +15,18 @@ import (
 func TestStatusShowsPipelineReasons(t *testing.T) {
 	t.Parallel()
 	f, srv := newFakeAPI(t)
-	stage := func(id, after int64, name string, st store.State, reason string) *store.Job {
-		return &store.Job{ID: id, After: after, Team: "default", User: "tok-1", State: st, Attempt: 1, Reason: reason,
+	stage := func(id, after int64, name string, st api.State, reason string) *api.Job {
+		return &api.Job{ID: id, After: after, Team: "default", User: "tok-1", State: st, Attempt: 1, Reason: reason,
 			Created: testNow.Add(-90 * time.Second), Updated: testNow,
-			Workload: &model.Workload{Name: name, NumNodes: 1, Options: []model.Resources{{GPU: "H100", GPUsPerNode: 1}}}}
+			Workload: &api.Workload{Name: name, Kind: "job", NumNodes: 1, Options: []api.Resources{{GPU: "H100", GPUsPerNode: 1}}}}
 	}
 	f.mu.Lock()
-	f.jobs = []*store.Job{
-		stage(1, 0, "train", store.Failed, "Failed: exited with code 3"),
-		stage(2, 1, "eval", store.Cancelled, "job 1 ended FAILED"),
-		stage(3, 2, "report", store.Cancelled, "job 2 ended CANCELLED"),
-		stage(4, 0, "train", store.Running, ""),
-		stage(5, 4, "eval", store.Pending, "waiting for job 4 (stage 2 of 2)"),
+	f.jobs = []*api.Job{
+		stage(1, 0, "train", api.Failed, "Failed: exited with code 3"),
+		stage(2, 1, "eval", api.Cancelled, "job 1 ended FAILED"),
+		stage(3, 2, "report", api.Cancelled, "job 2 ended CANCELLED"),
+		stage(4, 0, "train", api.Running, ""),
+		stage(5, 4, "eval", api.Pending, "waiting for job 4 (stage 2 of 2)"),
 	}
 	f.mu.Unlock()
 	r := runCLI(t, apiArgs(srv.URL, "status")...)

@@ -9,8 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/engine"
 	"gpubroker/internal/model"
+	"gpubroker/internal/plandoc"
 )
 
 // planTop is how many feasible candidates the default output shows.
@@ -169,19 +171,12 @@ func workloadName(w *model.Workload) string {
 	}
 }
 
-// planJSON is the stable JSON form of plan's output: field names and order
-// only ever grow. The per-workload part is the engine's, shared with the
-// server's POST /v1/plan.
-type planJSON struct {
-	Fleet     string                `json:"fleet"`
-	Now       time.Time             `json:"now"`
-	Workloads []engine.WorkloadPlan `json:"workloads"`
-}
-
+// writePlanJSON prints the api.Plan document, the one POST /v1/plan
+// answers too: field names and order only ever grow.
 func writePlanJSON(w io.Writer, fleet string, now time.Time, plans []workloadPlan) error {
-	out := planJSON{Fleet: fleet, Now: now.UTC(), Workloads: make([]engine.WorkloadPlan, 0, len(plans))}
+	out := api.Plan{Fleet: fleet, Now: now.UTC(), Workloads: make([]api.WorkloadPlan, 0, len(plans))}
 	for _, p := range plans {
-		out.Workloads = append(out.Workloads, engine.DescribePlan(p.w, p.candidates))
+		out.Workloads = append(out.Workloads, plandoc.Describe(p.w, p.candidates))
 	}
 	data, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {

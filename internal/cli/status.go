@@ -11,8 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"gpubroker/internal/server"
-	"gpubroker/internal/store"
+	"gpubroker/internal/api"
 )
 
 type statusOptions struct {
@@ -71,13 +70,13 @@ func (env *Env) status(cmd *cobra.Command, args []string, o statusOptions) error
 	if err := checkOutput(cmd, o.output, "table", "wide", "json", "yaml"); err != nil {
 		return err
 	}
-	var states []string
+	var states []api.State
 	for _, s := range splitList(o.states) {
-		st := store.State(strings.ToUpper(s))
+		st := api.State(strings.ToUpper(s))
 		if !st.Valid() {
 			return usageError(cmd, "--state: unknown state %q; use pending, admitted, dispatched, running, succeeded, failed or cancelled", s)
 		}
-		states = append(states, string(st))
+		states = append(states, st)
 	}
 	var ids []int64
 	for _, a := range args {
@@ -92,10 +91,10 @@ func (env *Env) status(cmd *cobra.Command, args []string, o statusOptions) error
 	if err != nil {
 		return err
 	}
-	var jobs []*store.Job
+	var jobs []*api.Job
 	if len(ids) > 0 {
 		for _, id := range ids {
-			j, err := c.getJob(ctx, id)
+			j, err := c.Job(ctx, id)
 			if err != nil {
 				return fmt.Errorf("job %d: %w", id, err)
 			}
@@ -108,10 +107,10 @@ func (env *Env) status(cmd *cobra.Command, args []string, o statusOptions) error
 			if len(teams) == 1 {
 				team = teams[0]
 			}
-			jobs, err = c.listJobs(ctx, team, states)
+			jobs, err = c.AllJobs(ctx, api.ListOptions{Team: team, States: states})
 		} else {
 			for _, t := range teams {
-				js, err := c.listJobs(ctx, t, states)
+				js, err := c.AllJobs(ctx, api.ListOptions{Team: t, States: states})
 				if err != nil {
 					return err
 				}
@@ -129,17 +128,17 @@ func (env *Env) status(cmd *cobra.Command, args []string, o statusOptions) error
 		}
 		return writeJobTable(env.Stdout, jobs, env.Now(), o.output == "wide")
 	}
-	attempts := make(map[string][]server.Attempt, len(jobs))
+	attempts := make(map[string][]api.Attempt, len(jobs))
 	for _, j := range jobs {
-		as, err := c.attempts(ctx, j.ID)
+		as, err := c.Attempts(ctx, j.ID)
 		if err != nil {
 			return fmt.Errorf("job %d: attempts: %w", j.ID, err)
 		}
 		attempts[strconv.FormatInt(j.ID, 10)] = nonNil(as)
 	}
 	doc := struct {
-		Jobs     []*store.Job                `json:"jobs"`
-		Attempts map[string][]server.Attempt `json:"attempts"`
+		Jobs     []*api.Job               `json:"jobs"`
+		Attempts map[string][]api.Attempt `json:"attempts"`
 	}{nonNil(jobs), attempts}
 	if ok, err := writeDoc(env.Stdout, o.output, doc); ok {
 		return err
@@ -158,7 +157,7 @@ func (env *Env) status(cmd *cobra.Command, args []string, o statusOptions) error
 
 // writeAttempts is the attempts table of one job: where each attempt ran,
 // when, and why it ended.
-func writeAttempts(w io.Writer, as []server.Attempt) error {
+func writeAttempts(w io.Writer, as []api.Attempt) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "ATTEMPT\tWHERE\tPROVIDER\tREGION\tSTARTED\tENDED\tOUTCOME\tWHY")
 	for _, a := range as {
@@ -191,11 +190,11 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-func sortJobs(jobs []*store.Job) {
-	slices.SortFunc(jobs, func(a, b *store.Job) int { return cmp.Compare(a.ID, b.ID) })
+func sortJobs(jobs []*api.Job) {
+	slices.SortFunc(jobs, func(a, b *api.Job) int { return cmp.Compare(a.ID, b.ID) })
 }
 
-func writeJobTable(w io.Writer, jobs []*store.Job, now time.Time, wide bool) error {
+func writeJobTable(w io.Writer, jobs []*api.Job, now time.Time, wide bool) error {
 	tw := newTable(w)
 	head := "ID\tNAME\tTEAM\tSTATE\tGPUS\tWHERE\tATTEMPT\tAGE\tREASON"
 	if wide {
@@ -207,7 +206,7 @@ func writeJobTable(w io.Writer, jobs []*store.Job, now time.Time, wide bool) err
 		if p := j.Placement; p != nil {
 			where = p.Cluster + "/" + p.Pool
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s", j.ID, orDash(jobName(j)), orDash(j.Team), j.State,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s", j.ID, orDash(j.Name()), orDash(j.Team), j.State,
 			jobGPUs(j), where, j.Attempt, age(now.Sub(j.Created)), orDash(oneLine(j.Reason)))
 		if wide {
 			prov, region, class, price := "-", "-", "-", "-"
@@ -226,16 +225,9 @@ func writeJobTable(w io.Writer, jobs []*store.Job, now time.Time, wide bool) err
 	return tw.Flush()
 }
 
-func jobName(j *store.Job) string {
-	if j.Workload != nil {
-		return j.Workload.Name
-	}
-	return ""
-}
-
 // jobGPUs is what the job holds (placed) or asks for: "H100:8", "H100:8 x2",
 // "H100|A100-80GB:8".
-func jobGPUs(j *store.Job) string {
+func jobGPUs(j *api.Job) string {
 	if p := j.Placement; p != nil && p.GPU != "" {
 		s := fmt.Sprintf("%s:%d", p.GPU, p.GPUsPerNode)
 		if len(p.Nodes) > 1 {

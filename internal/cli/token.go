@@ -3,11 +3,10 @@ package cli
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"gpubroker/internal/server"
+	"gpubroker/internal/api"
 )
 
 func newTokenCmd(env *Env) *cobra.Command {
@@ -59,33 +58,22 @@ stdout alone, so it can be captured; what it is goes to stderr.`,
 			if o.team == "" {
 				return usageError(cmd, "--team: give the token's team")
 			}
-			if !server.ValidRole(o.role) {
+			if !api.ValidRole(o.role) {
 				return usageError(cmd, "--role: %q is not a role; use admin, member or viewer", o.role)
 			}
 			ctx := cmd.Context()
-			var tok *createdToken
+			var tok *api.CreatedToken
 			if o.store != "" {
-				d, err := env.drivers()
-				if err != nil {
+				var err error
+				if tok, err = env.createTokenInStore(ctx, o.store, o.team, o.role, o.name); err != nil {
 					return err
 				}
-				st, err := d.OpenStore(ctx, o.store)
-				if err != nil {
-					return fmt.Errorf("--store: %w", err)
-				}
-				defer st.Close()
-				secret, t := server.NewToken(o.team, o.role, o.name)
-				t.Created = env.Now().UTC().Truncate(time.Second)
-				if err := st.CreateToken(ctx, t); err != nil {
-					return fmt.Errorf("--store: %w", err)
-				}
-				tok = &createdToken{Token: secret, ID: t.ID, Team: t.Team, Role: t.Role, Name: t.Name}
 			} else {
 				c, err := env.connect(ctx, o.client, false)
 				if err != nil {
 					return err
 				}
-				tok, err = c.createToken(ctx, o.team, o.role, o.name)
+				tok, err = c.CreateToken(ctx, api.TokenRequest{Team: o.team, Role: o.role, Name: o.name})
 				if err != nil {
 					return err
 				}
@@ -129,7 +117,7 @@ func newTokenListCmd(env *Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			toks, err := c.listTokens(ctx)
+			toks, err := c.Tokens(ctx)
 			if err != nil {
 				return err
 			}

@@ -40,7 +40,7 @@ own team only.`,
 			if err != nil {
 				return err
 			}
-			rep, err := c.usage(ctx, o.since, by)
+			rep, err := c.Usage(ctx, o.since, by)
 			if err != nil {
 				return err
 			}
@@ -58,9 +58,9 @@ own team only.`,
 			for _, r := range rep.Rows {
 				var cells []string
 				for _, b := range by {
-					cells = append(cells, orDash(cell(r[b])))
+					cells = append(cells, orDash(r.Column(b)))
 				}
-				cells = append(cells, fmt.Sprintf("%.1f", number(r["gpu_hours"])), fmt.Sprintf("%.2f", number(r["cost_usd"])))
+				cells = append(cells, fmt.Sprintf("%.1f", r.GPUHours()), fmt.Sprintf("%.2f", r.CostUSD()))
 				fmt.Fprintln(tw, strings.Join(cells, "\t"))
 			}
 			if err := tw.Flush(); err != nil {
@@ -78,29 +78,10 @@ own team only.`,
 	return cmd
 }
 
-func cell(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case float64:
-		return fmt.Sprintf("%g", v)
-	default:
-		return fmt.Sprint(v)
-	}
-}
-
-func number(v any) float64 {
-	f, _ := v.(float64)
-	return f
-}
-
-// shortTime shows an RFC 3339 time from the API to the minute, in UTC.
-func shortTime(s string) string {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return orDash(s)
+// shortTime shows a time from the API to the minute, in UTC.
+func shortTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
 	}
 	return t.UTC().Format("2006-01-02 15:04 UTC")
 }

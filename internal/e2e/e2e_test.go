@@ -205,7 +205,7 @@ type job struct {
 	Attempt  int    `json:"attempt"`
 	Reason   string `json:"reason"`
 	Workload struct {
-		Name string `json:"Name"`
+		Name string `json:"name"`
 	} `json:"workload"`
 }
 

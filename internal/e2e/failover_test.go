@@ -263,8 +263,8 @@ type foJob struct {
 		Cluster string `json:"cluster"`
 	} `json:"placement"`
 	Workload struct {
-		Name          string
-		CheckpointDir string
+		Name          string `json:"name"`
+		CheckpointDir string `json:"checkpoint_dir"`
 	} `json:"workload"`
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/backend"
 	"gpubroker/internal/engine"
 	"gpubroker/internal/model"
@@ -207,7 +208,7 @@ func TestPreemptionOnQueueAheadStopsVictimAfterSubmit(t *testing.T) {
 			return o, nil
 		}
 	})
-	e.mustDo(http.StatusOK, "PUT", "/v1/fleet", e.admin, fleetRequest{Fleet: `clusters:
+	e.mustDo(http.StatusOK, "PUT", "/v1/fleet", e.admin, api.FleetRequest{Fleet: `clusters:
   - name: hpc
     provider: onprem
     region: dc

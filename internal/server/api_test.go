@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/backend"
 	"gpubroker/internal/engine"
 	"gpubroker/internal/store"
@@ -80,18 +81,18 @@ func TestReadEndpoints(t *testing.T) {
 	id := e.submit(e.admin, task("sleep 30"))[0].ID
 	e.waitState(id, 20*time.Second, store.Running)
 	time.Sleep(100 * time.Millisecond)
-	var cl struct{ Clusters []clusterJSON }
+	var cl struct{ Clusters []api.Cluster }
 	e.mustDo(http.StatusOK, "GET", "/v1/clusters", e.admin, nil, &cl)
 	if len(cl.Clusters) != 1 || !cl.Clusters[0].Healthy || cl.Clusters[0].Pools[0].GPUsFree != 3 {
 		t.Errorf("clusters %+v", cl.Clusters)
 	}
-	var teams struct{ Teams []teamJSON }
+	var teams struct{ Teams []api.Team }
 	e.mustDo(http.StatusOK, "GET", "/v1/teams", e.admin, nil, &teams)
 	if len(teams.Teams) != 1 || teams.Teams[0].InUse["H100"] != 1 {
 		t.Errorf("teams %+v", teams.Teams)
 	}
-	var plan planDoc
-	e.mustDo(http.StatusOK, "POST", "/v1/plan", e.admin, planRequest{Spec: "resources:\n  accelerators: H100:4\nrun: x\n"}, &plan)
+	var plan api.Plan
+	e.mustDo(http.StatusOK, "POST", "/v1/plan", e.admin, api.PlanRequest{Spec: "resources:\n  accelerators: H100:4\nrun: x\n"}, &plan)
 	if len(plan.Workloads) != 1 || plan.Workloads[0].Feasible != 0 || len(plan.Workloads[0].Candidates) != 1 ||
 		plan.Workloads[0].Candidates[0].Rejections[0].Reason != "InsufficientCapacity" {
 		t.Errorf("plan %+v", plan)
@@ -116,7 +117,7 @@ func TestReadEndpoints(t *testing.T) {
 		t.Errorf("usage by color: %d", code)
 	}
 	// An unhealthy cluster: a fleet with a slurm cluster the tests cannot reach.
-	e.mustDo(http.StatusOK, "PUT", "/v1/fleet", e.admin, fleetRequest{Fleet: twoNodeFleet + `  - name: hpc
+	e.mustDo(http.StatusOK, "PUT", "/v1/fleet", e.admin, api.FleetRequest{Fleet: twoNodeFleet + `  - name: hpc
     provider: onprem
     region: local
     backend: slurm

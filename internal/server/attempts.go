@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/store"
 )
 
@@ -93,11 +94,6 @@ func (s *Server) handleAttempts(w http.ResponseWriter, r *http.Request, p princi
 			a.Provider, a.Region = c[0], c[1]
 		}
 	}
-	if as == nil {
-		as = []Attempt{}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Attempts []Attempt `json:"attempts"`
-	}{as})
+	writeJSON(w, http.StatusOK, api.AttemptList{Attempts: apiAttempts(as)})
 	return nil
 }

@@ -15,14 +15,15 @@ import (
 	"sync"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/store"
 )
 
-// Roles a token can have.
+// Roles a token can have (the wire's; see api.ValidRole).
 const (
-	RoleAdmin  = "admin"
-	RoleMember = "member"
-	RoleViewer = "viewer"
+	RoleAdmin  = api.RoleAdmin
+	RoleMember = api.RoleMember
+	RoleViewer = api.RoleViewer
 )
 
 // DefaultTeam is the team of the admin token written on first start.
@@ -37,7 +38,7 @@ const AdminTokenFile = "admin.token"
 const tokenPrefix = "gpb_"
 
 // ValidRole reports whether r is a role a token may have.
-func ValidRole(r string) bool { return r == RoleAdmin || r == RoleMember || r == RoleViewer }
+func ValidRole(r string) bool { return api.ValidRole(r) }
 
 // HashToken is how a token's secret is stored and looked up: hex SHA-256.
 // Anything that creates tokens directly in the store (the CLI's

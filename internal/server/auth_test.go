@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/store"
 )
 
@@ -112,11 +113,11 @@ func TestTeamsCannotSeeEachOthersWork(t *testing.T) {
 	}
 	// A member cannot submit for another team, in the body or the file.
 	var er struct{ Error apiError }
-	e.mustDo(http.StatusForbidden, "POST", "/v1/jobs", a, submitRequest{Spec: task("echo"), Team: "team-b"}, &er)
+	e.mustDo(http.StatusForbidden, "POST", "/v1/jobs", a, api.SubmitRequest{Spec: task("echo"), Team: "team-b"}, &er)
 	if er.Error.Field != "team" {
 		t.Errorf("field %q", er.Error.Field)
 	}
-	e.mustDo(http.StatusForbidden, "POST", "/v1/jobs", a, submitRequest{Spec: task("echo", "x-gpubroker:\n  team: team-b\n")}, &er)
+	e.mustDo(http.StatusForbidden, "POST", "/v1/jobs", a, api.SubmitRequest{Spec: task("echo", "x-gpubroker:\n  team: team-b\n")}, &er)
 	if er.Error.Field != "x-gpubroker.team" {
 		t.Errorf("field %q", er.Error.Field)
 	}
@@ -144,7 +145,7 @@ func TestViewerReadsButCannotWrite(t *testing.T) {
 	m := e.token("lab", RoleMember)
 	v := e.token("lab", RoleViewer)
 	id := e.submit(m, task("sleep 30"))[0].ID
-	if code, body := e.do("POST", "/v1/jobs", v, submitRequest{Spec: task("echo")}); code != http.StatusForbidden || !strings.Contains(string(body), `"code":"forbidden"`) {
+	if code, body := e.do("POST", "/v1/jobs", v, api.SubmitRequest{Spec: task("echo")}); code != http.StatusForbidden || !strings.Contains(string(body), `"code":"forbidden"`) {
 		t.Errorf("viewer submit: %d %s", code, body)
 	}
 	if code, _ := e.do("POST", fmt.Sprintf("/v1/jobs/%d/cancel", id), v, nil); code != http.StatusForbidden {
@@ -155,7 +156,7 @@ func TestViewerReadsButCannotWrite(t *testing.T) {
 			t.Errorf("viewer GET %s: %d %s", p, code, body)
 		}
 	}
-	if code, body := e.do("POST", "/v1/plan", v, planRequest{Spec: task("echo")}); code != http.StatusOK {
+	if code, body := e.do("POST", "/v1/plan", v, api.PlanRequest{Spec: task("echo")}); code != http.StatusOK {
 		t.Errorf("viewer plan: %d %s", code, body)
 	}
 	if n, _ := e.st.CountByState(t.Context()); n[store.Pending]+n[store.Admitted]+n[store.Dispatched]+n[store.Running] != 1 {
@@ -175,7 +176,7 @@ func TestAdminCanDoEverything(t *testing.T) {
 	}
 	// Submit for another team.
 	var resp submitResponse
-	e.mustDo(http.StatusCreated, "POST", "/v1/jobs", e.admin, submitRequest{Spec: task("echo"), Team: "team-c"}, &resp)
+	e.mustDo(http.StatusCreated, "POST", "/v1/jobs", e.admin, api.SubmitRequest{Spec: task("echo"), Team: "team-c"}, &resp)
 	if resp.Jobs[0].Team != "team-c" {
 		t.Errorf("admin submitted for %q", resp.Jobs[0].Team)
 	}
@@ -204,7 +205,7 @@ func TestBadRequestsStoreNothing(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 	var put struct{ Version int64 }
-	e.mustDo(http.StatusOK, "PUT", "/v1/fleet", e.admin, fleetRequest{Fleet: twoNodeFleet + "teams:\n  - name: research\n    quota: {H100: 4}\n"}, &put)
+	e.mustDo(http.StatusOK, "PUT", "/v1/fleet", e.admin, api.FleetRequest{Fleet: twoNodeFleet + "teams:\n  - name: research\n    quota: {H100: 4}\n"}, &put)
 	cases := []struct {
 		name   string
 		body   string
@@ -235,7 +236,7 @@ func TestBadRequestsStoreNothing(t *testing.T) {
 		t.Errorf("bad submits stored %d jobs", n[store.Pending])
 	}
 	// A bad fleet is not applied.
-	code, body := e.do("PUT", "/v1/fleet", e.admin, fleetRequest{Fleet: "clusters:\n  - name: x\n    provider: aws\n    region: r\n    backend: local\n    pools:\n      - name: p\n        gpu: H100\n        gpus_per_node: 99\n        nodes: 1\n        price_class: ondemand\n"})
+	code, body := e.do("PUT", "/v1/fleet", e.admin, api.FleetRequest{Fleet: "clusters:\n  - name: x\n    provider: aws\n    region: r\n    backend: local\n    pools:\n      - name: p\n        gpu: H100\n        gpus_per_node: 99\n        nodes: 1\n        price_class: ondemand\n"})
 	if code != 400 || !strings.Contains(string(body), "gpus_per_node") {
 		t.Errorf("bad fleet: %d %s", code, body)
 	}
@@ -249,7 +250,7 @@ func TestBadRequestsStoreNothing(t *testing.T) {
 func TestIdempotentSubmit(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
-	req := submitRequest{Spec: task("echo once"), Key: "run-42"}
+	req := api.SubmitRequest{Spec: task("echo once"), Key: "run-42"}
 	var first, again submitResponse
 	e.mustDo(http.StatusCreated, "POST", "/v1/jobs", e.admin, req, &first)
 	e.mustDo(http.StatusOK, "POST", "/v1/jobs", e.admin, req, &again)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/backend"
 	"gpubroker/internal/backend/local"
 	"gpubroker/internal/model"
@@ -76,7 +77,7 @@ func BenchmarkSubmitHTTP(b *testing.B) {
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
-	body, _ := json.Marshal(submitRequest{Spec: benchTask})
+	body, _ := json.Marshal(api.SubmitRequest{Spec: benchTask})
 	b.SetParallelism(16)
 	b.ReportAllocs()
 	b.ResetTimer()

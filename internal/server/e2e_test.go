@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/store"
 )
 
@@ -181,7 +182,7 @@ func TestGangOfTwoNodesGetsTwoProcesses(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 	var put struct{ Version int64 }
-	e.mustDo(http.StatusOK, "PUT", "/v1/fleet", e.admin, fleetRequest{Fleet: twoNodeFleet}, &put)
+	e.mustDo(http.StatusOK, "PUT", "/v1/fleet", e.admin, api.FleetRequest{Fleet: twoNodeFleet}, &put)
 	if put.Version != 1 {
 		t.Errorf("fleet version %d", put.Version)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/model"
 	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
@@ -15,23 +16,23 @@ import (
 
 // Error codes of the API (docs/api.md).
 const (
-	codeInvalid      = "invalid"
-	codeUnauthorized = "unauthorized"
-	codeForbidden    = "forbidden"
-	codeNotFound     = "not_found"
-	codeConflict     = "conflict"
-	codeInternal     = "internal"
+	codeInvalid      = api.CodeInvalid
+	codeUnauthorized = api.CodeUnauthorized
+	codeForbidden    = api.CodeForbidden
+	codeNotFound     = api.CodeNotFound
+	codeConflict     = api.CodeConflict
+	codeInternal     = api.CodeInternal
 )
 
-// apiError is a 4xx/5xx answer: {"error": {"code", "message", "field"}}.
+// apiError is a 4xx/5xx answer, written as api.Error.
 type apiError struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
+	Status  int
+	Code    string
+	Message string
+	Field   string
 	// Errors lists every problem of a spec or fleet file (file:line:
 	// path: message each) when there are several; Message is the first.
-	Errors []string `json:"errors,omitempty"`
+	Errors []string
 	// cause is what the server logs for an internal error.
 	cause error
 }
@@ -102,9 +103,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
-	data, _ := json.Marshal(struct {
-		Error *apiError `json:"error"`
-	}{e})
+	data, _ := json.Marshal(api.ErrorBody{Error: &api.Error{Code: e.Code, Message: e.Message, Field: e.Field, Errors: e.Errors}})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(e.Status)

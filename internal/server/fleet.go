@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/backend"
 	"gpubroker/internal/model"
 	"gpubroker/internal/spec"
@@ -105,10 +106,6 @@ func (s *Server) setFleet(fs *fleetState) {
 	}
 }
 
-type fleetRequest struct {
-	Fleet string `json:"fleet"`
-}
-
 func (s *Server) handleGetFleet(w http.ResponseWriter, r *http.Request, p principal) *apiError {
 	doc, version, err := s.store.GetFleet(r.Context())
 	if errors.Is(err, store.ErrNotFound) {
@@ -118,10 +115,7 @@ func (s *Server) handleGetFleet(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return internalError(err)
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Version int64  `json:"version"`
-		Fleet   string `json:"fleet"`
-	}{version, doc})
+	writeJSON(w, http.StatusOK, api.FleetDoc{Version: version, Fleet: doc})
 	return nil
 }
 
@@ -129,7 +123,7 @@ func (s *Server) handlePutFleet(w http.ResponseWriter, r *http.Request, p princi
 	if !p.admin() {
 		return forbidden("applying a fleet needs an admin token")
 	}
-	var req fleetRequest
+	var req api.FleetRequest
 	if e := decodeBody(w, r, maxFleetBody, &req); e != nil {
 		return e
 	}
@@ -146,10 +140,7 @@ func (s *Server) handlePutFleet(w http.ResponseWriter, r *http.Request, p princi
 	for _, wn := range warns {
 		ws = append(ws, wn.String())
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Version  int64    `json:"version"`
-		Warnings []string `json:"warnings"`
-	}{version, ws})
+	writeJSON(w, http.StatusOK, api.FleetApplied{Version: version, Warnings: ws})
 	return nil
 }
 

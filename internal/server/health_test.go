@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/backend"
 	"gpubroker/internal/store"
 )
@@ -46,7 +47,7 @@ func TestClusterTakingNoNewWorkKeepsItsAttempts(t *testing.T) {
 
 	hb.set(fmt.Errorf("2 of 2 nodes down or drained: %w", backend.ErrNoNewWork))
 	second := e.submit(e.admin, task("echo second"))[0].ID
-	var cl struct{ Clusters []clusterJSON }
+	var cl struct{ Clusters []api.Cluster }
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		e.mustDo(http.StatusOK, "GET", "/v1/clusters", e.admin, nil, &cl)
 		if len(cl.Clusters) == 1 && !cl.Clusters[0].Healthy || time.Now().After(deadline) {

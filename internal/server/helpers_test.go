@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/backend"
 	"gpubroker/internal/backend/local"
 	"gpubroker/internal/model"
@@ -222,14 +223,14 @@ func (e *testEnv) mustDo(want int, method, path, token string, body, out any) {
 func (e *testEnv) submit(token, task string) []*store.Job {
 	e.t.Helper()
 	var resp submitResponse
-	e.mustDo(http.StatusCreated, "POST", "/v1/jobs", token, submitRequest{Spec: task}, &resp)
+	e.mustDo(http.StatusCreated, "POST", "/v1/jobs", token, api.SubmitRequest{Spec: task}, &resp)
 	return resp.Jobs
 }
 
 func (e *testEnv) token(team, role string) string {
 	e.t.Helper()
 	var resp struct{ Token string }
-	e.mustDo(http.StatusCreated, "POST", "/v1/tokens", e.admin, tokenRequest{Team: team, Role: role, Name: team + "-" + role}, &resp)
+	e.mustDo(http.StatusCreated, "POST", "/v1/tokens", e.admin, api.TokenRequest{Team: team, Role: role, Name: team + "-" + role}, &resp)
 	return resp.Token
 }
 
@@ -300,4 +301,17 @@ func (e *testEnv) submitDirect(src string) *store.Job {
 func specFor(j *store.Job, run string) backend.Spec {
 	return backend.Spec{Name: backend.Name(j.ID, j.Attempt), JobID: j.ID, Attempt: j.Attempt, Team: j.Team,
 		Cluster: LocalCluster, Pool: LocalPool, Nodes: []backend.Node{{Index: 0, GPUs: []int{2}}}, Run: run}
+}
+
+// submitResponse and listResponse read the answers of POST and GET
+// /v1/jobs into store jobs, so tests compare states with the store's
+// constants; a job's JSON is the store job's but for its workload, of
+// which the tests read only the name.
+type submitResponse struct {
+	Jobs     []*store.Job `json:"jobs"`
+	Warnings []string     `json:"warnings"`
+}
+
+type listResponse struct {
+	Jobs []*store.Job `json:"jobs"`
 }

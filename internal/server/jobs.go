@@ -10,27 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/model"
 	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
 )
-
-// submitRequest is the body of POST /v1/jobs.
-type submitRequest struct {
-	Spec string `json:"spec"`
-	// Team is the team to submit for (admins only; others submit for
-	// their token's team).
-	Team string `json:"team,omitempty"`
-	// Key makes the submit idempotent.
-	Key string `json:"key,omitempty"`
-	// File names the task file in error messages (default task.yaml).
-	File string `json:"file,omitempty"`
-}
-
-type submitResponse struct {
-	Jobs     []*store.Job `json:"jobs"`
-	Warnings []string     `json:"warnings"`
-}
 
 const maxKeyLen = 200
 
@@ -38,7 +22,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 	if !p.canWrite() {
 		return forbidden("a %s token cannot submit; ask for a member token of team %q", p.tok.Role, p.tok.Team)
 	}
-	var req submitRequest
+	var req api.SubmitRequest
 	if e := decodeBody(w, r, maxSpecBody, &req); e != nil {
 		return e
 	}
@@ -82,9 +66,10 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 		}
 		wl.Team = t
 	}
-	resp := submitResponse{Jobs: make([]*store.Job, 0, len(task.Workloads)), Warnings: make([]string, 0, len(task.Warnings))}
+	jobs := make([]*store.Job, 0, len(task.Workloads))
+	warnings := make([]string, 0, len(task.Warnings))
 	for _, wn := range task.Warnings {
-		resp.Warnings = append(resp.Warnings, wn.String())
+		warnings = append(warnings, wn.String())
 	}
 	user := p.tok.Name
 	if user == "" {
@@ -97,7 +82,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 		if i > 0 {
 			// A pipeline: this stage runs once the previous one succeeded
 			// (see pipeline.go).
-			j.After = resp.Jobs[i-1].ID
+			j.After = jobs[i-1].ID
 		}
 		if req.Key != "" {
 			j.Key = jobKey(wl.Team, req.Key, i)
@@ -112,11 +97,11 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 			if req.Key == "" {
 				// Without a key a retry would duplicate what was made, so
 				// undo it: the submit changes nothing.
-				s.undoSubmit(resp.Jobs, p.actor())
+				s.undoSubmit(jobs, p.actor())
 			}
 			return storeError(err, "job")
 		}
-		resp.Jobs = append(resp.Jobs, got)
+		jobs = append(jobs, got)
 	}
 	status := http.StatusCreated
 	if created == 0 {
@@ -124,7 +109,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 	} else {
 		s.kick()
 	}
-	writeJSON(w, status, resp)
+	writeJSON(w, status, api.SubmitResponse{Jobs: apiJobs(jobs), Warnings: warnings})
 	return nil
 }
 
@@ -149,10 +134,6 @@ func (s *Server) undoSubmit(jobs []*store.Job, actor string) {
 	}
 }
 
-type listResponse struct {
-	Jobs []*store.Job `json:"jobs"`
-}
-
 const (
 	defaultListLimit = 1000
 	maxListLimit     = 10000
@@ -164,7 +145,7 @@ func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request, p princi
 	if !p.admin() {
 		if f.Team != "" && f.Team != p.tok.Team {
 			// Another team's work is absent, not forbidden.
-			writeJSON(w, http.StatusOK, listResponse{Jobs: []*store.Job{}})
+			writeJSON(w, http.StatusOK, api.JobList{Jobs: []*api.Job{}})
 			return nil
 		}
 		f.Team = p.tok.Team
@@ -198,11 +179,8 @@ func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return internalError(err)
 	}
-	if jobs == nil {
-		jobs = []*store.Job{}
-	}
 	s.mergeWaits(jobs)
-	writeJSON(w, http.StatusOK, listResponse{Jobs: jobs})
+	writeJSON(w, http.StatusOK, api.JobList{Jobs: apiJobs(jobs)})
 	return nil
 }
 
@@ -230,7 +208,7 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request, p principa
 	if e != nil {
 		return e
 	}
-	writeJSON(w, http.StatusOK, j)
+	writeJSON(w, http.StatusOK, apiJob(j))
 	return nil
 }
 
@@ -243,12 +221,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		return storeError(err, "job")
 	}
-	if evs == nil {
-		evs = []store.Event{}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Events []store.Event `json:"events"`
-	}{evs})
+	writeJSON(w, http.StatusOK, api.EventList{Events: apiEvents(evs)})
 	return nil
 }
 
@@ -265,7 +238,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, p principa
 		return storeError(err, "job")
 	}
 	s.mergeWaits([]*store.Job{j})
-	writeJSON(w, http.StatusOK, j)
+	writeJSON(w, http.StatusOK, apiJob(j))
 	return nil
 }
 

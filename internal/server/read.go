@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/engine"
 	"gpubroker/internal/model"
+	"gpubroker/internal/plandoc"
 	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
 )
@@ -24,26 +26,6 @@ func (s *Server) currentView() *roundView {
 	return &roundView{at: s.now().UTC(), fleet: fs, snap: buildSnapshot(fs.fleet, nil, nil, newUsageSnapshot(), realNodes)}
 }
 
-type poolJSON struct {
-	Name        string           `json:"name"`
-	GPU         model.GPUModel   `json:"gpu"`
-	GPUsPerNode int              `json:"gpus_per_node"`
-	Nodes       int              `json:"nodes"`
-	GPUsFree    int              `json:"gpus_free"`
-	PriceClass  model.PriceClass `json:"price_class"`
-}
-
-type clusterJSON struct {
-	Name     string         `json:"name"`
-	Provider model.Provider `json:"provider"`
-	Region   string         `json:"region"`
-	Backend  string         `json:"backend"`
-	Healthy  bool           `json:"healthy"`
-	// Why says why an unhealthy cluster takes no work.
-	Why   string     `json:"why,omitempty"`
-	Pools []poolJSON `json:"pools"`
-}
-
 func (s *Server) handleClusters(w http.ResponseWriter, r *http.Request, p principal) *apiError {
 	v := s.currentView()
 	free := map[engine.PoolRef]int{}
@@ -54,31 +36,19 @@ func (s *Server) handleClusters(w http.ResponseWriter, r *http.Request, p princi
 		}
 		free[ps.Ref] = n
 	}
-	out := make([]clusterJSON, 0, len(v.fleet.fleet.Clusters))
+	out := make([]api.Cluster, 0, len(v.fleet.fleet.Clusters))
 	for _, c := range v.fleet.fleet.Clusters {
 		why, down := v.down[c.Name]
-		cj := clusterJSON{Name: c.Name, Provider: c.Provider, Region: c.Region, Backend: string(c.Backend),
-			Healthy: !down, Why: why, Pools: make([]poolJSON, 0, len(c.Pools))}
+		cj := api.Cluster{Name: c.Name, Provider: c.Provider, Region: c.Region, Backend: string(c.Backend),
+			Healthy: !down, Why: why, Pools: make([]api.Pool, 0, len(c.Pools))}
 		for _, pl := range c.Pools {
-			cj.Pools = append(cj.Pools, poolJSON{Name: pl.Name, GPU: pl.GPU, GPUsPerNode: pl.GPUsPerNode, Nodes: pl.Nodes,
+			cj.Pools = append(cj.Pools, api.Pool{Name: pl.Name, GPU: pl.GPU, GPUsPerNode: pl.GPUsPerNode, Nodes: pl.Nodes,
 				GPUsFree: free[engine.PoolRef{Cluster: c.Name, Pool: pl.Name}], PriceClass: pl.PriceClass})
 		}
 		out = append(out, cj)
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Clusters []clusterJSON `json:"clusters"`
-	}{out})
+	writeJSON(w, http.StatusOK, api.ClusterList{Clusters: out})
 	return nil
-}
-
-type teamJSON struct {
-	Name              string                 `json:"name"`
-	Cohort            string                 `json:"cohort,omitempty"`
-	Weight            float64                `json:"weight"`
-	Quota             map[model.GPUModel]int `json:"quota"`
-	InUse             map[model.GPUModel]int `json:"in_use"`
-	MonthlyBudgetUSD  float64                `json:"monthly_budget_usd"`
-	SpendThisMonthUSD float64                `json:"spend_this_month_usd"`
 }
 
 // handleTeams lists the fleet's teams (a non-admin sees its own) with
@@ -108,7 +78,7 @@ func (s *Server) handleTeams(w http.ResponseWriter, r *http.Request, p principal
 		}
 		sort.Slice(teams, func(a, b int) bool { return teams[a].Name < teams[b].Name })
 	}
-	out := make([]teamJSON, 0, len(teams))
+	out := make([]api.Team, 0, len(teams))
 	for _, t := range teams {
 		if !p.sees(t.Name) {
 			continue
@@ -117,7 +87,7 @@ func (s *Server) handleTeams(w http.ResponseWriter, r *http.Request, p principal
 		if weight <= 0 {
 			weight = 1
 		}
-		tj := teamJSON{Name: t.Name, Cohort: t.Cohort, Weight: weight, Quota: t.Quota, InUse: inUse[t.Name],
+		tj := api.Team{Name: t.Name, Cohort: t.Cohort, Weight: weight, Quota: t.Quota, InUse: inUse[t.Name],
 			MonthlyBudgetUSD: t.MonthlyBudgetUSD, SpendThisMonthUSD: spend[t.Name]}
 		if tj.Quota == nil {
 			tj.Quota = map[model.GPUModel]int{}
@@ -127,14 +97,9 @@ func (s *Server) handleTeams(w http.ResponseWriter, r *http.Request, p principal
 		}
 		out = append(out, tj)
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Teams []teamJSON `json:"teams"`
-	}{out})
+	writeJSON(w, http.StatusOK, api.TeamList{Teams: out})
 	return nil
 }
-
-// usageDims are the columns GET /v1/usage can group by.
-var usageDims = []string{"provider", "team", "cluster", "pool", "price_class", "contract"}
 
 func usageDim(u store.Usage, dim string) string {
 	switch dim {
@@ -200,11 +165,11 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request, p principal
 		for _, d := range strings.Split(v, ",") {
 			d = strings.TrimSpace(d)
 			ok := false
-			for _, k := range usageDims {
+			for _, k := range api.UsageColumns {
 				ok = ok || k == d
 			}
 			if !ok {
-				return invalid("by", "by: unknown column %q; use %s", d, strings.Join(usageDims, ", "))
+				return invalid("by", "by: unknown column %q; use %s", d, strings.Join(api.UsageColumns, ", "))
 			}
 			dims = append(dims, d)
 		}
@@ -255,44 +220,24 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request, p principal
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	rows := make([]map[string]any, 0, len(keys))
+	rows := make([]api.UsageRow, 0, len(keys))
 	for _, k := range keys {
 		a := groups[k]
-		row := map[string]any{"gpu_hours": a.hours, "cost_usd": a.cost}
+		row := api.UsageRow{"gpu_hours": a.hours, "cost_usd": a.cost}
 		for i, d := range dims {
 			row[d] = a.key[i]
 		}
 		rows = append(rows, row)
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Since        time.Time        `json:"since"`
-		Until        time.Time        `json:"until"`
-		By           []string         `json:"by"`
-		Rows         []map[string]any `json:"rows"`
-		TotalCostUSD float64          `json:"total_cost_usd"`
-	}{since, now, dims, rows, total})
+	writeJSON(w, http.StatusOK, api.Usage{Since: since, Until: now, By: dims, Rows: rows, TotalCostUSD: total})
 	return nil
-}
-
-type planRequest struct {
-	Spec string `json:"spec"`
-	Team string `json:"team,omitempty"`
-	File string `json:"file,omitempty"`
-}
-
-// planDoc is the `plan -o json` document, plus the parser's warnings.
-type planDoc struct {
-	Fleet     string                `json:"fleet"`
-	Now       time.Time             `json:"now"`
-	Workloads []engine.WorkloadPlan `json:"workloads"`
-	Warnings  []string              `json:"warnings"`
 }
 
 // handlePlan ranks where each workload of a task would run against the
 // server's fleet and its state as of the last round (what is running,
 // usage, down clusters), exactly as engine.Plan does for the CLI.
 func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, p principal) *apiError {
-	var req planRequest
+	var req api.PlanRequest
 	if e := decodeBody(w, r, maxSpecBody, &req); e != nil {
 		return e
 	}
@@ -313,7 +258,7 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, p principal)
 	}
 	v := s.currentView()
 	now := s.now().UTC()
-	doc := planDoc{Fleet: v.fleet.name, Now: now, Workloads: make([]engine.WorkloadPlan, 0, len(task.Workloads)), Warnings: []string{}}
+	doc := api.Plan{Fleet: v.fleet.name, Now: now, Workloads: make([]api.WorkloadPlan, 0, len(task.Workloads))}
 	for _, wn := range task.Warnings {
 		doc.Warnings = append(doc.Warnings, wn.String())
 	}
@@ -325,23 +270,17 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, p principal)
 			wl.Team = p.tok.Team
 		}
 		cands := engine.Plan(v.snap, v.fleet.fleet.Policy, wl, now)
-		doc.Workloads = append(doc.Workloads, engine.DescribePlan(wl, cands))
+		doc.Workloads = append(doc.Workloads, plandoc.Describe(wl, cands))
 	}
 	writeJSON(w, http.StatusOK, doc)
 	return nil
-}
-
-type tokenRequest struct {
-	Team string `json:"team"`
-	Role string `json:"role"`
-	Name string `json:"name,omitempty"`
 }
 
 func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request, p principal) *apiError {
 	if !p.admin() {
 		return forbidden("creating tokens needs an admin token")
 	}
-	var req tokenRequest
+	var req api.TokenRequest
 	if e := decodeBody(w, r, 64<<10, &req); e != nil {
 		return e
 	}
@@ -356,13 +295,7 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request, p pri
 	if err := s.store.CreateToken(r.Context(), t); err != nil {
 		return storeError(err, "token")
 	}
-	writeJSON(w, http.StatusCreated, struct {
-		Token string `json:"token"`
-		ID    string `json:"id"`
-		Team  string `json:"team"`
-		Role  string `json:"role"`
-		Name  string `json:"name,omitempty"`
-	}{secret, t.ID, t.Team, t.Role, t.Name})
+	writeJSON(w, http.StatusCreated, api.CreatedToken{Token: secret, ID: t.ID, Team: t.Team, Role: t.Role, Name: t.Name})
 	return nil
 }
 
@@ -374,11 +307,6 @@ func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request, p prin
 	if err != nil {
 		return internalError(err)
 	}
-	if toks == nil {
-		toks = []store.Token{}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Tokens []store.Token `json:"tokens"`
-	}{toks})
+	writeJSON(w, http.StatusOK, api.TokenList{Tokens: apiTokens(toks)})
 	return nil
 }

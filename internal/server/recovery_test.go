@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/store"
 )
 
@@ -35,7 +36,7 @@ func TestRecoveryStrategyAfterPreemption(t *testing.T) {
 		t.Run(strategy, func(t *testing.T) {
 			t.Parallel()
 			e := newTestEnv(t)
-			e.mustDo(http.StatusOK, "PUT", "/v1/fleet", e.admin, fleetRequest{Fleet: recoveryFleet}, nil)
+			e.mustDo(http.StatusOK, "PUT", "/v1/fleet", e.admin, api.FleetRequest{Fleet: recoveryFleet}, nil)
 			low := e.submit(e.admin, fmt.Sprintf("resources:\n  accelerators: H100:4\njob_recovery: %s\nrun: sleep 30\n", strategy))[0].ID
 			j := e.waitState(low, 20*time.Second, store.Running)
 			if j.Placement.Cluster != "east" {

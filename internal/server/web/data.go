@@ -9,75 +9,28 @@ import (
 	"strconv"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/model"
 	"gpubroker/internal/spec"
-	"gpubroker/internal/store"
 )
 
-// The shapes of the API's answers the dashboard reads (docs/api.md).
+// The dashboard reads the API's answers as internal/api types; pages
+// embed them (fleetCluster, teamRow) and add what only pages show.
 
-type apiPool struct {
-	Name        string           `json:"name"`
-	GPU         model.GPUModel   `json:"gpu"`
-	GPUsPerNode int              `json:"gpus_per_node"`
-	Nodes       int              `json:"nodes"`
-	GPUsFree    int              `json:"gpus_free"`
-	PriceClass  model.PriceClass `json:"price_class"`
-}
-
-func (p apiPool) GPUs() int { return p.GPUsPerNode * p.Nodes }
-
-type apiCluster struct {
-	Name     string         `json:"name"`
-	Provider model.Provider `json:"provider"`
-	Region   string         `json:"region"`
-	Backend  string         `json:"backend"`
-	Healthy  bool           `json:"healthy"`
-	Why      string         `json:"why"`
-	Pools    []apiPool      `json:"pools"`
-}
-
-type apiTeam struct {
-	Name              string                 `json:"name"`
-	Cohort            string                 `json:"cohort"`
-	Weight            float64                `json:"weight"`
-	Quota             map[model.GPUModel]int `json:"quota"`
-	InUse             map[model.GPUModel]int `json:"in_use"`
-	MonthlyBudgetUSD  float64                `json:"monthly_budget_usd"`
-	SpendThisMonthUSD float64                `json:"spend_this_month_usd"`
-}
-
-type usageRow struct {
-	Provider string  `json:"provider"`
-	Team     string  `json:"team"`
-	Contract string  `json:"contract"`
-	GPUHours float64 `json:"gpu_hours"`
-	CostUSD  float64 `json:"cost_usd"`
-}
-
-type apiUsage struct {
-	Rows         []usageRow `json:"rows"`
-	TotalCostUSD float64    `json:"total_cost_usd"`
-}
-
-func (h *Handler) clusters(s *session) ([]apiCluster, error) {
-	var out struct {
-		Clusters []apiCluster `json:"clusters"`
-	}
+func (h *Handler) clusters(s *session) ([]api.Cluster, error) {
+	var out api.ClusterList
 	err := h.getJSON(s, "/v1/clusters", &out)
 	return out.Clusters, err
 }
 
-func (h *Handler) teamList(s *session) ([]apiTeam, error) {
-	var out struct {
-		Teams []apiTeam `json:"teams"`
-	}
+func (h *Handler) teamList(s *session) ([]api.Team, error) {
+	var out api.TeamList
 	err := h.getJSON(s, "/v1/teams", &out)
 	return out.Teams, err
 }
 
-func (h *Handler) usage(s *session, since time.Time, by string) (apiUsage, error) {
-	var out apiUsage
+func (h *Handler) usage(s *session, since time.Time, by string) (api.Usage, error) {
+	var out api.Usage
 	q := url.Values{"since": {since.UTC().Format(time.RFC3339)}, "by": {by}}
 	err := h.getJSON(s, "/v1/usage?"+q.Encode(), &out)
 	return out, err
@@ -86,10 +39,7 @@ func (h *Handler) usage(s *session, since time.Time, by string) (apiUsage, error
 // fleetDoc is the applied fleet, or nil while the server runs its
 // built-in local fleet.
 func (h *Handler) fleetDoc(s *session) (*model.Fleet, error) {
-	var out struct {
-		Version int64  `json:"version"`
-		Fleet   string `json:"fleet"`
-	}
+	var out api.FleetDoc
 	err := h.getJSON(s, "/v1/fleet", &out)
 	var ae *apiErr
 	if errors.As(err, &ae) && ae.status == http.StatusNotFound {
@@ -106,11 +56,11 @@ func (h *Handler) fleetDoc(s *session) (*model.Fleet, error) {
 }
 
 // activeStates are the states of work that holds or waits for GPUs.
-var activeStates = []store.State{store.Pending, store.Admitted, store.Dispatched, store.Running}
+var activeStates = []api.State{api.Pending, api.Admitted, api.Dispatched, api.Running}
 
 // jobs lists every job the session sees in the given states, in ID order,
 // paging through the API.
-func (h *Handler) jobs(s *session, states []store.State) ([]*store.Job, error) {
+func (h *Handler) jobs(s *session, states []api.State) ([]*api.Job, error) {
 	st := ""
 	for i, x := range states {
 		if i > 0 {
@@ -118,7 +68,7 @@ func (h *Handler) jobs(s *session, states []store.State) ([]*store.Job, error) {
 		}
 		st += string(x)
 	}
-	var all []*store.Job
+	var all []*api.Job
 	var after int64
 	for {
 		q := url.Values{"limit": {"10000"}, "after": {strconv.FormatInt(after, 10)}}
@@ -141,37 +91,38 @@ func (h *Handler) jobs(s *session, states []store.State) ([]*store.Job, error) {
 	}
 }
 
-// listJob is the part of a listed Job that lists show: decoding only
-// these fields keeps a page over 10,000 jobs cheap (no spec, no
-// environment, no run script).
+// listJob is the part of an api.Job that lists show, under the same JSON
+// names (TestListJobDecodes checks them): decoding only these fields
+// keeps a page over 10,000 jobs cheap (no spec, no environment, no run
+// script).
 type listJob struct {
-	ID        int64            `json:"id"`
-	Team      string           `json:"team"`
-	State     store.State      `json:"state"`
-	Attempt   int              `json:"attempt"`
-	Reason    string           `json:"reason"`
-	Placement *store.Placement `json:"placement"`
-	Created   time.Time        `json:"created"`
-	Updated   time.Time        `json:"updated"`
-	StartedAt time.Time        `json:"started_at"`
+	ID        int64          `json:"id"`
+	Team      string         `json:"team"`
+	State     api.State      `json:"state"`
+	Attempt   int            `json:"attempt"`
+	Reason    string         `json:"reason"`
+	Placement *api.Placement `json:"placement"`
+	Created   time.Time      `json:"created"`
+	Updated   time.Time      `json:"updated"`
+	StartedAt time.Time      `json:"started_at"`
 	Workload  *struct {
-		Name     string
-		Priority int
-		NumNodes int
+		Name     string `json:"name"`
+		Priority int    `json:"priority"`
+		NumNodes int    `json:"num_nodes"`
 		Options  []struct {
-			GPU         model.GPUModel
-			GPUsPerNode int
-		}
+			GPU         model.GPUModel `json:"gpu"`
+			GPUsPerNode int            `json:"gpus_per_node"`
+		} `json:"options"`
 	} `json:"workload"`
 }
 
-func (l *listJob) job() *store.Job {
-	j := &store.Job{ID: l.ID, Team: l.Team, State: l.State, Attempt: l.Attempt, Reason: l.Reason, Placement: l.Placement,
+func (l *listJob) job() *api.Job {
+	j := &api.Job{ID: l.ID, Team: l.Team, State: l.State, Attempt: l.Attempt, Reason: l.Reason, Placement: l.Placement,
 		Created: l.Created, Updated: l.Updated, StartedAt: l.StartedAt}
 	if w := l.Workload; w != nil {
-		j.Workload = &model.Workload{Name: w.Name, Priority: w.Priority, NumNodes: w.NumNodes}
+		j.Workload = &api.Workload{Name: w.Name, Priority: w.Priority, NumNodes: w.NumNodes}
 		if len(w.Options) > 0 {
-			j.Workload.Options = []model.Resources{{GPU: w.Options[0].GPU, GPUsPerNode: w.Options[0].GPUsPerNode}}
+			j.Workload.Options = []api.Resources{{GPU: w.Options[0].GPU, GPUsPerNode: w.Options[0].GPUsPerNode}}
 		}
 	}
 	return j
@@ -179,14 +130,14 @@ func (l *listJob) job() *store.Job {
 
 // queueOrder sorts pending work the way the engine takes it: higher
 // priority first, then earlier submission, then ID.
-func queueOrder(js []*store.Job) {
-	prio := func(j *store.Job) int {
+func queueOrder(js []*api.Job) {
+	prio := func(j *api.Job) int {
 		if j.Workload == nil {
 			return 0
 		}
 		return j.Workload.Priority
 	}
-	slices.SortStableFunc(js, func(a, b *store.Job) int {
+	slices.SortStableFunc(js, func(a, b *api.Job) int {
 		if pa, pb := prio(a), prio(b); pa != pb {
 			return pb - pa
 		}
@@ -198,7 +149,7 @@ func queueOrder(js []*store.Job) {
 }
 
 // jobName is the workload's name, or "job N".
-func jobName(j *store.Job) string {
+func jobName(j *api.Job) string {
 	if j.Workload != nil && j.Workload.Name != "" {
 		return j.Workload.Name
 	}
@@ -206,7 +157,7 @@ func jobName(j *store.Job) string {
 }
 
 // jobGPUs is what the job holds (placed) or asks for (first option).
-func jobGPUs(j *store.Job) (model.GPUModel, int) {
+func jobGPUs(j *api.Job) (model.GPUModel, int) {
 	if p := j.Placement; p != nil {
 		return p.GPU, p.GPUsPerNode * len(p.Nodes)
 	}

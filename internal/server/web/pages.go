@@ -4,15 +4,12 @@ import (
 	"cmp"
 	"fmt"
 	"html/template"
-	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
+	"gpubroker/internal/api"
 	"gpubroker/internal/ledger"
 	"gpubroker/internal/model"
-	"gpubroker/internal/store"
 )
 
 // refreshSeconds is how often the script reloads a page's content.
@@ -40,12 +37,12 @@ type overviewData struct {
 	ShareCap      float64
 	ShareWindow   time.Duration
 	Depth         []stateCount
-	Clusters      []apiCluster
+	Clusters      []api.Cluster
 	Unhealthy     int
 }
 
 type stateCount struct {
-	State store.State
+	State api.State
 	N     int
 }
 
@@ -99,10 +96,10 @@ func (h *Handler) overview(s *session) (string, view, error) {
 	if err != nil {
 		return "", view{}, err
 	}
-	counts := map[store.State]int{}
+	counts := map[api.State]int{}
 	for _, j := range active {
 		counts[j.State]++
-		if p := j.Placement; p != nil && (j.State == store.Running || j.State == store.Dispatched) {
+		if p := j.Placement; p != nil && (j.State == api.Running || j.State == api.Dispatched) {
 			d.SpendRate += p.BilledPerGPUHour * float64(p.GPUsPerNode*len(p.Nodes))
 		}
 	}
@@ -119,8 +116,8 @@ func (h *Handler) overview(s *session) (string, view, error) {
 	d.MonthTotal = u.TotalCostUSD
 	byProv, byTeam := map[string]float64{}, map[string]float64{}
 	for _, r := range u.Rows {
-		byProv[r.Provider] += r.CostUSD
-		byTeam[r.Team] += r.CostUSD
+		byProv[r.Column("provider")] += r.CostUSD()
+		byTeam[r.Column("team")] += r.CostUSD()
 	}
 	d.ByProvider = barChart("Spend this month by provider", moneyBars(byProv), 0, 0, "")
 	d.ByTeam = barChart("Spend this month by team", moneyBars(byTeam), 0, 0, "")
@@ -136,15 +133,15 @@ func (h *Handler) overview(s *session) (string, view, error) {
 	}
 	total := 0.0
 	for _, r := range su.Rows {
-		total += r.GPUHours
+		total += r.GPUHours()
 	}
 	var share []bar
 	for _, r := range su.Rows {
 		f := 0.0
 		if total > 0 {
-			f = r.GPUHours / total
+			f = r.GPUHours() / total
 		}
-		share = append(share, bar{Label: r.Provider, Parts: []float64{f}, Note: fmt.Sprintf("%.0f%% · %s GPU-h", f*100, qty(r.GPUHours))})
+		share = append(share, bar{Label: r.Column("provider"), Parts: []float64{f}, Note: fmt.Sprintf("%.0f%% · %s GPU-h", f*100, qty(r.GPUHours()))})
 	}
 	capLabel := ""
 	if policy.MaxProviderShare > 0 {
@@ -174,7 +171,7 @@ func moneyBars(m map[string]float64) []bar {
 
 type queueRow struct {
 	Pos    int
-	Job    *store.Job
+	Job    *api.Job
 	Name   string
 	GPU    model.GPUModel
 	GPUs   int
@@ -193,9 +190,9 @@ func (h *Handler) queue(s *session) (string, view, error) {
 	if err != nil {
 		return "", view{}, err
 	}
-	var pending, running []*store.Job
+	var pending, running []*api.Job
 	for _, j := range active {
-		if j.State == store.Pending {
+		if j.State == api.Pending {
 			pending = append(pending, j)
 		} else {
 			running = append(running, j)
@@ -218,192 +215,21 @@ func (h *Handler) queue(s *session) (string, view, error) {
 	return "queue", view{Title: "Queue", Nav: "queue", Refresh: refreshSeconds, Data: d}, nil
 }
 
-func where(p *store.Placement) string {
+func where(p *api.Placement) string {
 	if p == nil {
 		return ""
 	}
 	return fmt.Sprintf("%s/%s (%s %s, %s)", p.Cluster, p.Pool, p.Provider, p.Region, p.PriceClass)
 }
 
-type attempt struct {
-	N        int
-	Where    string
-	Start    time.Time
-	End      time.Time
-	Ended    string
-	Running  bool
-	Duration time.Duration
-}
-
-type jobData struct {
-	Job       *store.Job
-	Name      string
-	GPU       model.GPUModel
-	GPUs      int
-	Where     string
-	Attempts  []attempt
-	Events    []store.Event
-	Logs      string
-	CostSoFar float64
-	CanCancel bool
-}
-
-func (h *Handler) loadJob(s *session, idText string) (*store.Job, error) {
-	id, err := strconv.ParseInt(idText, 10, 64)
-	if err != nil || id <= 0 {
-		return nil, &apiErr{status: http.StatusNotFound, msg: fmt.Sprintf("no job %q", idText)}
-	}
-	var j store.Job
-	if err := h.getJSON(s, "/v1/jobs/"+strconv.FormatInt(id, 10), &j); err != nil {
-		return nil, err
-	}
-	return &j, nil
-}
-
-// logTail is the last lines of the job's current attempt.
-func (h *Handler) logTail(s *session, id int64) string {
-	b, err := s.call(h.cfg.API, http.MethodGet, "/v1/jobs/"+strconv.FormatInt(id, 10)+"/logs", nil)
-	if err != nil {
-		return "(logs unavailable: " + err.Error() + ")"
-	}
-	const maxBytes, maxLines = 64 << 10, 200
-	if len(b) > maxBytes {
-		b = b[len(b)-maxBytes:]
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > maxLines {
-		lines = lines[len(lines)-maxLines:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (h *Handler) job(s *session) (string, view, error) {
-	j, err := h.loadJob(s, s.r.PathValue("id"))
-	if err != nil {
-		return "", view{}, err
-	}
-	var ev struct {
-		Events []store.Event `json:"events"`
-	}
-	if err := h.getJSON(s, fmt.Sprintf("/v1/jobs/%d/events", j.ID), &ev); err != nil {
-		return "", view{}, err
-	}
-	g, n := jobGPUs(j)
-	d := jobData{Job: j, Name: jobName(j), GPU: g, GPUs: n, Where: where(j.Placement), Events: ev.Events,
-		Logs: h.logTail(s, j.ID), CanCancel: s.who.CanCancel() && !j.State.Terminal()}
-	d.Attempts = attempts(ev.Events, s.now)
-	// Cost so far: the GPUs held by each attempt that ran, at the current
-	// placement's billed price (the API keeps no per-job usage).
-	if p := j.Placement; p != nil {
-		for _, a := range d.Attempts {
-			d.CostSoFar += a.Duration.Hours() * float64(p.GPUsPerNode*len(p.Nodes)) * p.BilledPerGPUHour
-		}
-	}
-	return "job", view{Title: fmt.Sprintf("Job %d · %s", j.ID, d.Name), Nav: "queue", Refresh: refreshSeconds, Data: d}, nil
-}
-
-// attempts reads each attempt's story from the events: where it was
-// placed, when it started running and why it ended.
-func attempts(evs []store.Event, now time.Time) []attempt {
-	var out []attempt
-	cur := func(n int) *attempt {
-		if len(out) == 0 || out[len(out)-1].N != n {
-			out = append(out, attempt{N: n})
-		}
-		return &out[len(out)-1]
-	}
-	for _, e := range evs {
-		if e.Attempt <= 0 {
-			continue
-		}
-		a := cur(e.Attempt)
-		switch e.To {
-		case store.Admitted:
-			a.Where = strings.TrimPrefix(e.Message, "placed on ")
-		case store.Running:
-			a.Start, a.Running = e.At, true
-		case store.Pending:
-			if e.From != "" && e.From != store.Pending {
-				a.End, a.Running = e.At, false
-				a.Ended = strings.TrimSpace(string(e.From) + " → PENDING: " + e.Message)
-			}
-		case store.Succeeded, store.Failed, store.Cancelled:
-			a.End, a.Running = e.At, false
-			a.Ended = string(e.To)
-			if e.Message != "" {
-				a.Ended += ": " + e.Message
-			}
-		}
-	}
-	for i := range out {
-		a := &out[i]
-		if a.Start.IsZero() {
-			continue
-		}
-		end := a.End
-		if a.Running || end.IsZero() {
-			end = now
-		}
-		if end.After(a.Start) {
-			a.Duration = end.Sub(a.Start)
-		}
-	}
-	return out
-}
-
-// logsFragment is the log tail alone, for the refresh script.
-func (h *Handler) logsFragment(w http.ResponseWriter, r *http.Request) {
-	s, err := h.session(r)
-	if err != nil {
-		http.Error(w, "log in first", http.StatusUnauthorized)
-		return
-	}
-	j, err := h.loadJob(s, r.PathValue("id"))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Write([]byte(h.logTail(s, j.ID)))
-}
-
-// cancel asks the API to cancel the job; the API decides who may.
-func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
-	s, err := h.session(r)
-	if err != nil {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
-	if !h.checkCSRF(s, r) {
-		http.Error(w, "bad form token; reload the page and try again", http.StatusForbidden)
-		return
-	}
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	if _, err := s.call(h.cfg.API, http.MethodPost, fmt.Sprintf("/v1/jobs/%d/cancel", id), nil); err != nil {
-		status := http.StatusInternalServerError
-		if ae, ok := err.(*apiErr); ok {
-			status = ae.status
-		}
-		h.render(w, r, status, "error", view{Title: "Cancel failed", Error: err.Error(), Who: s.who, CSRF: s.csrf, Now: s.now})
-		return
-	}
-	http.Redirect(w, r, fmt.Sprintf("/jobs/%d", id), http.StatusSeeOther)
-}
-
 type fleetPool struct {
-	apiPool
+	api.Pool
 	Used  int
 	Price float64
 }
 
 type fleetCluster struct {
-	apiCluster
+	api.Cluster
 	Pools     []fleetPool
 	GPUs      int
 	Free      int
@@ -435,9 +261,9 @@ func (h *Handler) fleet(s *session) (string, view, error) {
 	}
 	d := fleetData{Applied: fl != nil}
 	for _, c := range cls {
-		fc := fleetCluster{apiCluster: c}
+		fc := fleetCluster{Cluster: c}
 		for _, p := range c.Pools {
-			fp := fleetPool{apiPool: p, Used: p.GPUs() - p.GPUsFree, Price: price[c.Name+"/"+p.Name]}
+			fp := fleetPool{Pool: p, Used: p.GPUs() - p.GPUsFree, Price: price[c.Name+"/"+p.Name]}
 			fc.Pools = append(fc.Pools, fp)
 			fc.GPUs += p.GPUs()
 			fc.Free += p.GPUsFree
@@ -517,7 +343,7 @@ func (h *Handler) contracts(s *session) (string, view, error) {
 		}
 		spentSince[i] = map[string]float64{}
 		for _, r := range u.Rows {
-			spentSince[i][r.Contract] += r.CostUSD
+			spentSince[i][r.Column("contract")] += r.CostUSD()
 		}
 	}
 	for _, c := range fl.Contracts {
@@ -582,7 +408,7 @@ func (h *Handler) contracts(s *session) (string, view, error) {
 }
 
 type teamRow struct {
-	apiTeam
+	api.Team
 	GPUs     []teamGPU
 	Share    float64 // fair share: weight over the sum of weights shown
 	Borrowed int
@@ -607,7 +433,7 @@ func (h *Handler) teams(s *session) (string, view, error) {
 	var rows []teamRow
 	var bars []bar
 	for _, t := range ts {
-		r := teamRow{apiTeam: t}
+		r := teamRow{Team: t}
 		if sum > 0 {
 			r.Share = t.Weight / sum
 		}

@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"gpubroker/internal/api"
 )
 
 // Principal is who a token acts for, as the API's authentication found it.
@@ -287,7 +289,7 @@ func (m *memWriter) Write(b []byte) (int, error) {
 
 // call makes one API request for the session and returns the body of a
 // 2xx answer, or an *apiErr.
-func (s *session) call(api http.Handler, method, path string, body io.Reader) ([]byte, error) {
+func (s *session) call(h http.Handler, method, path string, body io.Reader) ([]byte, error) {
 	req, err := http.NewRequestWithContext(s.r.Context(), method, path, body)
 	if err != nil {
 		return nil, err
@@ -297,18 +299,14 @@ func (s *session) call(api http.Handler, method, path string, body io.Reader) ([
 		req.Header.Set("Content-Type", "application/json")
 	}
 	mw := &memWriter{hdr: http.Header{}}
-	api.ServeHTTP(mw, req)
+	h.ServeHTTP(mw, req)
 	if mw.code == 0 {
 		mw.code = http.StatusOK
 	}
 	if mw.code/100 != 2 {
-		var e struct {
-			Error struct {
-				Message string `json:"message"`
-			} `json:"error"`
-		}
+		var e api.ErrorBody
 		msg := strings.TrimSpace(mw.buf.String())
-		if json.Unmarshal(mw.buf.Bytes(), &e) == nil && e.Error.Message != "" {
+		if json.Unmarshal(mw.buf.Bytes(), &e) == nil && e.Error != nil && e.Error.Message != "" {
 			msg = e.Error.Message
 		}
 		return nil, &apiErr{status: mw.code, msg: fmt.Sprintf("%s %s: %s", method, path, msg)}

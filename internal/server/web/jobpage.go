@@ -1,0 +1,186 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"gpubroker/internal/api"
+	"gpubroker/internal/model"
+)
+
+// The job page: one job, its attempts rebuilt from its events, the tail of
+// its output, and the cancel button.
+
+type attempt struct {
+	N        int
+	Where    string
+	Start    time.Time
+	End      time.Time
+	Ended    string
+	Running  bool
+	Duration time.Duration
+}
+
+type jobData struct {
+	Job       *api.Job
+	Name      string
+	GPU       model.GPUModel
+	GPUs      int
+	Where     string
+	Attempts  []attempt
+	Events    []api.Event
+	Logs      string
+	CostSoFar float64
+	CanCancel bool
+}
+
+func (h *Handler) loadJob(s *session, idText string) (*api.Job, error) {
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil || id <= 0 {
+		return nil, &apiErr{status: http.StatusNotFound, msg: fmt.Sprintf("no job %q", idText)}
+	}
+	var j api.Job
+	if err := h.getJSON(s, "/v1/jobs/"+strconv.FormatInt(id, 10), &j); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// logTail is the last lines of the job's current attempt.
+func (h *Handler) logTail(s *session, id int64) string {
+	b, err := s.call(h.cfg.API, http.MethodGet, "/v1/jobs/"+strconv.FormatInt(id, 10)+"/logs", nil)
+	if err != nil {
+		return "(logs unavailable: " + err.Error() + ")"
+	}
+	const maxBytes, maxLines = 64 << 10, 200
+	if len(b) > maxBytes {
+		b = b[len(b)-maxBytes:]
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > maxLines {
+		lines = lines[len(lines)-maxLines:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (h *Handler) job(s *session) (string, view, error) {
+	j, err := h.loadJob(s, s.r.PathValue("id"))
+	if err != nil {
+		return "", view{}, err
+	}
+	var ev struct {
+		Events []api.Event `json:"events"`
+	}
+	if err := h.getJSON(s, fmt.Sprintf("/v1/jobs/%d/events", j.ID), &ev); err != nil {
+		return "", view{}, err
+	}
+	g, n := jobGPUs(j)
+	d := jobData{Job: j, Name: jobName(j), GPU: g, GPUs: n, Where: where(j.Placement), Events: ev.Events,
+		Logs: h.logTail(s, j.ID), CanCancel: s.who.CanCancel() && !j.State.Terminal()}
+	d.Attempts = attempts(ev.Events, s.now)
+	// Cost so far: the GPUs held by each attempt that ran, at the current
+	// placement's billed price (the API keeps no per-job usage).
+	if p := j.Placement; p != nil {
+		for _, a := range d.Attempts {
+			d.CostSoFar += a.Duration.Hours() * float64(p.GPUsPerNode*len(p.Nodes)) * p.BilledPerGPUHour
+		}
+	}
+	return "job", view{Title: fmt.Sprintf("Job %d · %s", j.ID, d.Name), Nav: "queue", Refresh: refreshSeconds, Data: d}, nil
+}
+
+// attempts reads each attempt's story from the events: where it was
+// placed, when it started running and why it ended.
+func attempts(evs []api.Event, now time.Time) []attempt {
+	var out []attempt
+	cur := func(n int) *attempt {
+		if len(out) == 0 || out[len(out)-1].N != n {
+			out = append(out, attempt{N: n})
+		}
+		return &out[len(out)-1]
+	}
+	for _, e := range evs {
+		if e.Attempt <= 0 {
+			continue
+		}
+		a := cur(e.Attempt)
+		switch e.To {
+		case api.Admitted:
+			a.Where = strings.TrimPrefix(e.Message, "placed on ")
+		case api.Running:
+			a.Start, a.Running = e.At, true
+		case api.Pending:
+			if e.From != "" && e.From != api.Pending {
+				a.End, a.Running = e.At, false
+				a.Ended = strings.TrimSpace(string(e.From) + " → PENDING: " + e.Message)
+			}
+		case api.Succeeded, api.Failed, api.Cancelled:
+			a.End, a.Running = e.At, false
+			a.Ended = string(e.To)
+			if e.Message != "" {
+				a.Ended += ": " + e.Message
+			}
+		}
+	}
+	for i := range out {
+		a := &out[i]
+		if a.Start.IsZero() {
+			continue
+		}
+		end := a.End
+		if a.Running || end.IsZero() {
+			end = now
+		}
+		if end.After(a.Start) {
+			a.Duration = end.Sub(a.Start)
+		}
+	}
+	return out
+}
+
+// logsFragment is the log tail alone, for the refresh script.
+func (h *Handler) logsFragment(w http.ResponseWriter, r *http.Request) {
+	s, err := h.session(r)
+	if err != nil {
+		http.Error(w, "log in first", http.StatusUnauthorized)
+		return
+	}
+	j, err := h.loadJob(s, r.PathValue("id"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write([]byte(h.logTail(s, j.ID)))
+}
+
+// cancel asks the API to cancel the job; the API decides who may.
+func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
+	s, err := h.session(r)
+	if err != nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if !h.checkCSRF(s, r) {
+		http.Error(w, "bad form token; reload the page and try again", http.StatusForbidden)
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	if _, err := s.call(h.cfg.API, http.MethodPost, fmt.Sprintf("/v1/jobs/%d/cancel", id), nil); err != nil {
+		status := http.StatusInternalServerError
+		if ae, ok := err.(*apiErr); ok {
+			status = ae.status
+		}
+		h.render(w, r, status, "error", view{Title: "Cancel failed", Error: err.Error(), Who: s.who, CSRF: s.csrf, Now: s.now})
+		return
+	}
+	http.Redirect(w, r, fmt.Sprintf("/jobs/%d", id), http.StatusSeeOther)
+}
