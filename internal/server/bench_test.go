@@ -182,3 +182,110 @@ func benchReconcileRound(b *testing.B, full bool) {
 		b.Errorf("%d jobs wait; want %d", waiting, n-DefaultLocalGPUs)
 	}
 }
+
+// BenchmarkReconcileRound100k measures one reconcile round with 100,000
+// jobs in the store as a broker that has run for a while holds them: most
+// ended (succeeded, failed, cancelled), 8 running on the built-in local
+// fleet and the real local backend, 1,992 waiting. It runs as
+// BenchmarkReconcileRound does: rounds as the server runs them
+// ("changes"), and rounds that read every active job ("full").
+func BenchmarkReconcileRound100k(b *testing.B) {
+	b.Run("changes", func(b *testing.B) { benchReconcileRound100k(b, false) })
+	b.Run("full", func(b *testing.B) { benchReconcileRound100k(b, true) })
+}
+
+func benchReconcileRound100k(b *testing.B, full bool) {
+	const (
+		n      = 100_000
+		active = 2_000
+	)
+	be, err := local.New(filepath.Join(b.TempDir(), "local"), local.Options{GPUs: DefaultLocalGPUs, Grace: 100 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, st, _ := benchServer(b, be)
+	ctx := context.Background()
+	b.Cleanup(func() {
+		sts, _ := be.Observe(ctx)
+		for _, s := range sts {
+			be.Cancel(ctx, s.Name)
+		}
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			sts, _ := be.Observe(ctx)
+			busy := false
+			for _, s := range sts {
+				busy = busy || s.Phase == backend.PhaseRunning || s.Phase == backend.PhasePending
+			}
+			if !busy {
+				return
+			}
+		}
+	})
+	tk, err := spec.ParseTask([]byte(sleepTask), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The first n-active jobs ended long ago, a third each succeeded,
+	// failed and cancelled; the last active ones are live.
+	at := time.Now().Add(-time.Hour)
+	ends := []store.State{store.Succeeded, store.Failed, store.Cancelled}
+	var moves []store.JobMove
+	flush := func() {
+		if _, _, err := st.MoveJobs(ctx, moves); err != nil {
+			b.Fatal(err)
+		}
+		moves = moves[:0]
+	}
+	for i := range n {
+		w := *tk.Workloads[0]
+		w.Name = "bench-" + strconv.Itoa(i)
+		w.Team = "bench"
+		j, err := st.CreateJob(ctx, &store.Job{Team: "bench", User: "bench", Workload: &w, Spec: sleepTask}, at)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i >= n-active {
+			continue
+		}
+		to := ends[i%len(ends)]
+		path := []store.State{store.Admitted, store.Dispatched, store.Running, to}
+		if to == store.Cancelled {
+			path = []store.State{to}
+		}
+		from := store.Pending
+		for _, s := range path {
+			m := store.Move{From: from, Attempt: 1, To: s, At: at, Message: "bench"}
+			if s == store.Admitted {
+				m.Placement = &store.Placement{Cluster: LocalCluster, Pool: LocalPool, Provider: "onprem", Region: "local",
+					GPU: DefaultLocalGPU, GPUsPerNode: 1, Nodes: []int{0}, PriceClass: model.Committed}
+			}
+			moves = append(moves, store.JobMove{ID: j.ID, Move: m})
+			from = s
+		}
+		if len(moves) >= 4000 {
+			flush()
+		}
+	}
+	flush()
+	if err := srv.reconcile(ctx); err != nil { // admits and dispatches 8
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if full {
+			srv.rec.active = nil
+		}
+		if err := srv.reconcile(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/round")
+	b.StopTimer()
+	srv.waitMu.RLock()
+	waiting := len(srv.waits)
+	srv.waitMu.RUnlock()
+	if waiting != active-DefaultLocalGPUs {
+		b.Errorf("%d jobs wait; want %d", waiting, active-DefaultLocalGPUs)
+	}
+}
