@@ -1,0 +1,52 @@
+package server
+
+import (
+	"context"
+	"sort"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/store"
+)
+
+// cleanOrphans stops and forgets backend objects that no active job's
+// current attempt owns: attempts cancelled while their backend could not
+// be reached, earlier attempts of preempted or lost jobs, objects whose
+// job ended while the server was down.
+func (rd *round) cleanOrphans(ctx context.Context) {
+	names := make([]string, 0, len(rd.obs))
+	for n := range rd.obs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, cl := range names {
+		o := rd.obs[cl]
+		if !o.ok() {
+			continue
+		}
+		for name, st := range o.byName {
+			id, attempt, ok := parseName(name)
+			if !ok {
+				continue
+			}
+			if _, later := rd.s.rec.ended[name]; rd.owned[name] || later {
+				continue
+			}
+			if rd.s.rec.deferred[name] {
+				continue // preempted; stopped once its successor is submitted
+			}
+			if j := rd.jobs[id]; j != nil && j.Attempt == attempt && j.State != store.Pending {
+				continue
+			}
+			var err error
+			switch st.Phase {
+			case backend.PhasePending, backend.PhaseRunning:
+				err = o.b.Cancel(ctx, name)
+			default:
+				err = o.b.Forget(ctx, name)
+			}
+			if err != nil {
+				rd.s.log.Warn("cleaning up an orphaned attempt", "cluster", cl, "name", name, "err", err)
+			}
+		}
+	}
+}
