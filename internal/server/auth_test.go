@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gpubroker/internal/api"
+	"gpubroker/internal/server/httpapi"
 	"gpubroker/internal/store"
 )
 
@@ -112,7 +113,7 @@ func TestTeamsCannotSeeEachOthersWork(t *testing.T) {
 		}
 	}
 	// A member cannot submit for another team, in the body or the file.
-	var er struct{ Error apiError }
+	var er struct{ Error api.Error }
 	e.mustDo(http.StatusForbidden, "POST", "/v1/jobs", a, api.SubmitRequest{Spec: task("echo"), Team: "team-b"}, &er)
 	if er.Error.Field != "team" {
 		t.Errorf("field %q", er.Error.Field)
@@ -222,11 +223,11 @@ func TestBadRequestsStoreNothing(t *testing.T) {
 		{"bad accelerators", `{"spec": "resources:\n  accelerators: H100:zero\nrun: x\n", "team": "research"}`, 400, "resources.accelerators", "task.yaml:2:"},
 		{"unknown team", `{"spec": "resources:\n  accelerators: H100:1\nrun: x\n", "team": "nobody"}`, 400, "x-gpubroker.team", "nobody"},
 		{"named file", `{"spec": "resources:\n  accelerators: H100:zero\n", "file": "train.yaml", "team": "research"}`, 400, "resources.accelerators", "train.yaml:2:"},
-		{"too big", `{"spec": "` + strings.Repeat("x", maxSpecBody) + `"}`, 413, "", "over"},
+		{"too big", `{"spec": "` + strings.Repeat("x", httpapi.MaxSpecBody) + `"}`, 413, "", "over"},
 	}
 	for _, c := range cases {
 		code, body := e.do("POST", "/v1/jobs", e.admin, c.body)
-		var er struct{ Error apiError }
+		var er struct{ Error api.Error }
 		json.Unmarshal(body, &er)
 		if code != c.status || er.Error.Field != c.field || !strings.Contains(er.Error.Message, c.msg) {
 			t.Errorf("%s: %d field %q: %s", c.name, code, er.Error.Field, body)

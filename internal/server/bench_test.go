@@ -167,7 +167,7 @@ func benchReconcileRound(b *testing.B, full bool) {
 	start := time.Now()
 	for range b.N {
 		if full {
-			srv.rec.active = nil
+			srv.ctl.ReadAll()
 		}
 		if err := srv.reconcile(ctx); err != nil {
 			b.Fatal(err)
@@ -175,9 +175,7 @@ func benchReconcileRound(b *testing.B, full bool) {
 	}
 	b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/round")
 	b.StopTimer()
-	srv.waitMu.RLock()
-	waiting := len(srv.waits)
-	srv.waitMu.RUnlock()
+	waiting := srv.ctl.Waiting()
 	if waiting != n-DefaultLocalGPUs {
 		b.Errorf("%d jobs wait; want %d", waiting, n-DefaultLocalGPUs)
 	}
@@ -274,7 +272,7 @@ func benchReconcileRound100k(b *testing.B, full bool) {
 	start := time.Now()
 	for range b.N {
 		if full {
-			srv.rec.active = nil
+			srv.ctl.ReadAll()
 		}
 		if err := srv.reconcile(ctx); err != nil {
 			b.Fatal(err)
@@ -282,9 +280,7 @@ func benchReconcileRound100k(b *testing.B, full bool) {
 	}
 	b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/round")
 	b.StopTimer()
-	srv.waitMu.RLock()
-	waiting := len(srv.waits)
-	srv.waitMu.RUnlock()
+	waiting := srv.ctl.Waiting()
 	if waiting != active-DefaultLocalGPUs {
 		b.Errorf("%d jobs wait; want %d", waiting, active-DefaultLocalGPUs)
 	}

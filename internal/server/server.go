@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,14 +11,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"gpubroker/internal/backend"
 	"gpubroker/internal/model"
+	"gpubroker/internal/server/clock"
+	"gpubroker/internal/server/control"
+	"gpubroker/internal/server/httpapi"
+	"gpubroker/internal/server/view"
 	"gpubroker/internal/store"
 )
 
@@ -30,6 +37,16 @@ const (
 	DefaultLocalGPU       = model.GPUModel("H100")
 	DefaultLocalGPUs      = 8
 )
+
+// Names of the built-in local fleet.
+const (
+	LocalCluster = view.LocalCluster
+	LocalPool    = view.LocalPool
+)
+
+// LocalFleet is the fleet a server runs while none was applied: this
+// machine as one committed (free) pool of one node.
+func LocalFleet(gpu model.GPUModel, gpus int) *model.Fleet { return view.LocalFleet(gpu, gpus) }
 
 // Config is what a Server needs. Store and Backends are required.
 type Config struct {
@@ -45,11 +62,16 @@ type Config struct {
 	// Listen is the HTTP address (default 127.0.0.1:8470; ":0" style
 	// addresses pick a free port, see Addr).
 	Listen string
-	// Now is the clock (default time.Now).
+	// Clock is the wall clock of the whole control plane: the API's
+	// timestamps, the reconciler's rounds and their pacing (default the
+	// machine's, or one reading Now when Now is set).
+	Clock clock.Clock
+	// Now, when set and Clock is not, is where the default clock reads
+	// the time.
 	Now func() time.Time
 	// RoundInterval is the longest time between reconcile rounds (default
 	// 1s); submissions and backend changes start rounds sooner (see
-	// runReconciler).
+	// internal/server/control).
 	RoundInterval time.Duration
 	// ClusterTimeout is how long a cluster may fail its health check or
 	// observation, round after round, before it is unhealthy for good:
@@ -67,45 +89,19 @@ type Config struct {
 	LocalGPUs int
 }
 
-// Server is the control plane. Handler may be used without Open (the
-// reconciler then does not run); Open starts the listener and the
-// reconciler, Close stops both.
+// Server is the control plane: the HTTP API (internal/server/httpapi)
+// over the controllers (internal/server/control), wired here. Handler may
+// be used without Open (the reconciler then does not run); Open starts
+// the listener and the reconciler, Close stops both.
 type Server struct {
-	cfg      Config
-	store    store.Store
-	log      *slog.Logger
-	now      func() time.Time
-	metrics  *metrics
-	handler  http.Handler
-	tokens   tokenCache
-	leaderID string
-
-	// fleet is the newest parsed fleet; the reconciler refreshes it each
-	// round and PUT /v1/fleet sets it at once.
-	fleet atomic.Pointer[fleetState]
-	// view is what the last round saw, for the read endpoints.
-	view atomic.Pointer[roundView]
-
-	// waits holds why each pending job waited in the last round
-	// ("Reason: detail"), merged into API answers (see waitReason).
-	waitMu sync.RWMutex
-	waits  map[int64]string
-
-	// wake asks the reconciler for a round now (see kick).
-	wake chan struct{}
-
-	// rec is the reconciler's state, touched only by its goroutine (and
-	// by tests calling reconcile directly, never concurrently).
-	rec reconcilerState
-	// backends caches one backend per cluster; shared with API handlers
-	// (cancel, logs), hence the lock.
-	backendMu sync.Mutex
-	backends  map[string]*clusterBackend
+	cfg Config
+	log *slog.Logger
+	ctl *control.Controller
+	api *httpapi.Server
 
 	mu       sync.Mutex
 	httpSrv  *http.Server
 	listener net.Listener
-	stop     context.CancelFunc
 	done     chan struct{}
 }
 
@@ -121,8 +117,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	switch {
+	case cfg.Clock != nil:
+	case cfg.Now != nil:
+		cfg.Clock = clock.WithNow(cfg.Now)
+	default:
+		cfg.Clock = clock.Real()
 	}
 	if cfg.RoundInterval <= 0 {
 		cfg.RoundInterval = DefaultRoundInterval
@@ -139,39 +139,34 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LocalGPUs <= 0 {
 		cfg.LocalGPUs = DefaultLocalGPUs
 	}
-	s := &Server{
-		cfg:      cfg,
-		store:    cfg.Store,
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		metrics:  newMetrics(),
-		waits:    map[int64]string{},
-		backends: map[string]*clusterBackend{},
-		wake:     make(chan struct{}, 1),
-	}
-	s.rec.init()
 	id, err := brokerID(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	s.leaderID = id
-	s.fleet.Store(s.localFleetState())
-	s.handler = s.routes()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.bootstrapAdmin(ctx); err != nil {
+	ctl, err := control.New(control.Config{
+		Store: cfg.Store, Backends: cfg.Backends, Clock: cfg.Clock, RoundInterval: cfg.RoundInterval,
+		ClusterTimeout: cfg.ClusterTimeout, Logger: cfg.Logger, LocalGPU: cfg.LocalGPU, LocalGPUs: cfg.LocalGPUs,
+		LeaderID: id, Registry: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	api := httpapi.New(httpapi.Config{
+		Store: cfg.Store, Control: ctl, Clock: cfg.Clock, Logger: cfg.Logger, StateDir: cfg.StateDir,
+		LocalGPU: cfg.LocalGPU, LocalGPUs: cfg.LocalGPUs, Registry: reg, Gatherer: reg,
+	})
+	if err := api.BootstrapAdmin(ctx); err != nil {
 		return nil, err
 	}
-	// Read the applied fleet now, so requests before the first round
-	// already validate against it.
-	if _, err := s.refreshFleet(ctx); err != nil {
-		return nil, fmt.Errorf("server: reading the fleet: %w", err)
-	}
-	return s, nil
+	return &Server{cfg: cfg, log: cfg.Logger, ctl: ctl, api: api}, nil
 }
 
 // Handler is the whole HTTP API: /healthz, /metrics and /v1.
-func (s *Server) Handler() http.Handler { return s.handler }
+func (s *Server) Handler() http.Handler { return s.api.Handler() }
 
 // Open starts the HTTP listener on Config.Listen and the reconciler. It
 // returns once the listener is bound.
@@ -186,30 +181,22 @@ func (s *Server) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server: listening on %s: %w", s.cfg.Listen, err)
 	}
+	if err := s.ctl.Open(); err != nil {
+		ln.Close()
+		return fmt.Errorf("server: %w", err)
+	}
 	s.listener = ln
 	s.httpSrv = &http.Server{
-		Handler:           s.handler,
+		Handler:           s.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	runCtx, stop := context.WithCancel(context.Background())
-	s.stop = stop
 	s.done = make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
 	go func() {
-		defer wg.Done()
+		defer close(s.done)
 		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		s.runReconciler(runCtx)
-	}()
-	go func() {
-		wg.Wait()
-		close(s.done)
 	}()
 	s.log.Info("gpubroker server listening", "addr", ln.Addr().String())
 	return nil
@@ -230,12 +217,12 @@ func (s *Server) Addr() string {
 // running on backends keep running; the next server finds them again.
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
-	srv, stop, done := s.httpSrv, s.stop, s.done
+	srv, done := s.httpSrv, s.done
 	s.mu.Unlock()
 	if done == nil {
 		return nil
 	}
-	stop()
+	errCtl := s.ctl.Close(ctx)
 	err := srv.Shutdown(ctx)
 	select {
 	case <-done:
@@ -244,136 +231,35 @@ func (s *Server) Close(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
+	if err == nil {
+		err = errCtl
+	}
 	return err
 }
 
-// Round pacing (see runReconciler).
-const (
-	// minRoundRest and maxRoundRest bound the rest after a round, which is
-	// otherwise roundRestFactor times as long as the round took.
-	minRoundRest = 20 * time.Millisecond
-	maxRoundRest = 250 * time.Millisecond
-	// roundRestFactor is the rest per second a round took: with 2 the
-	// reconciler takes at most a third of a core, however busy its
-	// watches are. The engines often share the broker's machine, and every
-	// CPU-second a round spends is taken from them.
-	roundRestFactor = 2
-	// calmRoundRest is the least rest after a round that left no job
-	// pending or admitted, when a backend's change (not a submission) ends
-	// it: the next round can then only record what the
-	// engines did (attempts started or ended), which may wait a quarter of
-	// a second; running it for every few events of a burst of starts and
-	// completions takes CPU from the engines (a 500-job burst on a
-	// two-core machine ran 90 such rounds).
-	calmRoundRest = 250 * time.Millisecond
-	// pollInFlight is the round interval, when shorter than RoundInterval,
-	// while some cluster holding work cannot announce changes (its backend
-	// is no backend.Watcher): its attempts end unseen, so look soon.
-	pollInFlight = 250 * time.Millisecond
-)
+// reconcile runs one round on the caller's goroutine (tests and
+// benchmarks; never while the server is open).
+func (s *Server) reconcile(ctx context.Context) error { return s.ctl.Reconcile(ctx) }
 
-// runReconciler runs rounds until ctx is done. A failed round is logged
-// and retried later: the reconciler is level-triggered, so a later round
-// repairs what an earlier one left.
-//
-// A round runs RoundInterval after the previous one, or sooner when
-// something changed: a submission (kick), a backend's
-// backend.Watcher.Changes, or a Submit that returned (see dispatcher); and
-// at most pollInFlight after it while work holds a cluster whose backend
-// does not watch. After a round the reconciler rests roundRestFactor
-// times as long as the round took, within minRoundRest and maxRoundRest,
-// so that a storm of changes cannot keep it running back to back (and at
-// least calmRoundRest before a returned Submit, or a backend's change when
-// no job waits to be placed or dispatched, is taken up: see
-// calmRoundRest); the time it waited for room for its Submits and for its
-// Forgets does not count (the engine, not the broker, was busy then: a
-// round that dispatched a burst of 200 jobs in 1.5 s must not keep the
-// next burst out for another maxRoundRest). Changes during the rest are
-// taken up together by the next round.
-func (s *Server) runReconciler(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		started := time.Now()
-		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("reconcile round failed", "err", err)
-		}
-		rest := min(max(minRoundRest, roundRestFactor*(time.Since(started)-s.rec.waited)), maxRoundRest)
-		earliest := time.Now().Add(rest)
-		calm, quiet := earliest, time.Now().Add(max(rest, calmRoundRest))
-		if !s.rec.queued {
-			calm = quiet
-		}
-		interval := s.cfg.RoundInterval
-		if s.pollingInFlight() {
-			interval = min(interval, pollInFlight)
-		}
-		timer.Reset(max(rest, interval))
-		cases := []reflect.SelectCase{
-			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
-			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
-			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.wake)},
-			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.rec.disp.wake)},
-		}
-		for _, b := range s.knownBackends() {
-			if w, ok := b.(backend.Watcher); ok {
-				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w.Changes())})
-			}
-		}
-		chosen, _, _ := reflect.Select(cases)
-		switch chosen {
-		case 0:
-			return
-		case 1:
-			continue
-		case 2:
-			// A submission: rest out the remainder, then run.
-		case 3:
-			// A Submit returned: recording it is no engine's business, so
-			// it waits like a backend's change after a calm round.
-			earliest = quiet
-		default:
-			// A backend's change.
-			earliest = calm
-		}
-		timer.Reset(max(0, time.Until(earliest)))
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
+// route is one endpoint of the API, for tests that walk them all.
+type route struct{ method, path string }
+
+// apiRoutes lists the API's authenticated endpoints.
+func (s *Server) apiRoutes() []route {
+	var out []route
+	for _, e := range s.api.Endpoints() {
+		out = append(out, route{e.Method, e.Path})
 	}
+	return out
 }
 
-// kick asks the reconciler for a round soon; it never blocks (requests
-// coalesce).
-func (s *Server) kick() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+// randomID is prefix + 12 random hex digits.
+func randomID(prefix string) string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
 	}
-}
-
-// pollingInFlight reports whether, as of the last round, a cluster whose
-// backend is no backend.Watcher holds work (admitted, dispatched or
-// running attempts).
-func (s *Server) pollingInFlight() bool {
-	v := s.view.Load()
-	if v == nil || v.snap == nil || len(v.snap.Running) == 0 {
-		return false
-	}
-	s.backendMu.Lock()
-	defer s.backendMu.Unlock()
-	for _, a := range v.snap.Running {
-		cb, ok := s.backends[a.Pool.Cluster]
-		if !ok || cb.err != nil {
-			continue
-		}
-		if _, watches := cb.b.(backend.Watcher); !watches {
-			return true
-		}
-	}
-	return false
+	return prefix + hex.EncodeToString(b[:])
 }
 
 // brokerID is this broker's name as a leader of a shared store: kept in

@@ -1,4 +1,4 @@
-package server
+package control
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gpubroker/internal/model"
+	"gpubroker/internal/server/view"
 	"gpubroker/internal/store"
 )
 
@@ -90,9 +91,9 @@ func (u *usageSnapshot) add(r store.Usage, now, windowStart time.Time) {
 
 // usageTotals returns this round's figures: the cached base plus what the
 // holding jobs have run so far.
-func (s *Server) usageTotals(ctx context.Context, fs *fleetState, holding []*store.Job, now time.Time) usageSnapshot {
+func (s *Controller) usageTotals(ctx context.Context, fs *view.Fleet, holding []*store.Job, now time.Time) usageSnapshot {
 	ut := &s.rec.usage
-	window := shareWindow(fs.fleet)
+	window := shareWindow(fs.Fleet)
 	ut.mu.Lock()
 	stale := ut.read.IsZero() || now.Sub(ut.read) >= usageRefresh || now.Before(ut.read) ||
 		!monthStart(now).Equal(monthStart(ut.read)) || ut.window != window
@@ -102,7 +103,7 @@ func (s *Server) usageTotals(ctx context.Context, fs *fleetState, holding []*sto
 		if m := monthStart(now); m.Before(from) {
 			from = m
 		}
-		for _, c := range fs.fleet.Contracts {
+		for _, c := range fs.Fleet.Contracts {
 			if c.Start.Before(from) {
 				from = c.Start
 			}
@@ -167,7 +168,7 @@ func attemptUsage(j *store.Job, start, end time.Time) *store.Usage {
 
 // noteUsage adds r, stored with the move that ended its attempt at end,
 // to the cached totals (nil: nothing).
-func (s *Server) noteUsage(r *store.Usage, end time.Time) {
+func (s *Controller) noteUsage(r *store.Usage, end time.Time) {
 	if r == nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"net/http"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gpubroker/internal/api"
+	"gpubroker/internal/server/view"
 	"gpubroker/internal/store"
 )
 
@@ -37,9 +38,6 @@ type Attempt struct {
 // OutcomeRetried is the Outcome of an attempt that another one followed.
 const OutcomeRetried = "RETRIED"
 
-// placedPrefix starts the message of every admission (see admit).
-const placedPrefix = "placed on "
-
 // attemptsOf rebuilds a job's attempts from its events, oldest first.
 func attemptsOf(evs []store.Event) []Attempt {
 	var out []Attempt
@@ -56,7 +54,7 @@ func attemptsOf(evs []store.Event) []Attempt {
 		switch {
 		case e.To == store.Admitted:
 			a.Admitted = e.At
-			if rest, ok := strings.CutPrefix(e.Message, placedPrefix); ok {
+			if rest, ok := strings.CutPrefix(e.Message, view.PlacedPrefix); ok {
 				ref, _, _ := strings.Cut(rest, " ")
 				a.Cluster, a.Pool, _ = strings.Cut(ref, "/")
 			}
@@ -83,7 +81,7 @@ func (s *Server) handleAttempts(w http.ResponseWriter, r *http.Request, p princi
 	}
 	as := attemptsOf(evs)
 	clusters := map[string][2]string{}
-	for _, c := range s.fleet.Load().fleet.Clusters {
+	for _, c := range s.ctl.Fleet().Fleet.Clusters {
 		clusters[c.Name] = [2]string{string(c.Provider), c.Region}
 	}
 	for i := range as {

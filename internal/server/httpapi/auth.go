@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"context"
@@ -69,10 +69,10 @@ func randomID(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// bootstrapAdmin creates the first admin token on an empty store. The
+// BootstrapAdmin creates the first admin token on an empty store. The
 // file is written before the token is stored, so a failure leaves either
 // nothing or an unused file, never a token nobody can read.
-func (s *Server) bootstrapAdmin(ctx context.Context) error {
+func (s *Server) BootstrapAdmin(ctx context.Context) error {
 	toks, err := s.store.ListTokens(ctx)
 	if err != nil {
 		return fmt.Errorf("server: listing tokens: %w", err)

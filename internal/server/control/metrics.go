@@ -1,33 +1,26 @@
-package server
+package control
 
 import (
-	"net/http"
-
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"gpubroker/internal/model"
 	"gpubroker/internal/store"
 )
 
-// metrics are the server's Prometheus series (docs/api.md), on a registry
-// of its own so that several servers in one process (tests) do not clash.
+// metrics are the control side's Prometheus series (docs/api.md), on the
+// registry the server gives (one per server, so that several servers in
+// one process, tests, do not clash).
 type metrics struct {
-	reg         *prometheus.Registry
-	handler     http.Handler
 	queueDepth  *prometheus.GaugeVec
 	admissions  prometheus.Counter
 	dispatchLat prometheus.Histogram
 	gpusInUse   *prometheus.GaugeVec
-	requests    *prometheus.CounterVec
 	roundSecs   prometheus.Histogram
 	transitions *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
 		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gpubroker_queue_depth",
 			Help: "Jobs in each state, as of the last reconcile round.",
@@ -45,10 +38,6 @@ func newMetrics() *metrics {
 			Name: "gpubroker_gpus_in_use",
 			Help: "GPUs held by admitted, dispatched and running attempts, by provider.",
 		}, []string{"provider"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gpubroker_http_requests_total",
-			Help: "HTTP requests served, by status code.",
-		}, []string{"code"}),
 		roundSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "gpubroker_reconcile_round_seconds",
 			Help:    "Duration of one reconcile round.",
@@ -59,9 +48,7 @@ func newMetrics() *metrics {
 			Help: "Job state changes the server made, by target state.",
 		}, []string{"to"}),
 	}
-	m.reg.MustRegister(m.queueDepth, m.admissions, m.dispatchLat, m.gpusInUse, m.requests, m.roundSecs, m.transitions,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	reg.MustRegister(m.queueDepth, m.admissions, m.dispatchLat, m.gpusInUse, m.roundSecs, m.transitions)
 	for _, st := range []store.State{store.Pending, store.Admitted, store.Dispatched, store.Running, store.Succeeded, store.Failed, store.Cancelled} {
 		m.queueDepth.WithLabelValues(string(st))
 		m.transitions.WithLabelValues(string(st))

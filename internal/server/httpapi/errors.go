@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"encoding/json"
@@ -112,8 +112,8 @@ func writeError(w http.ResponseWriter, e *apiError) {
 
 // Body size limits.
 const (
-	maxSpecBody  = 1 << 20 // a task file with its JSON envelope
-	maxFleetBody = 8 << 20 // fleets with thousands of clusters
+	MaxSpecBody  = 1 << 20 // a task file with its JSON envelope
+	MaxFleetBody = 8 << 20 // fleets with thousands of clusters
 )
 
 // decodeBody reads a JSON object into v: at most limit bytes, no unknown

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gpubroker/internal/backend"
+	"gpubroker/internal/server/clock"
 	"gpubroker/internal/store"
 )
 
@@ -38,14 +39,14 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request, p principal)
 		attempt = n
 	}
 	if !follow || attempt < j.Attempt || j.State.Terminal() {
-		rc, err := s.openLogs(r.Context(), j, attempt, false)
+		rc, err := s.ctl.Logs(r.Context(), j, attempt, false)
 		for try := 0; errors.Is(err, backend.ErrNotFound) && j.State.Terminal() && try < 10; try++ {
 			// The reconciler may be forgetting the attempt right now,
 			// moving its logs aside.
-			if !sleepCtx(r.Context(), 20*time.Millisecond) {
+			if !s.sleepCtx(r.Context(), 20*time.Millisecond) {
 				return nil
 			}
-			rc, err = s.openLogs(r.Context(), j, attempt, false)
+			rc, err = s.ctl.Logs(r.Context(), j, attempt, false)
 		}
 		switch {
 		case errors.Is(err, backend.ErrNotFound):
@@ -80,7 +81,7 @@ func (s *Server) followLogs(ctx context.Context, w io.Writer, j *store.Job) {
 		// move on to a later attempt).
 		var err error
 		for !started(j, attempt) {
-			if !sleepCtx(ctx, logPoll) {
+			if !s.sleepCtx(ctx, logPoll) {
 				return
 			}
 			if j, err = s.store.GetJob(ctx, j.ID); err != nil {
@@ -88,14 +89,14 @@ func (s *Server) followLogs(ctx context.Context, w io.Writer, j *store.Job) {
 			}
 		}
 		if j.Attempt == attempt && j.Placement != nil {
-			if rc, err := s.openLogs(ctx, j, attempt, !j.State.Terminal()); err == nil {
+			if rc, err := s.ctl.Logs(ctx, j, attempt, !j.State.Terminal()); err == nil {
 				copyFlush(w, rc)
 				rc.Close()
 			}
 		}
 		// The stream ended: wait until the store shows the attempt over.
 		for j.Attempt == attempt && !j.State.Terminal() {
-			if !sleepCtx(ctx, logPoll) {
+			if !s.sleepCtx(ctx, logPoll) {
 				return
 			}
 			if j, err = s.store.GetJob(ctx, j.ID); err != nil {
@@ -120,30 +121,6 @@ func started(j *store.Job, attempt int) bool {
 	return j.State == store.Dispatched || j.State == store.Running
 }
 
-// openLogs opens the logs of one attempt: on the job's cluster for the
-// current attempt, on any known backend for an earlier one (its placement
-// is no longer recorded).
-func (s *Server) openLogs(ctx context.Context, j *store.Job, attempt int, follow bool) (io.ReadCloser, error) {
-	name := backend.Name(j.ID, attempt)
-	if attempt == j.Attempt {
-		if j.Placement == nil {
-			return nil, backend.ErrNotFound
-		}
-		b, err := s.backendFor(ctx, j.Placement.Cluster)
-		if err != nil {
-			return nil, err
-		}
-		return b.Logs(ctx, name, follow)
-	}
-	for _, b := range s.knownBackends() {
-		rc, err := b.Logs(ctx, name, false)
-		if err == nil {
-			return rc, nil
-		}
-	}
-	return nil, backend.ErrNotFound
-}
-
 // copyFlush copies r to w, flushing after every read so a follower sees
 // output as it comes.
 func copyFlush(w io.Writer, r io.Reader) {
@@ -163,13 +140,8 @@ func copyFlush(w io.Writer, r io.Reader) {
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+// sleepCtx waits d on the server's clock, or until ctx is done; it
+// reports whether the whole d passed.
+func (s *Server) sleepCtx(ctx context.Context, d time.Duration) bool {
+	return clock.Sleep(s.clock, ctx.Done(), d)
 }

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"fmt"
@@ -16,29 +16,19 @@ import (
 	"gpubroker/internal/store"
 )
 
-// currentView is the last round's view when it was made against the
-// current fleet, else a fresh one with everything free.
-func (s *Server) currentView() *roundView {
-	fs := s.fleet.Load()
-	if v := s.view.Load(); v != nil && v.fleet == fs {
-		return v
-	}
-	return &roundView{at: s.now().UTC(), fleet: fs, snap: buildSnapshot(fs.fleet, nil, nil, newUsageSnapshot(), realNodes)}
-}
-
 func (s *Server) handleClusters(w http.ResponseWriter, r *http.Request, p principal) *apiError {
-	v := s.currentView()
+	v := s.ctl.View()
 	free := map[engine.PoolRef]int{}
-	for _, ps := range v.snap.Pools {
+	for _, ps := range v.Snap.Pools {
 		n := 0
 		for _, f := range ps.NodeFree {
 			n += f
 		}
 		free[ps.Ref] = n
 	}
-	out := make([]api.Cluster, 0, len(v.fleet.fleet.Clusters))
-	for _, c := range v.fleet.fleet.Clusters {
-		why, down := v.down[c.Name]
+	out := make([]api.Cluster, 0, len(v.Fleet.Fleet.Clusters))
+	for _, c := range v.Fleet.Fleet.Clusters {
+		why, down := v.Down[c.Name]
 		cj := api.Cluster{Name: c.Name, Provider: c.Provider, Region: c.Region, Backend: string(c.Backend),
 			Healthy: !down, Why: why, Pools: make([]api.Pool, 0, len(c.Pools))}
 		for _, pl := range c.Pools {
@@ -55,16 +45,16 @@ func (s *Server) handleClusters(w http.ResponseWriter, r *http.Request, p princi
 // what they hold now and spent this month. A fleet without teams (the
 // built-in local one) lists the teams that hold or spent something.
 func (s *Server) handleTeams(w http.ResponseWriter, r *http.Request, p principal) *apiError {
-	v := s.currentView()
+	v := s.ctl.View()
 	inUse := map[string]map[model.GPUModel]int{}
-	for _, a := range v.snap.Running {
+	for _, a := range v.Snap.Running {
 		if inUse[a.Team] == nil {
 			inUse[a.Team] = map[model.GPUModel]int{}
 		}
 		inUse[a.Team][a.GPU] += a.GPUs()
 	}
-	spend := v.snap.TeamSpendUSD
-	teams := v.fleet.fleet.Teams
+	spend := v.Snap.TeamSpendUSD
+	teams := v.Fleet.Fleet.Teams
 	if len(teams) == 0 {
 		names := map[string]bool{}
 		for t := range inUse {
@@ -178,7 +168,7 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request, p principal
 	if err != nil {
 		return internalError(err)
 	}
-	recs = append(recs, s.currentView().running...)
+	recs = append(recs, s.ctl.View().Running...)
 	type acc struct {
 		key   []string
 		hours float64
@@ -238,7 +228,7 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request, p principal
 // usage, down clusters), exactly as engine.Plan does for the CLI.
 func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, p principal) *apiError {
 	var req api.PlanRequest
-	if e := decodeBody(w, r, maxSpecBody, &req); e != nil {
+	if e := decodeBody(w, r, MaxSpecBody, &req); e != nil {
 		return e
 	}
 	if strings.TrimSpace(req.Spec) == "" {
@@ -256,9 +246,9 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, p principal)
 	if err != nil {
 		return specError(err)
 	}
-	v := s.currentView()
+	v := s.ctl.View()
 	now := s.now().UTC()
-	doc := api.Plan{Fleet: v.fleet.name, Now: now, Workloads: make([]api.WorkloadPlan, 0, len(task.Workloads))}
+	doc := api.Plan{Fleet: v.Fleet.Name, Now: now, Workloads: make([]api.WorkloadPlan, 0, len(task.Workloads))}
 	for _, wn := range task.Warnings {
 		doc.Warnings = append(doc.Warnings, wn.String())
 	}
@@ -269,7 +259,7 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, p principal)
 		case wl.Team == "" || !p.admin():
 			wl.Team = p.tok.Team
 		}
-		cands := engine.Plan(v.snap, v.fleet.fleet.Policy, wl, now)
+		cands := engine.Plan(v.Snap, v.Fleet.Fleet.Policy, wl, now)
 		doc.Workloads = append(doc.Workloads, plandoc.Describe(wl, cands))
 	}
 	writeJSON(w, http.StatusOK, doc)

@@ -1,4 +1,4 @@
-package server
+package control
 
 import (
 	"cmp"
@@ -13,6 +13,7 @@ import (
 	"gpubroker/internal/backend"
 	"gpubroker/internal/engine"
 	"gpubroker/internal/model"
+	"gpubroker/internal/server/view"
 	"gpubroker/internal/store"
 )
 
@@ -107,9 +108,9 @@ func (r *reconcilerState) init() {
 
 // round is one reconcile round's working state.
 type round struct {
-	s     *Server
+	s     *Controller
 	now   time.Time
-	fs    *fleetState
+	fs    *view.Fleet
 	obs   map[string]*observation
 	jobs  map[int64]*store.Job // every active job as last read or moved
 	order []int64              // job IDs in ID order
@@ -162,7 +163,7 @@ type round struct {
 //
 // Every move is a compare-and-set; a conflict means someone else (the
 // API's cancel) moved the job first, and the next round sees it.
-func (s *Server) reconcile(ctx context.Context) error {
+func (s *Controller) reconcile(ctx context.Context) error {
 	started := time.Now()
 	defer func() { s.metrics.roundSecs.Observe(time.Since(started).Seconds()) }()
 	s.rec.waited = 0
@@ -211,7 +212,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 	rd.ensureSlots(ctx)
 	totals := s.usageTotals(ctx, fs, rd.holding(), now)
 	snap, pending := rd.snapshot(totals, realNodes)
-	dec := engine.Schedule(snap, pending, fs.fleet.Policy, now)
+	dec := engine.Schedule(snap, pending, fs.Fleet.Policy, now)
 	blocked := rd.preempt(ctx, dec.Preempt)
 	disp := rd.startDispatch(ctx)
 	rd.admit(ctx, dec.Admit, blocked, disp, "")
@@ -259,7 +260,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 // with later rounds: a round replaces a job it moves, never changes it
 // (snapshot sets its workload's ID, team and submission time, the same
 // each round).
-func (s *Server) activeJobs(ctx context.Context) ([]*store.Job, error) {
+func (s *Controller) activeJobs(ctx context.Context) ([]*store.Job, error) {
 	r := &s.rec
 	if r.active == nil || time.Since(r.readAll) >= fullReadEvery {
 		cur, err := s.store.Cursor(ctx)
@@ -420,31 +421,18 @@ func (rd *round) publish(ctx context.Context, t usageSnapshot) {
 	for _, j := range holding {
 		inUse[j.Placement.Provider] += len(j.Placement.Nodes) * j.Placement.GPUsPerNode
 	}
-	s.metrics.setGPUsInUse(rd.fs.fleet, inUse)
+	s.metrics.setGPUsInUse(rd.fs.Fleet, inUse)
 	down := map[string]string{}
 	for name, o := range rd.obs {
 		if !o.open() {
 			down[name] = o.why().Error()
 		}
 	}
-	s.view.Store(&roundView{
-		at:      rd.now,
-		fleet:   rd.fs,
-		snap:    buildSnapshot(rd.fs.fleet, holding, rd.obs, t, realNodes),
-		down:    down,
-		running: t.running,
+	s.view.Store(&view.Round{
+		At:      rd.now,
+		Fleet:   rd.fs,
+		Snap:    buildSnapshot(rd.fs.Fleet, holding, rd.obs, t, realNodes),
+		Down:    down,
+		Running: t.running,
 	})
-}
-
-// roundView is what the last round saw, for the read endpoints.
-type roundView struct {
-	at    time.Time
-	fleet *fleetState
-	// snap is the state after the round's decisions: what plan plans
-	// against and what clusters and teams report.
-	snap *engine.Snapshot
-	// down maps a cluster that could not take work to why.
-	down map[string]string
-	// running is the usage so far of attempts still running.
-	running []store.Usage
 }

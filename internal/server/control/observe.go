@@ -1,4 +1,4 @@
-package server
+package control
 
 import (
 	"context"
@@ -48,7 +48,7 @@ func (rd *round) observe(ctx context.Context) {
 	rd.obs = map[string]*observation{}
 	var clusters []model.Cluster
 	seen := map[string]bool{}
-	for _, c := range rd.fs.fleet.Clusters {
+	for _, c := range rd.fs.Fleet.Clusters {
 		clusters = append(clusters, c)
 		seen[c.Name] = true
 	}
@@ -78,7 +78,7 @@ func (rd *round) observe(ctx context.Context) {
 	wg.Wait()
 }
 
-func (s *Server) observeCluster(ctx context.Context, c model.Cluster, inFleet bool) *observation {
+func (s *Controller) observeCluster(ctx context.Context, c model.Cluster, inFleet bool) *observation {
 	var b backend.Backend
 	var err error
 	if inFleet {

@@ -1,4 +1,4 @@
-package server
+package control
 
 import (
 	"context"
@@ -179,7 +179,7 @@ func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 		Name: name, JobID: j.ID, Attempt: j.Attempt, Team: j.Team,
 		Cluster: j.Placement.Cluster, Pool: j.Placement.Pool, Nodes: sl.nodes,
 	}
-	if c := rd.fs.fleet.Cluster(j.Placement.Cluster); c != nil {
+	if c := rd.fs.Fleet.Cluster(j.Placement.Cluster); c != nil {
 		sp.Ordered = c.QueuesAhead()
 	}
 	if w != nil {

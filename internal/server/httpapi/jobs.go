@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"context"
@@ -8,10 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"gpubroker/internal/api"
-	"gpubroker/internal/model"
 	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
 )
@@ -23,7 +21,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 		return forbidden("a %s token cannot submit; ask for a member token of team %q", p.tok.Role, p.tok.Team)
 	}
 	var req api.SubmitRequest
-	if e := decodeBody(w, r, maxSpecBody, &req); e != nil {
+	if e := decodeBody(w, r, MaxSpecBody, &req); e != nil {
 		return e
 	}
 	if strings.TrimSpace(req.Spec) == "" {
@@ -48,7 +46,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 	if err != nil {
 		return specError(err)
 	}
-	fs := s.fleet.Load()
+	fs := s.ctl.Fleet()
 	for _, wl := range task.Workloads {
 		t := team
 		switch {
@@ -60,9 +58,9 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 			return &apiError{Status: http.StatusForbidden, Code: codeForbidden, Field: "x-gpubroker.team",
 				Message: fmt.Sprintf("x-gpubroker.team: %q, but a token of team %q submits only for its own team", wl.Team, p.tok.Team)}
 		}
-		if len(fs.teams) > 0 && !fs.teams[t] {
+		if len(fs.Teams) > 0 && !fs.Teams[t] {
 			return invalid("x-gpubroker.team", "x-gpubroker.team: team %q is not in the fleet (%s); use one of %s",
-				t, fs.name, strings.Join(fs.teamNames, ", "))
+				t, fs.Name, strings.Join(fs.TeamNames, ", "))
 		}
 		wl.Team = t
 	}
@@ -107,7 +105,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 	if created == 0 {
 		status = http.StatusOK
 	} else {
-		s.kick()
+		s.ctl.Kick()
 	}
 	writeJSON(w, status, api.SubmitResponse{Jobs: apiJobs(jobs), Warnings: warnings})
 	return nil
@@ -179,7 +177,7 @@ func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return internalError(err)
 	}
-	s.mergeWaits(jobs)
+	s.ctl.Explain(jobs)
 	writeJSON(w, http.StatusOK, api.JobList{Jobs: apiJobs(jobs)})
 	return nil
 }
@@ -199,7 +197,7 @@ func (s *Server) visibleJob(r *http.Request, p principal) (*store.Job, *apiError
 	if err != nil {
 		return nil, internalError(err)
 	}
-	s.mergeWaits([]*store.Job{j})
+	s.ctl.Explain([]*store.Job{j})
 	return j, nil
 }
 
@@ -233,91 +231,11 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, p principa
 	if e != nil {
 		return e
 	}
-	j, err := s.cancelJob(r.Context(), j, p.actor())
+	j, err := s.ctl.Cancel(r.Context(), j, p.actor())
 	if err != nil {
 		return storeError(err, "job")
 	}
-	s.mergeWaits([]*store.Job{j})
+	s.ctl.Explain([]*store.Job{j})
 	writeJSON(w, http.StatusOK, apiJob(j))
 	return nil
-}
-
-// cancelJob moves a job to Cancelled, then stops its attempt on its
-// backend. A job that ended already is returned unchanged. The move comes
-// first so that the reconciler, seeing the attempt end because it was
-// stopped, cannot record it as failed; when the reconciler moves the job
-// at the same time, the move is retried against the job as it is now. A
-// backend that cannot be reached does not block the cancel: the
-// reconciler stops the orphaned attempt once it can.
-func (s *Server) cancelJob(ctx context.Context, j *store.Job, actor string) (*store.Job, error) {
-	for range 10 {
-		if j.State.Terminal() {
-			return j, nil
-		}
-		now := s.now().UTC()
-		bill := attemptUsage(j, time.Time{}, now)
-		moved, err := s.store.MoveJob(ctx, j.ID, store.Move{From: j.State, Attempt: j.Attempt, To: store.Cancelled,
-			Reason: "Cancelled: by " + actor, Actor: actor, At: now, Usage: bill})
-		if errors.Is(err, store.ErrConflict) {
-			if j, err = s.store.GetJob(ctx, j.ID); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		s.metrics.transitions.WithLabelValues(string(store.Cancelled)).Inc()
-		if j.State != store.Pending && j.Placement != nil {
-			name := attemptName(j)
-			if b, err := s.backendFor(ctx, j.Placement.Cluster); err != nil {
-				s.log.Warn("cancel: backend unavailable; the reconciler stops the attempt later", "job", j.ID, "err", err)
-			} else if err := b.Cancel(ctx, name); err != nil {
-				s.log.Warn("cancel: backend cancel failed; the reconciler stops the attempt later", "job", j.ID, "name", name, "err", err)
-			}
-		}
-		s.noteUsage(bill, now)
-		return moved, nil
-	}
-	return nil, fmt.Errorf("job %d keeps changing: %w", j.ID, store.ErrConflict)
-}
-
-// mergeWaits fills in, for pending jobs, why the last round left them
-// waiting, and for work queued ahead in an engine that it waits there.
-// Waits live in memory only (see reconcile.go): writing one per job per
-// round would add an event per round.
-func (s *Server) mergeWaits(jobs []*store.Job) {
-	f := s.fleet.Load().fleet
-	s.waitMu.RLock()
-	defer s.waitMu.RUnlock()
-	for _, j := range jobs {
-		switch j.State {
-		case store.Pending:
-			if wr, ok := s.waits[j.ID]; ok {
-				j.Reason = wr
-			}
-		case store.Admitted, store.Dispatched:
-			if queuedAhead(f, j.Placement) {
-				j.Reason = "QueuedAhead: in the queue of cluster " + j.Placement.Cluster +
-					", which starts it when capacity frees (queue_ahead)"
-			}
-		}
-	}
-}
-
-// queuedAhead reports whether pl is on a queue slot of its pool.
-func queuedAhead(f *model.Fleet, pl *store.Placement) bool {
-	if pl == nil || len(pl.Nodes) == 0 {
-		return false
-	}
-	c := f.Cluster(pl.Cluster)
-	if c == nil {
-		return false
-	}
-	for i := range c.Pools {
-		if c.Pools[i].Name == pl.Pool {
-			return pl.Nodes[0] >= slotBase(&c.Pools[i])
-		}
-	}
-	return false
 }

@@ -1,4 +1,4 @@
-package server
+package control
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"gpubroker/internal/engine"
 	"gpubroker/internal/lifecycle"
 	"gpubroker/internal/model"
+	"gpubroker/internal/server/view"
 	"gpubroker/internal/store"
 )
 
@@ -23,8 +24,8 @@ func holds(j *store.Job) bool {
 // snapshot builds the engine's view from the round's jobs: allocations
 // for jobs holding capacity, per-node free GPUs (of view), down pools,
 // usage.
-func (rd *round) snapshot(t usageSnapshot, view snapView) (*engine.Snapshot, []*model.Workload) {
-	snap := buildSnapshot(rd.fs.fleet, rd.holding(), rd.obs, t, view)
+func (rd *round) snapshot(t usageSnapshot, sv snapView) (*engine.Snapshot, []*model.Workload) {
+	snap := buildSnapshot(rd.fs.Fleet, rd.holding(), rd.obs, t, sv)
 	var pending []*model.Workload
 	for _, id := range rd.order {
 		j := rd.jobs[id]
@@ -77,7 +78,7 @@ const (
 	queueSlots
 )
 
-func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observation, t usageSnapshot, view snapView) *engine.Snapshot {
+func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observation, t usageSnapshot, sv snapView) *engine.Snapshot {
 	snap := &engine.Snapshot{
 		Fleet:            f,
 		ProviderGPUHours: t.providerGPUHours,
@@ -90,9 +91,9 @@ func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observa
 		for _, p := range c.Pools {
 			ref := engine.PoolRef{Cluster: c.Name, Pool: p.Name}
 			from, n, poolDown := 0, p.Nodes, down
-			if view == queueSlots {
+			if sv == queueSlots {
 				k := c.AheadNodes(&p)
-				from, n, poolDown = slotBase(&p), slotBase(&p)+k, down || k == 0
+				from, n, poolDown = view.SlotBase(&p), view.SlotBase(&p)+k, down || k == 0
 			}
 			nf := make([]int, n)
 			for i := from; i < n; i++ {
@@ -116,7 +117,7 @@ func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observa
 			Workload: strconv.FormatInt(j.ID, 10), Team: j.Team, Pool: ref, Nodes: pl.Nodes,
 			GPUsPerNode: pl.GPUsPerNode, GPU: pl.GPU, Borrowed: pl.Borrowed, Started: j.Updated,
 		}
-		a.Ahead = queuedAhead(f, pl)
+		a.Ahead = view.QueuedAhead(f, pl)
 		if j.State == store.Running && !j.StartedAt.IsZero() {
 			a.Started = j.StartedAt
 		}
@@ -155,7 +156,7 @@ func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string
 		}
 		name := attemptName(j)
 		if o := rd.obs[j.Placement.Cluster]; o.ok() && j.State != store.Admitted {
-			if c := rd.fs.fleet.Cluster(j.Placement.Cluster); c != nil && c.QueuesAhead() {
+			if c := rd.fs.Fleet.Cluster(j.Placement.Cluster); c != nil && c.QueuesAhead() {
 				forID, _ := strconv.ParseInt(p.For, 10, 64)
 				d := rd.s.rec.stopAfter[forID]
 				d.b, d.names, d.until = o.b, append(d.names, name), rd.now.Add(deferStop)
@@ -230,11 +231,11 @@ const aheadNote = "; queued in the engine ahead of capacity (queue_ahead)"
 // share cap, prices and residency hold as for any admission: the engine
 // counts work on slots as running.
 func (rd *round) admitAhead(ctx context.Context, t usageSnapshot, disp *roundDispatch) {
-	if !slices.ContainsFunc(rd.fs.fleet.Clusters, func(c model.Cluster) bool { return c.QueuesAhead() }) {
+	if !slices.ContainsFunc(rd.fs.Fleet.Clusters, func(c model.Cluster) bool { return c.QueuesAhead() }) {
 		return
 	}
 	snap, pending := rd.snapshot(t, queueSlots)
-	if as := scheduleAhead(rd.fs.fleet, snap, pending, rd.now); len(as) > 0 {
+	if as := scheduleAhead(rd.fs.Fleet, snap, pending, rd.now); len(as) > 0 {
 		rd.admit(ctx, as, nil, disp, aheadNote)
 	}
 }
@@ -268,10 +269,6 @@ func slotFree(snap *engine.Snapshot) bool {
 	return false
 }
 
-// slotBase is the index of a pool's first queue slot: past every node the
-// pool has or may add, so that work on slots never holds a real node.
-func slotBase(p *model.Pool) int { return max(p.Nodes, p.MaxNodes) }
-
 // admit records the engine's admissions: Pending -> Admitted with the
 // placement and the GPU slots of each node, the slots also written into
 // the event's message so that a restarted server dispatches the same ones.
@@ -296,7 +293,7 @@ func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[s
 			GPUsPerNode: a.GPUsPerNode, Nodes: a.Nodes, PriceClass: a.PriceClass,
 			BilledPerGPUHour: a.Cost.BilledPerGPUHour, Contract: a.Contract, Borrowed: a.Borrowed,
 		}
-		msg := fmt.Sprintf(placedPrefix+"%s (%s, %s, $%.2f/GPU-h effective)%s; %s",
+		msg := fmt.Sprintf(view.PlacedPrefix+"%s (%s, %s, $%.2f/GPU-h effective)%s; %s",
 			a.Pool, a.Provider, a.PriceClass, a.Cost.EffectivePerGPUHour, note, formatSlots(nodes))
 		rd.plan(j, store.Move{To: store.Admitted, Placement: pl, Message: msg}, func(moved *store.Job) {
 			if moved == nil {

@@ -1,0 +1,127 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+
+	"gpubroker/internal/backend"
+	"gpubroker/internal/model"
+	"gpubroker/internal/server/view"
+	"gpubroker/internal/spec"
+	"gpubroker/internal/store"
+)
+
+func (s *Controller) localFleetState() *view.Fleet {
+	return view.NewFleet(view.LocalFleet(s.cfg.LocalGPU, s.cfg.LocalGPUs), 0, "built-in local fleet")
+}
+
+// refreshFleet reads the store's newest fleet and parses it only when its
+// version changed. A stored fleet this server cannot parse (written by a
+// newer version) is logged and the previous one kept.
+func (s *Controller) refreshFleet(ctx context.Context) (*view.Fleet, error) {
+	cur := s.fleet.Load()
+	doc, version, err := s.store.GetFleet(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if cur.Version != 0 {
+			cur = s.localFleetState()
+			s.fleet.Store(cur)
+		}
+		return cur, nil
+	case err != nil:
+		return cur, err
+	case version == cur.Version:
+		return cur, nil
+	case version < cur.Version:
+		// PUT /v1/fleet stored a newer one since this read began.
+		return cur, nil
+	}
+	f, _, err := spec.ParseFleet([]byte(doc), fmt.Sprintf("fleet v%d", version), nil)
+	if err != nil {
+		s.log.Error("the stored fleet does not parse; keeping the previous one", "version", version, "err", err)
+		return cur, nil
+	}
+	next := view.NewFleet(f, version, fmt.Sprintf("fleet v%d", version))
+	s.setFleet(next)
+	return next, nil
+}
+
+// setFleet installs fs unless a newer version is installed already.
+func (s *Controller) setFleet(fs *view.Fleet) {
+	for {
+		cur := s.fleet.Load()
+		if cur.Version > fs.Version {
+			return
+		}
+		if s.fleet.CompareAndSwap(cur, fs) {
+			return
+		}
+	}
+}
+
+// clusterBackend is the backend of one cluster, or why there is none.
+type clusterBackend struct {
+	def model.Cluster
+	b   backend.Backend
+	err error
+}
+
+// sameBackendDef reports whether two definitions of a cluster need the
+// same backend (pools may change without a new backend).
+func sameBackendDef(a, b model.Cluster) bool {
+	return a.Name == b.Name && a.Backend == b.Backend && a.Endpoint == b.Endpoint &&
+		a.Provider == b.Provider && a.Region == b.Region && a.Zone == b.Zone &&
+		reflect.DeepEqual(a.Slurm, b.Slurm) && reflect.DeepEqual(a.Kubernetes, b.Kubernetes)
+}
+
+// backendOf returns the cached backend of c, making it on first use, when
+// c's definition changed, or again while making it fails.
+func (s *Controller) backendOf(c model.Cluster) (backend.Backend, error) {
+	s.backendMu.Lock()
+	defer s.backendMu.Unlock()
+	if cb, ok := s.backends[c.Name]; ok && cb.err == nil && sameBackendDef(cb.def, c) {
+		return cb.b, nil
+	}
+	b, err := s.cfg.Backends(c)
+	if err == nil && b == nil {
+		err = fmt.Errorf("no backend for cluster %q (backend %s)", c.Name, c.Backend)
+	}
+	s.backends[c.Name] = &clusterBackend{def: c, b: b, err: err}
+	return b, err
+}
+
+// backendFor finds the backend of a cluster by name: the current fleet's
+// definition, else the one cached from an earlier fleet (work may still
+// run on a cluster that a new fleet dropped).
+func (s *Controller) backendFor(ctx context.Context, cluster string) (backend.Backend, error) {
+	if c := s.fleet.Load().Fleet.Cluster(cluster); c != nil {
+		return s.backendOf(*c)
+	}
+	s.backendMu.Lock()
+	defer s.backendMu.Unlock()
+	if cb, ok := s.backends[cluster]; ok && cb.err == nil {
+		return cb.b, nil
+	}
+	return nil, fmt.Errorf("cluster %q is not in the fleet: %w", cluster, backend.ErrUnavailable)
+}
+
+// knownBackends lists every backend made so far, by cluster name.
+func (s *Controller) knownBackends() []backend.Backend {
+	s.backendMu.Lock()
+	defer s.backendMu.Unlock()
+	names := make([]string, 0, len(s.backends))
+	for n, cb := range s.backends {
+		if cb.err == nil {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	out := make([]backend.Backend, len(names))
+	for i, n := range names {
+		out[i] = s.backends[n].b
+	}
+	return out
+}

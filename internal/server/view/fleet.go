@@ -1,0 +1,89 @@
+package view
+
+import (
+	"sort"
+	"time"
+
+	"gpubroker/internal/engine"
+	"gpubroker/internal/model"
+	"gpubroker/internal/store"
+)
+
+// Fleet is one parsed fleet, shared read-only.
+type Fleet struct {
+	Fleet *model.Fleet
+	// Version is the store's fleet version; 0 for the built-in local fleet.
+	Version int64
+	// Name says which fleet this is in messages and plan output.
+	Name      string
+	Teams     map[string]bool
+	TeamNames []string
+}
+
+// NewFleet is f as version of the store's fleets, called name.
+func NewFleet(f *model.Fleet, version int64, name string) *Fleet {
+	fs := &Fleet{Fleet: f, Version: version, Name: name, Teams: map[string]bool{}}
+	for _, t := range f.Teams {
+		fs.Teams[t.Name] = true
+		fs.TeamNames = append(fs.TeamNames, t.Name)
+	}
+	sort.Strings(fs.TeamNames)
+	return fs
+}
+
+// Names of the built-in local fleet.
+const (
+	LocalCluster = "local"
+	LocalPool    = "local"
+)
+
+// LocalFleet is the fleet a server runs while none was applied: this
+// machine as one committed (free) pool of one node.
+func LocalFleet(gpu model.GPUModel, gpus int) *model.Fleet {
+	return &model.Fleet{
+		Clusters: []model.Cluster{{
+			Name: LocalCluster, Provider: "onprem", Region: "local", Backend: model.BackendLocal,
+			Pools: []model.Pool{{Name: LocalPool, GPU: gpu, GPUsPerNode: gpus, Nodes: 1, PriceClass: model.Committed}},
+		}},
+		Policy: model.DefaultPolicy(),
+	}
+}
+
+// QueuedAhead reports whether pl is on a queue slot of its pool.
+func QueuedAhead(f *model.Fleet, pl *store.Placement) bool {
+	if pl == nil || len(pl.Nodes) == 0 {
+		return false
+	}
+	c := f.Cluster(pl.Cluster)
+	if c == nil {
+		return false
+	}
+	for i := range c.Pools {
+		if c.Pools[i].Name == pl.Pool {
+			return pl.Nodes[0] >= SlotBase(&c.Pools[i])
+		}
+	}
+	return false
+}
+
+// SlotBase is the index of a pool's first queue slot: past every node the
+// pool has or may add, so that work on slots never holds a real node.
+func SlotBase(p *model.Pool) int { return max(p.Nodes, p.MaxNodes) }
+
+// PlacedPrefix starts the message of every admission event ("placed on
+// CLUSTER/POOL ..."): the reconciler writes it, GET /v1/jobs/{id}/attempts
+// reads where each attempt ran from it.
+const PlacedPrefix = "placed on "
+
+// Round is what the last round saw, for the read endpoints.
+type Round struct {
+	At    time.Time
+	Fleet *Fleet
+	// Snap is the state after the round's decisions: what plan plans
+	// against and what clusters and teams report.
+	Snap *engine.Snapshot
+	// Down maps a cluster that could not take work to why.
+	Down map[string]string
+	// Running is the usage so far of attempts still running.
+	Running []store.Usage
+}
