@@ -65,6 +65,8 @@ type Controller struct {
 
 	// wake asks the reconciler for a round now (see Kick).
 	wake chan struct{}
+	// watch forwards the backends' changes to the reconciler.
+	watch *watchers
 
 	// rec is the reconciler's state, touched only by its goroutine (and
 	// by tests calling reconcile directly, never concurrently).
@@ -96,6 +98,7 @@ func New(cfg Config) (*Controller, error) {
 		waits:    map[int64]string{},
 		backends: map[string]*clusterBackend{},
 		wake:     make(chan struct{}, 1),
+		watch:    newWatchers(),
 	}
 	s.rec.init()
 	s.fleet.Store(s.localFleetState())

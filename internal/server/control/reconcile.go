@@ -135,6 +135,41 @@ type round struct {
 	// they are now, what they held stays held (holding), so that the engine
 	// places nothing else there.
 	conflicted []*store.Job
+	// disp is the round's dispatch feed (see startDispatch).
+	disp *roundDispatch
+	// totals are the usage figures placement scheduled with.
+	totals usageSnapshot
+}
+
+// A controller is one step of a round. It reads the round (the active
+// jobs as the store has them, what the backends reported, the fleet) and
+// acts through it: moves planned and flushed with the round's batch
+// (plan, flush), backend calls, admitted jobs handed to the round's
+// dispatch feed. Controllers run one after another on the reconciler's
+// goroutine, each once per round, in the order of controllers.
+type controller struct {
+	name      string
+	reconcile func(rd *round, ctx context.Context)
+}
+
+// controllers is a round's order (docs/adr/0007-server-split.md). Each
+// step sees what the steps before it did in the same round: placement
+// schedules after observe has freed the capacity of ended attempts and
+// after pipelines has held back stages that must wait; dispatch sends what
+// placement admitted. A new controller (services, provisioning) is one
+// more entry here, in a file of its own.
+var controllers = []controller{
+	// 2-3. Observed state: every cluster once, its health, and the moves of
+	// dispatched and running jobs by what their backends report.
+	{"observe", (*round).observeAll},
+	// 4. Backend objects no active attempt owns.
+	{"orphans", (*round).cleanOrphans},
+	// 5. Pipeline stages held back or cancelled by the stage before.
+	{"pipelines", (*round).pipelines},
+	// 6. The engine's decisions: preemptions, admissions, queue-ahead.
+	{"placement", (*round).place},
+	// 7. Admitted jobs to their backends; ended attempts forgotten.
+	{"dispatch", (*round).dispatch},
 }
 
 // reconcile runs one round: read desired and observed state, act on the
@@ -161,13 +196,14 @@ type round struct {
 //     none); then forget the attempts that ended in step 3;
 //  8. publish waits, metrics and the view the read endpoints show.
 //
+// Steps 2 to 7 are the controllers, in that order; 1 and 8 frame them.
 // Every move is a compare-and-set; a conflict means someone else (the
 // API's cancel) moved the job first, and the next round sees it.
 func (s *Controller) reconcile(ctx context.Context) error {
-	started := time.Now()
-	defer func() { s.metrics.roundSecs.Observe(time.Since(started).Seconds()) }()
+	started := s.clock.Now()
+	defer func() { s.metrics.roundSecs.Observe(s.clock.Now().Sub(started).Seconds()) }()
 	s.rec.waited = 0
-	now := s.now().UTC()
+	now := started.UTC()
 	if l, ok := s.store.(store.Leader); ok {
 		lead, err := l.TryLead(ctx, s.leaderID, now, now.Add(leaderLease))
 		if err != nil || !lead {
@@ -194,30 +230,54 @@ func (s *Controller) reconcile(ctx context.Context) error {
 	}
 	rd.recordReturned(ctx)
 	rd.flush(ctx)
-	// 2. Observed state.
+	// The dispatch feed is open while the controllers run: any of them may
+	// hand it admitted jobs (placement does); dispatch closes it.
+	rd.disp = rd.startDispatch(ctx)
+	// 2-7.
+	for _, c := range controllers {
+		c.reconcile(rd, ctx)
+	}
+	s.rec.queued = false
+	for _, j := range rd.jobs {
+		if j.State == store.Pending || j.State == store.Admitted {
+			s.rec.queued = true
+			break
+		}
+	}
+	// 8. Publish.
+	rd.publish(ctx, rd.totals)
+	return nil
+}
+
+// observeAll is the observe controller (steps 2 and 3).
+func (rd *round) observeAll(ctx context.Context) {
 	rd.observe(ctx)
 	rd.trackHealth()
-	// 3. Observed transitions.
 	for _, id := range rd.order {
 		if j := rd.jobs[id]; j != nil && (j.State == store.Dispatched || j.State == store.Running) {
 			rd.observeJob(ctx, j)
 		}
 	}
 	rd.flush(ctx)
-	// 4. Orphans.
-	rd.cleanOrphans(ctx)
-	// 5. Pipelines.
-	rd.held = rd.holdBack(ctx)
-	// 6. Schedule.
+}
+
+// pipelines is the pipelines controller (step 5).
+func (rd *round) pipelines(ctx context.Context) { rd.held = rd.holdBack(ctx) }
+
+// place is the placement controller (step 6): the engine's round over the
+// pending jobs not held back, its preemptions and admissions, the
+// queue-ahead pass, and why every other pending job waits.
+func (rd *round) place(ctx context.Context) {
+	s, fs, now := rd.s, rd.fs, rd.now
 	rd.ensureSlots(ctx)
 	totals := s.usageTotals(ctx, fs, rd.holding(), now)
+	rd.totals = totals
 	snap, pending := rd.snapshot(totals, realNodes)
 	dec := engine.Schedule(snap, pending, fs.Fleet.Policy, now)
 	blocked := rd.preempt(ctx, dec.Preempt)
-	disp := rd.startDispatch(ctx)
-	rd.admit(ctx, dec.Admit, blocked, disp, "")
+	rd.admit(ctx, dec.Admit, blocked, rd.disp, "")
 	if len(dec.Wait) > 0 {
-		rd.admitAhead(ctx, totals, disp)
+		rd.admitAhead(ctx, totals, rd.disp)
 	}
 	waits := make(map[int64]string, len(dec.Wait)+len(rd.held))
 	for id, why := range rd.held {
@@ -234,21 +294,16 @@ func (s *Controller) reconcile(ctx context.Context) error {
 	s.waitMu.Lock()
 	s.waits = waits
 	s.waitMu.Unlock()
-	// 7. Dispatch.
-	tSched := time.Since(started)
-	disp.finish()
+}
+
+// dispatch is the dispatch controller (step 7). The time it waits for
+// room for the Submits and for the forgets is the engines', not the
+// broker's: the pacing does not count it (runReconciler).
+func (rd *round) dispatch(ctx context.Context) {
+	started := rd.s.clock.Now()
+	rd.disp.finish()
 	rd.forgetAll(ctx)
-	s.rec.waited = time.Since(started) - tSched
-	s.rec.queued = false
-	for _, j := range rd.jobs {
-		if j.State == store.Pending || j.State == store.Admitted {
-			s.rec.queued = true
-			break
-		}
-	}
-	// 8. Publish.
-	rd.publish(ctx, totals)
-	return nil
+	rd.s.rec.waited = rd.s.clock.Now().Sub(started)
 }
 
 // activeJobs returns every non-terminal job, in ID order, as the store has
@@ -262,7 +317,7 @@ func (s *Controller) reconcile(ctx context.Context) error {
 // each round).
 func (s *Controller) activeJobs(ctx context.Context) ([]*store.Job, error) {
 	r := &s.rec
-	if r.active == nil || time.Since(r.readAll) >= fullReadEvery {
+	if r.active == nil || s.clock.Now().Sub(r.readAll) >= fullReadEvery {
 		cur, err := s.store.Cursor(ctx)
 		if err != nil {
 			return nil, err
@@ -275,7 +330,7 @@ func (s *Controller) activeJobs(ctx context.Context) ([]*store.Job, error) {
 		for _, j := range list {
 			r.active[j.ID] = j
 		}
-		r.cursor, r.readAll = cur, time.Now()
+		r.cursor, r.readAll = cur, s.clock.Now()
 		return list, nil
 	}
 	changed, next, err := s.store.Changes(ctx, r.cursor)

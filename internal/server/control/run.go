@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"reflect"
 	"time"
 
 	"gpubroker/internal/backend"
@@ -52,16 +51,18 @@ const (
 // next burst out for another maxRoundRest). Changes during the rest are
 // taken up together by the next round.
 func (s *Controller) runReconciler(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
+	timer := s.clock.NewTimer(time.Hour)
 	defer timer.Stop()
+	defer s.watch.stopAll()
 	for {
-		started := time.Now()
+		started := s.clock.Now()
 		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("reconcile round failed", "err", err)
 		}
-		rest := min(max(minRoundRest, roundRestFactor*(time.Since(started)-s.rec.waited)), maxRoundRest)
-		earliest := time.Now().Add(rest)
-		calm, quiet := earliest, time.Now().Add(max(rest, calmRoundRest))
+		now := s.clock.Now()
+		rest := min(max(minRoundRest, roundRestFactor*(now.Sub(started)-s.rec.waited)), maxRoundRest)
+		earliest := now.Add(rest)
+		calm, quiet := earliest, now.Add(max(rest, calmRoundRest))
 		if !s.rec.queued {
 			calm = quiet
 		}
@@ -70,38 +71,27 @@ func (s *Controller) runReconciler(ctx context.Context) {
 			interval = min(interval, pollInFlight)
 		}
 		timer.Reset(max(rest, interval))
-		cases := []reflect.SelectCase{
-			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
-			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
-			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.wake)},
-			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.rec.disp.wake)},
-		}
-		for _, b := range s.knownBackends() {
-			if w, ok := b.(backend.Watcher); ok {
-				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w.Changes())})
-			}
-		}
-		chosen, _, _ := reflect.Select(cases)
-		switch chosen {
-		case 0:
-			return
-		case 1:
-			continue
-		case 2:
-			// A submission: rest out the remainder, then run.
-		case 3:
-			// A Submit returned: recording it is no engine's business, so
-			// it waits like a backend's change after a calm round.
-			earliest = quiet
-		default:
-			// A backend's change.
-			earliest = calm
-		}
-		timer.Reset(max(0, time.Until(earliest)))
+		s.watch.sync(s.knownBackends())
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-timer.C():
+			continue
+		case <-s.wake:
+			// A submission: rest out the remainder, then run.
+		case <-s.rec.disp.wake:
+			// A Submit returned: recording it is no engine's business, so
+			// it waits like a backend's change after a calm round.
+			earliest = quiet
+		case <-s.watch.changed:
+			// A backend's change.
+			earliest = calm
+		}
+		timer.Reset(max(0, earliest.Sub(s.clock.Now())))
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C():
 		}
 	}
 }
