@@ -97,6 +97,27 @@ func TestPureSource(t *testing.T) {
 	}
 }
 
+// TestControlPlaneClock fails when the server, its API or its controllers
+// read the wall clock or start a timer other than through clock.Clock.
+func TestControlPlaneClock(t *testing.T) {
+	for _, p := range listModule(t) {
+		c := classify(p.ImportPath)
+		if !c.project || !controlPlane(c.rel) {
+			continue
+		}
+		for _, f := range p.GoFiles {
+			vs, err := checkClock(filepath.Join(p.Dir, f), nil)
+			if err != nil {
+				t.Errorf("parsing %s: %v", f, err)
+				continue
+			}
+			for _, v := range vs {
+				t.Errorf("%s", v)
+			}
+		}
+	}
+}
+
 // TestRules proves each rule can fail: a table of import edges, good and
 // bad, and the rules each bad one breaks.
 func TestRules(t *testing.T) {
@@ -205,6 +226,30 @@ func TestRules(t *testing.T) {
 			[]string{"engine imports only model, ledger and the standard library"}},
 		{"store imports api", "gpubroker/internal/store", "gpubroker/internal/api",
 			[]string{"store and backend contracts import only model and the standard library"}},
+		{"httpapi imports view", "gpubroker/internal/server/httpapi", "gpubroker/internal/server/view", nil},
+		{"httpapi imports the store contract", "gpubroker/internal/server/httpapi", "gpubroker/internal/store", nil},
+		{"httpapi imports the dashboard", "gpubroker/internal/server/httpapi", "gpubroker/internal/server/web", nil},
+		{"httpapi imports control", "gpubroker/internal/server/httpapi", "gpubroker/internal/server/control",
+			[]string{"the HTTP API (server/httpapi) never imports the controllers (server/control): it asks them through httpapi.Control"}},
+		{"control imports view", "gpubroker/internal/server/control", "gpubroker/internal/server/view", nil},
+		{"control imports engine", "gpubroker/internal/server/control", "gpubroker/internal/engine", nil},
+		{"control imports httpapi", "gpubroker/internal/server/control", "gpubroker/internal/server/httpapi",
+			[]string{"the controllers (server/control) never import the HTTP API or the dashboard"}},
+		{"control imports web", "gpubroker/internal/server/control", "gpubroker/internal/server/web",
+			[]string{"the controllers (server/control) never import the HTTP API or the dashboard"}},
+		{"server wires control and httpapi", "gpubroker/internal/server", "gpubroker/internal/server/control", nil},
+		{"view imports engine", "gpubroker/internal/server/view", "gpubroker/internal/engine", nil},
+		{"view imports control", "gpubroker/internal/server/view", "gpubroker/internal/server/control",
+			[]string{"server/view and server/clock import no other part of the server"}},
+		{"view imports httpapi", "gpubroker/internal/server/view", "gpubroker/internal/server/httpapi",
+			[]string{"server/view and server/clock import no other part of the server"}},
+		{"clock imports server", "gpubroker/internal/server/clock", "gpubroker/internal/server",
+			[]string{
+				"server/view and server/clock import no other part of the server",
+				"server/clock imports only the standard library",
+			}},
+		{"clock imports model", "gpubroker/internal/server/clock", "gpubroker/internal/model",
+			[]string{"server/clock imports only the standard library"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,6 +319,40 @@ func TestSourceRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			vs, err := checkSource("x.go", tt.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(vs) != tt.want {
+				var lines []string
+				for _, v := range vs {
+					lines = append(lines, v.String())
+				}
+				t.Errorf("got %d violations, want %d:\n%s", len(vs), tt.want, strings.Join(lines, "\n"))
+			}
+		})
+	}
+}
+
+// TestClockRules proves the control plane's clock check finds clock reads
+// and timers, also under an alias, and allows goroutines, time arithmetic
+// and a clock.Clock's methods.
+func TestClockRules(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		src  string
+		want int
+	}{
+		{"clock", "package control\nimport \"time\"\nfunc f(c interface{ Now() time.Time }) time.Time { return c.Now().Add(time.Second) }\n", 0},
+		{"goroutine", "package control\nfunc f() { go func() {}() }\n", 0},
+		{"time.Now", "package control\nimport \"time\"\nfunc f() time.Time { return time.Now() }\n", 1},
+		{"timer and since", "package control\nimport \"time\"\nfunc f(t time.Time) { time.NewTimer(time.Since(t)) }\n", 2},
+		{"aliased sleep", "package httpapi\nimport tm \"time\"\nfunc f() { tm.Sleep(tm.Second) }\n", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			vs, err := checkClock("x.go", tt.src)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -220,6 +220,30 @@ var rules = []rule{
 		},
 	},
 	{
+		name: "the HTTP API (server/httpapi) never imports the controllers (server/control): it asks them through httpapi.Control",
+		from: func(r string) bool { return under(r, "internal/server/httpapi") },
+		bad:  func(_ string, to imp) bool { return under(to.rel, "internal/server/control") },
+	},
+	{
+		name: "the controllers (server/control) never import the HTTP API or the dashboard",
+		from: func(r string) bool { return under(r, "internal/server/control") },
+		bad: func(_ string, to imp) bool {
+			return under(to.rel, "internal/server/httpapi", "internal/server/web")
+		},
+	},
+	{
+		name: "server/view and server/clock import no other part of the server",
+		from: func(r string) bool { return under(r, "internal/server/view", "internal/server/clock") },
+		bad: func(from string, to imp) bool {
+			return under(to.rel, "internal/server") && !under(to.rel, "internal/server/clock", "internal/server/view")
+		},
+	},
+	{
+		name: "server/clock imports only the standard library",
+		from: func(r string) bool { return under(r, "internal/server/clock") },
+		bad:  func(_ string, to imp) bool { return !to.std },
+	},
+	{
 		name: "nothing imports cmd/",
 		from: func(r string) bool { return !under(r, "cmd") },
 		bad:  func(_ string, to imp) bool { return under(to.rel, "cmd") },
@@ -324,7 +348,8 @@ func fileImports(path string) ([]string, error) {
 }
 
 // clockCalls are the time functions that read the wall clock or start
-// timers; a pure package takes `now` as an argument instead.
+// timers; a pure package takes `now` as an argument instead, the control
+// plane a clock.Clock.
 var clockCalls = map[string]bool{
 	"Now": true, "Since": true, "Until": true, "Sleep": true, "After": true,
 	"AfterFunc": true, "Tick": true, "NewTicker": true, "NewTimer": true,
@@ -333,6 +358,28 @@ var clockCalls = map[string]bool{
 // checkSource parses one Go file of a pure package and reports clock reads
 // and go statements, which imports alone cannot show.
 func checkSource(name string, src any) ([]violation, error) {
+	return inspectSource(name, src, "pure packages start no goroutines; the caller owns concurrency",
+		"pure packages never read the clock (time.%s); take now as an argument")
+}
+
+// controlPlane reports whether rel is a package of the control plane
+// whose clock is injected (Config.Clock): the server, its API and its
+// controllers. The dashboard (server/web) takes Now in its Config;
+// server/clock is the real clock.
+func controlPlane(rel string) bool {
+	return under(rel, "internal/server") && !under(rel, "internal/server/web", "internal/server/clock") && !testSupport(rel)
+}
+
+// checkClock parses one Go file of the control plane and reports its reads
+// of the wall clock.
+func checkClock(name string, src any) ([]violation, error) {
+	return inspectSource(name, src, "",
+		"the control plane reads the time and starts timers only through its clock.Clock, never time.%s")
+}
+
+// inspectSource reports the go statements of a file (as goRule, unless
+// empty) and its calls of clockCalls (as clockRule, %s the function).
+func inspectSource(name string, src any, goRule, clockRule string) ([]violation, error) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, name, src, parser.SkipObjectResolution)
 	if err != nil {
@@ -351,12 +398,12 @@ func checkSource(name string, src any) ([]violation, error) {
 	ast.Inspect(f, func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.GoStmt:
-			out = append(out, violation{Pos: fset.Position(n.Pos()).String(),
-				Rule: "pure packages start no goroutines; the caller owns concurrency"})
+			if goRule != "" {
+				out = append(out, violation{Pos: fset.Position(n.Pos()).String(), Rule: goRule})
+			}
 		case *ast.SelectorExpr:
 			if id, ok := n.X.(*ast.Ident); ok && timeName != "" && id.Name == timeName && clockCalls[n.Sel.Name] {
-				out = append(out, violation{Pos: fset.Position(n.Pos()).String(),
-					Rule: fmt.Sprintf("pure packages never read the clock (time.%s); take now as an argument", n.Sel.Name)})
+				out = append(out, violation{Pos: fset.Position(n.Pos()).String(), Rule: fmt.Sprintf(clockRule, n.Sel.Name)})
 			}
 		}
 		return true
