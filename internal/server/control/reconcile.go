@@ -86,6 +86,8 @@ type reconcilerState struct {
 	cursor store.Cursor
 	// readAll is when active was last read whole.
 	readAll time.Time
+	// counts is how many jobs are in each state (see jobCounts).
+	counts jobCounts
 }
 
 // avoidance is the region one attempt of a job must not be placed in.
@@ -219,6 +221,7 @@ func (s *Controller) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing jobs: %w", err)
 	}
+	s.refreshCounts(ctx, now)
 	rd := &round{s: s, now: now, fs: fs, jobs: make(map[int64]*store.Job, len(list)), order: make([]int64, 0, len(list)),
 		owned: map[string]bool{}}
 	for _, j := range list {
@@ -331,6 +334,7 @@ func (s *Controller) activeJobs(ctx context.Context) ([]*store.Job, error) {
 			r.active[j.ID] = j
 		}
 		r.cursor, r.readAll = cur, s.clock.Now()
+		r.counts.read = time.Time{} // counted again, after this read
 		return list, nil
 	}
 	changed, next, err := s.store.Changes(ctx, r.cursor)
@@ -340,6 +344,9 @@ func (s *Controller) activeJobs(ctx context.Context) ([]*store.Job, error) {
 	}
 	for _, j := range changed {
 		if j.State.Terminal() {
+			if _, was := r.active[j.ID]; was {
+				r.counts.sawEnd(j.State)
+			}
 			delete(r.active, j.ID)
 		} else {
 			r.active[j.ID] = j
@@ -466,7 +473,7 @@ func (rd *round) move(ctx context.Context, j *store.Job, m store.Move) (*store.J
 // publish sets the metrics and the view of this round for the API.
 func (rd *round) publish(ctx context.Context, t usageSnapshot) {
 	s := rd.s
-	if counts, err := s.store.CountByState(ctx); err == nil {
+	if counts, ok := rd.countJobs(); ok {
 		for _, st := range []store.State{store.Pending, store.Admitted, store.Dispatched, store.Running, store.Succeeded, store.Failed, store.Cancelled} {
 			s.metrics.queueDepth.WithLabelValues(string(st)).Set(float64(counts[st]))
 		}
