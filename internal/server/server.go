@@ -222,7 +222,8 @@ func (s *Server) Close(ctx context.Context) error {
 	if done == nil {
 		return nil
 	}
-	errCtl := s.ctl.Close(ctx)
+	ctlDone := make(chan error, 1)
+	go func() { ctlDone <- s.ctl.Close(ctx) }()
 	err := srv.Shutdown(ctx)
 	select {
 	case <-done:
@@ -231,7 +232,7 @@ func (s *Server) Close(ctx context.Context) error {
 			err = ctx.Err()
 		}
 	}
-	if err == nil {
+	if errCtl := <-ctlDone; err == nil {
 		err = errCtl
 	}
 	return err
