@@ -422,11 +422,7 @@ func (r *round) capBlocked(p model.Provider, w *model.Workload, need int) (bool,
 }
 
 func (r *round) shareAdd(w *model.Workload, need int) float64 {
-	h := hours(w)
-	if win := r.pol.ShareWindow.Hours(); win > 0 && h > win {
-		h = win
-	}
-	return float64(need) * h
+	return float64(need) * r.pol.WindowHours(hours(w))
 }
 
 // budgetBlocked reports whether the placement's expected cost would take

@@ -51,18 +51,6 @@ func (u usageSnapshot) clone() usageSnapshot {
 	return c
 }
 
-func monthStart(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
-}
-
-func shareWindow(f *model.Fleet) time.Duration {
-	if w := f.Policy.ShareWindow; w > 0 {
-		return w
-	}
-	return 30 * 24 * time.Hour
-}
-
 // add books one record into u as of now: the part inside the share window,
 // the part in this month, all of it for its contract.
 func (u *usageSnapshot) add(r store.Usage, now, windowStart time.Time) {
@@ -82,7 +70,7 @@ func (u *usageSnapshot) add(r store.Usage, now, windowStart time.Time) {
 	}
 	hours := total.Hours() * float64(r.GPUs)
 	u.providerGPUHours[r.Provider] += hours * part(windowStart)
-	u.teamSpend[r.Team] += r.CostUSD * part(monthStart(now))
+	u.teamSpend[r.Team] += r.CostUSD * part(model.MonthStart(now))
 	if r.Contract != "" {
 		u.contractSpend[r.Contract] += r.CostUSD
 	}
@@ -92,14 +80,14 @@ func (u *usageSnapshot) add(r store.Usage, now, windowStart time.Time) {
 // holding jobs have run so far.
 func (s *Server) usageTotals(ctx context.Context, fs *fleetState, holding []*store.Job, now time.Time) usageSnapshot {
 	ut := &s.rec.usage
-	window := shareWindow(fs.fleet)
+	window := fs.fleet.Policy.Window()
 	ut.mu.Lock()
 	stale := ut.read.IsZero() || now.Sub(ut.read) >= usageRefresh || now.Before(ut.read) ||
-		!monthStart(now).Equal(monthStart(ut.read)) || ut.window != window
+		!model.MonthStart(now).Equal(model.MonthStart(ut.read)) || ut.window != window
 	ut.mu.Unlock()
 	if stale {
 		from := now.Add(-window)
-		if m := monthStart(now); m.Before(from) {
+		if m := model.MonthStart(now); m.Before(from) {
 			from = m
 		}
 		for _, c := range fs.fleet.Contracts {

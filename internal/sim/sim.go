@@ -327,7 +327,7 @@ func (s *sim) loadFleet() error {
 			}
 		}
 	}
-	s.use = newUsage(provs, s.v.Policy.ShareWindow, s.start)
+	s.use = newUsage(provs, s.v.Policy.Window(), s.start)
 	for _, cp := range s.led.CommittedPools() {
 		if cp.Contract != "" {
 			s.use.contractRate[cp.Contract] += float64(cp.GPUs) * cp.PricePerGPUHour
@@ -916,32 +916,19 @@ func (s *sim) newCapChecker() *capChecker {
 	for _, p := range s.use.provs {
 		c.total += c.prov[p]
 	}
-	win := s.v.Policy.ShareWindow
 	for _, j := range s.jobs {
 		if j.state != stRunning || j.a == nil {
 			continue
 		}
-		left := time.Duration(j.a.expEnd - s.now)
-		if win > 0 && left > win {
-			left = win
-		}
-		ph := providerHours{s.pools[j.a.pool].cluster.Provider, max(0, left.Hours()) * float64(j.gpus)}
+		left := s.v.Policy.WindowHours(time.Duration(j.a.expEnd - s.now).Hours())
+		ph := providerHours{s.pools[j.a.pool].cluster.Provider, max(0, left) * float64(j.gpus)}
 		c.future[j.w.ID] = ph
 		c.prov[ph.p] += ph.h
 		c.total += ph.h
 		c.ahead[ph.p] += ph.h
 		c.aheadTotal += ph.h
 	}
-	c.floor = s.v.Policy.ShareFloorGPUHours
-	if c.floor <= 0 {
-		capacity := 0.0
-		for _, cl := range s.v.Fleet.Clusters {
-			for _, p := range cl.Pools {
-				capacity += float64(p.GPUsPerNode * max(p.Nodes, p.MaxNodes))
-			}
-		}
-		c.floor = capacity * 24
-	}
+	c.floor = s.v.Policy.ShareFloor(s.v.Fleet)
 	return c
 }
 
@@ -965,10 +952,7 @@ func (c *capChecker) check(a engine.Admission, w *model.Workload) error {
 	if w.Duration <= 0 {
 		h = engine.DefaultDuration.Hours()
 	}
-	if win := pol.ShareWindow.Hours(); win > 0 && h > win {
-		h = win
-	}
-	add := float64(a.GPUs()) * h
+	add := float64(a.GPUs()) * pol.WindowHours(h)
 	if pol.MaxProviderShare > 0 && !a.OverCap {
 		share := math.Max((c.prov[a.Provider]+add)/math.Max(c.total+add, c.floor),
 			(c.ahead[a.Provider]+add)/math.Max(c.aheadTotal+add, c.floor))
