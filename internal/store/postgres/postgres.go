@@ -100,23 +100,7 @@ var migrations = []string{
 	CREATE INDEX jobs_written ON jobs (written);`,
 	// 4: attempts (store.Attempt), filled from the events of the jobs so
 	// far (sqlstore.BackfillAttempts).
-	`CREATE TABLE attempts (
-		job_id    BIGINT NOT NULL REFERENCES jobs (id),
-		attempt   INTEGER NOT NULL,
-		state     TEXT NOT NULL,
-		cluster   TEXT,
-		pool      TEXT,
-		provider  TEXT,
-		region    TEXT,
-		slots     TEXT,
-		admitted  BIGINT,
-		started   BIGINT,
-		ended     BIGINT,
-		exit_code INTEGER,
-		outcome   TEXT,
-		reason    TEXT,
-		PRIMARY KEY (job_id, attempt)
-	);`,
+	sqlstore.AttemptsTable,
 }
 
 // steps are the migrations written in Go, by version.
@@ -230,11 +214,8 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, at time.Time) (*sto
 	err = tx.QueryRowContext(ctx, createSQL, key, j.Team, j.User, string(wl), j.Spec, at.UnixNano(), j.After).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		tx.Rollback()
-		old, err := s.JobByKey(ctx, nil, j.Key)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: create job: key %q: %w", j.Key, err)
-		}
-		return old, fmt.Errorf("postgres: create job: key %q is job %d: %w", j.Key, old.ID, store.ErrConflict)
+		old, err := s.KeyTaken(ctx, nil, j.Key)
+		return old, fmt.Errorf("postgres: create job: %w", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("postgres: create job: %w", err)

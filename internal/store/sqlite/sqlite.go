@@ -101,23 +101,7 @@ var migrations = []string{
 	// 5: attempts (store.Attempt), filled from the events of the jobs so
 	// far (sqlstore.BackfillAttempts); usage's interval columns renamed
 	// as PostgreSQL names them.
-	`CREATE TABLE attempts (
-		job_id    INTEGER NOT NULL REFERENCES jobs (id),
-		attempt   INTEGER NOT NULL,
-		state     TEXT NOT NULL,
-		cluster   TEXT,
-		pool      TEXT,
-		provider  TEXT,
-		region    TEXT,
-		slots     TEXT,
-		admitted  INTEGER,
-		started   INTEGER,
-		ended     INTEGER,
-		exit_code INTEGER,
-		outcome   TEXT,
-		reason    TEXT,
-		PRIMARY KEY (job_id, attempt)
-	) WITHOUT ROWID;
+	sqlstore.AttemptsTable + `
 	ALTER TABLE usage RENAME COLUMN start TO start_at;
 	ALTER TABLE usage RENAME COLUMN "end" TO end_at;`,
 }
@@ -351,11 +335,11 @@ func (s *Store) createTx(batch []*createReq) (err error) {
 		if errors.Is(err, sql.ErrNoRows) {
 			// The key is taken (perhaps earlier in this batch): hand back
 			// the job that holds it.
-			old, err := s.JobByKey(ctx, tx, j.Key)
-			if err != nil {
-				return fmt.Errorf("key %q: %w", j.Key, err)
+			old, err := s.KeyTaken(ctx, tx, j.Key)
+			if old == nil {
+				return err
 			}
-			r.job, r.err = old, fmt.Errorf("sqlite: create job: key %q is job %d: %w", j.Key, old.ID, store.ErrConflict)
+			r.job, r.err = old, fmt.Errorf("sqlite: create job: %w", err)
 			continue
 		}
 		if err != nil {

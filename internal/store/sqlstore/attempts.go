@@ -11,6 +11,28 @@ import (
 	"gpubroker/internal/store"
 )
 
+// AttemptsTable creates the attempts table (store.Attempt), in SQL both
+// engines take: times are Unix nanoseconds, slots JSON text. It is part of
+// each driver's migrations, so it is shipped schema: never edit it; change
+// the table with a new migration.
+const AttemptsTable = `CREATE TABLE attempts (
+		job_id    BIGINT NOT NULL REFERENCES jobs (id),
+		attempt   INTEGER NOT NULL,
+		state     TEXT NOT NULL,
+		cluster   TEXT,
+		pool      TEXT,
+		provider  TEXT,
+		region    TEXT,
+		slots     TEXT,
+		admitted  BIGINT,
+		started   BIGINT,
+		ended     BIGINT,
+		exit_code INTEGER,
+		outcome   TEXT,
+		reason    TEXT,
+		PRIMARY KEY (job_id, attempt)
+	);`
+
 // attemptCols are the attempts table's columns other than its key
 // (job_id, attempt), in attemptRow's order; attemptSets updates each
 // from a ? when that is not NULL.

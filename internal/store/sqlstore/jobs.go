@@ -149,13 +149,19 @@ func (db *DB) StartJob(ctx context.Context, tx *sql.Tx, id int64, user string, a
 	return err
 }
 
-// JobByKey reads the job holding key, in tx when tx is not nil.
-func (db *DB) JobByKey(ctx context.Context, tx *sql.Tx, key string) (*store.Job, error) {
+// KeyTaken is CreateJob's answer when the key it was given is taken: the
+// job holding it and an error wrapping store.ErrConflict; read in tx when
+// tx is not nil. A nil job means it could not be read (err says why).
+func (db *DB) KeyTaken(ctx context.Context, tx *sql.Tx, key string) (*store.Job, error) {
 	var q querier = db.R
 	if tx != nil {
 		q = tx
 	}
-	return db.ScanJob(db.queryRow(ctx, q, `SELECT `+JobCols+` FROM jobs WHERE key = ?`, key))
+	old, err := db.ScanJob(db.queryRow(ctx, q, `SELECT `+JobCols+` FROM jobs WHERE key = ?`, key))
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", key, err)
+	}
+	return old, fmt.Errorf("key %q is job %d: %w", key, old.ID, store.ErrConflict)
 }
 
 // GetJob implements store.Store.
