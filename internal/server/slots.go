@@ -14,9 +14,11 @@ import (
 // GPU slots: which GPU indexes of each node an attempt gets. The engine
 // counts free GPUs per node; the server turns a count into indexes, lowest
 // free first given the other attempts on the node, at admission. The
-// slots are written into the admission event's message ("gpu slots:
-// 0=0,1 1=0,1", node=indexes), so that dispatch after a restart, and a
-// restarted server's view of who uses what, is the same as before.
+// slots are kept on the attempt in the store (store.Move.Slots, read back
+// as store.Attempt.Slots), so that dispatch after a restart, and a
+// restarted server's view of who uses what, is the same as before. They
+// are also written into the admission event's message ("gpu slots: 0=0,1
+// 1=0,1", node=indexes) for people; that text is never read back.
 
 // attemptSlots are the slots of one job's current attempt.
 type attemptSlots struct {
