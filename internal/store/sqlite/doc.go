@@ -15,9 +15,9 @@
 //
 // Schema: versioned migrations (the migrations slice and, for backfills,
 // steps, recorded in schema_migrations by sqlstore.Migrate) run in one
-// transaction at Open. Workload and
-// Placement are JSON columns (Go field names as keys; model types carry no
-// JSON tags, so renaming a model field needs a migration). Times are int64
+// transaction at Open. Workload and Placement are JSON columns (Go field
+// names as keys; model types carry no JSON tags, so renaming a model field
+// needs a migration). Times are int64
 // Unix nanoseconds, UTC, so they round-trip exactly.
 //
 // This package must never import engine, server or another driver.
