@@ -151,7 +151,7 @@ func (db *DB) Attempts(ctx context.Context, id int64) ([]store.Attempt, error) {
 	out, err := db.attempts(ctx, id)
 	if err == nil && len(out) == 0 {
 		var one int
-		err = db.queryRow(ctx, db.R, `SELECT 1 FROM jobs WHERE id = ?`, id).Scan(&one)
+		err = db.queryRow(ctx, db.r, `SELECT 1 FROM jobs WHERE id = ?`, id).Scan(&one)
 		if err == sql.ErrNoRows {
 			err = store.ErrNotFound
 		}
@@ -163,7 +163,7 @@ func (db *DB) Attempts(ctx context.Context, id int64) ([]store.Attempt, error) {
 }
 
 func (db *DB) attempts(ctx context.Context, id int64) ([]store.Attempt, error) {
-	rows, err := db.query(ctx, db.R, `SELECT attempt, `+attemptCols+` FROM attempts WHERE job_id = ?
+	rows, err := db.query(ctx, db.r, `SELECT attempt, `+attemptCols+` FROM attempts WHERE job_id = ?
 		ORDER BY attempt`, id)
 	if err != nil {
 		return nil, err

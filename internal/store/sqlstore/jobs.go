@@ -24,11 +24,10 @@ const leanCols = `id, key, team, username, state, attempt, reason,
 // DB is the shared part of a SQL store.Store. A driver embeds it and adds
 // CreateJob, Cursor, Changes and Close.
 type DB struct {
-	// W takes every write; R every read outside a write (the same pool
+	// w takes every write; r every read outside a write (the same pool
 	// where the database needs no split).
-	W, R *sql.DB
-	// D is the driver's dialect.
-	D Dialect
+	w, r *sql.DB
+	d    Dialect
 
 	getJob, moveJob, insertEvent, addUsage *sql.Stmt
 	updateAttempt, insertAttempt           *sql.Stmt
@@ -39,7 +38,7 @@ type DB struct {
 // be up to date (Migrate). Close releases them; w and r stay the
 // caller's.
 func New(d Dialect, w, r *sql.DB) (*DB, error) {
-	db := &DB{W: w, R: r, D: d}
+	db := &DB{w: w, r: r, d: d}
 	for _, p := range []struct {
 		st  **sql.Stmt
 		on  *sql.DB
@@ -65,7 +64,7 @@ func New(d Dialect, w, r *sql.DB) (*DB, error) {
 	return db, nil
 }
 
-// Close releases the prepared statements (not W and R). It is safe to
+// Close releases the prepared statements (not w and r). It is safe to
 // call more than once.
 func (db *DB) Close() error {
 	for _, st := range []**sql.Stmt{&db.getJob, &db.moveJob, &db.insertEvent, &db.addUsage,
@@ -80,16 +79,16 @@ func (db *DB) Close() error {
 
 // errorf prefixes an error with the driver's name.
 func (db *DB) errorf(format string, args ...any) error {
-	return fmt.Errorf(db.D.Name+": "+format, args...)
+	return fmt.Errorf(db.d.Name+": "+format, args...)
 }
 
 // query and queryRow bind query for the dialect and run it on q.
 func (db *DB) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	return q.QueryContext(ctx, db.D.Bind(query), args...)
+	return q.QueryContext(ctx, db.d.Bind(query), args...)
 }
 
 func (db *DB) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
-	return q.QueryRowContext(ctx, db.D.Bind(query), args...)
+	return q.QueryRowContext(ctx, db.d.Bind(query), args...)
 }
 
 // querier is a *sql.DB or a *sql.Tx.
@@ -153,7 +152,7 @@ func (db *DB) StartJob(ctx context.Context, tx *sql.Tx, id int64, user string, a
 // job holding it and an error wrapping store.ErrConflict; read in tx when
 // tx is not nil. A nil job means it could not be read (err says why).
 func (db *DB) KeyTaken(ctx context.Context, tx *sql.Tx, key string) (*store.Job, error) {
-	var q querier = db.R
+	var q querier = db.r
 	if tx != nil {
 		q = tx
 	}
@@ -240,7 +239,7 @@ func (db *DB) ListWhere(ctx context.Context, where string, args ...any) ([]*stor
 
 // listLean runs a query of leanCols.
 func (db *DB) listLean(ctx context.Context, query string, args []any) ([]*store.Job, error) {
-	rows, err := db.query(ctx, db.R, query, args...)
+	rows, err := db.query(ctx, db.r, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +282,7 @@ func (db *DB) readWorkloads(ctx context.Context, jobs map[int64]*store.Job) erro
 			args[i] = id
 		}
 		ids = ids[n:]
-		rows, err := db.query(ctx, db.R, `SELECT id, workload, spec FROM jobs WHERE id IN (?`+
+		rows, err := db.query(ctx, db.r, `SELECT id, workload, spec FROM jobs WHERE id IN (?`+
 			strings.Repeat(`, ?`, n-1)+`)`, args...)
 		if err != nil {
 			return err

@@ -28,8 +28,10 @@ func moveSQL(d Dialect) string {
 		RETURNING ` + JobCols + `, seq`
 }
 
-// moveArgs are moveSQL's arguments for m up to the write mark; the last
-// one is the move's time (Unix nanoseconds).
+// moveArgs are moveSQL's arguments for m up to the write mark;
+// args[atArg] is the move's time (Unix nanoseconds).
+const atArg = 7
+
 func moveArgs(_ int64, m store.Move) ([]any, error) {
 	c, err := m.Columns()
 	if err != nil {
@@ -53,21 +55,21 @@ func (db *DB) MoveJob(ctx context.Context, id int64, m store.Move) (*store.Job, 
 // record it carries.
 func (db *DB) MoveJobs(ctx context.Context, moves []store.JobMove) ([]*store.Job, []error, error) {
 	jobs := make([]*store.Job, len(moves))
-	args, errs, ready := store.PrepareMoves(db.D.Name, moves, moveArgs)
+	args, errs, ready := store.PrepareMoves(db.d.Name, moves, moveArgs)
 	if ready == 0 {
 		return jobs, errs, nil
 	}
 	fail := func(err error) ([]*store.Job, []error, error) {
 		return nil, nil, db.errorf("move %d jobs: %w", len(moves), err)
 	}
-	tx, err := db.W.BeginTx(ctx, nil)
+	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fail(err)
 	}
 	defer tx.Rollback()
 	var mark []any
-	if db.D.WriteMark != nil {
-		if mark, err = db.D.WriteMark(ctx, tx); err != nil {
+	if db.d.WriteMark != nil {
+		if mark, err = db.d.WriteMark(ctx, tx); err != nil {
 			return fail(err)
 		}
 	}
@@ -77,7 +79,7 @@ func (db *DB) MoveJobs(ctx context.Context, moves []store.JobMove) ([]*store.Job
 			continue
 		}
 		id, m := jm.ID, jm.Move
-		at := args[i][7].(int64)
+		at := args[i][atArg].(int64)
 		a := append(append(args[i], mark...), id, string(m.From), m.Attempt)
 		var seq int64
 		j, err := db.ScanJob(mv.QueryRowContext(ctx, a...), &seq)

@@ -13,7 +13,7 @@ import (
 
 // Events implements store.Store.
 func (db *DB) Events(ctx context.Context, id int64) ([]store.Event, error) {
-	rows, err := db.query(ctx, db.R, `SELECT seq, at, actor, from_state, to_state, attempt, message
+	rows, err := db.query(ctx, db.r, `SELECT seq, at, actor, from_state, to_state, attempt, message
 		FROM events WHERE job_id = ? ORDER BY seq`, id)
 	if err != nil {
 		return nil, db.errorf("events of job %d: %w", id, err)
@@ -43,7 +43,7 @@ func (db *DB) Events(ctx context.Context, id int64) ([]store.Event, error) {
 // CountByState implements store.Store. Every known state is in the map,
 // with 0 when no job is in it.
 func (db *DB) CountByState(ctx context.Context) (map[store.State]int, error) {
-	rows, err := db.query(ctx, db.R, `SELECT state, COUNT(*) FROM jobs GROUP BY state`)
+	rows, err := db.query(ctx, db.r, `SELECT state, COUNT(*) FROM jobs GROUP BY state`)
 	if err != nil {
 		return nil, db.errorf("count jobs: %w", err)
 	}
@@ -74,8 +74,8 @@ func (db *DB) PutFleet(ctx context.Context, doc string, actor string, at time.Ti
 		at = time.Now()
 	}
 	v, err := db.inTx(ctx, func(tx *sql.Tx) (int64, error) {
-		if db.D.LockFleets != "" {
-			if _, err := tx.ExecContext(ctx, db.D.LockFleets); err != nil {
+		if db.d.LockFleets != "" {
+			if _, err := tx.ExecContext(ctx, db.d.LockFleets); err != nil {
 				return 0, err
 			}
 		}
@@ -93,7 +93,7 @@ func (db *DB) PutFleet(ctx context.Context, doc string, actor string, at time.Ti
 
 // inTx runs f in a write transaction, committed when f returns no error.
 func (db *DB) inTx(ctx context.Context, f func(tx *sql.Tx) (int64, error)) (int64, error) {
-	tx, err := db.W.BeginTx(ctx, nil)
+	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -109,7 +109,7 @@ func (db *DB) inTx(ctx context.Context, f func(tx *sql.Tx) (int64, error)) (int6
 func (db *DB) GetFleet(ctx context.Context) (string, int64, error) {
 	var doc string
 	var v int64
-	err := db.R.QueryRowContext(ctx, `SELECT doc, version FROM fleets ORDER BY version DESC LIMIT 1`).Scan(&doc, &v)
+	err := db.r.QueryRowContext(ctx, `SELECT doc, version FROM fleets ORDER BY version DESC LIMIT 1`).Scan(&doc, &v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", 0, db.errorf("fleet: %w: none applied yet", store.ErrNotFound)
 	}
@@ -127,7 +127,7 @@ func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
 	if t.Created.IsZero() {
 		t.Created = time.Now()
 	}
-	res, err := db.W.ExecContext(ctx, db.D.Bind(`INSERT INTO tokens (id, hash, team, role, name, created)
+	res, err := db.w.ExecContext(ctx, db.d.Bind(`INSERT INTO tokens (id, hash, team, role, name, created)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
 		t.ID, t.Hash, t.Team, t.Role, t.Name, t.Created.UTC().UnixNano())
 	if err != nil {
@@ -162,7 +162,7 @@ func scanToken(r Scanner) (store.Token, error) {
 
 // TokenByHash implements store.Store.
 func (db *DB) TokenByHash(ctx context.Context, hash string) (store.Token, error) {
-	t, err := scanToken(db.queryRow(ctx, db.R, `SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, hash))
+	t, err := scanToken(db.queryRow(ctx, db.r, `SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Token{}, db.errorf("token: %w", store.ErrNotFound)
 	}
@@ -174,7 +174,7 @@ func (db *DB) TokenByHash(ctx context.Context, hash string) (store.Token, error)
 
 // ListTokens implements store.Store, in ID order (of bytes).
 func (db *DB) ListTokens(ctx context.Context) ([]store.Token, error) {
-	rows, err := db.R.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY id`+db.D.ByteOrder)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY id`+db.d.ByteOrder)
 	if err != nil {
 		return nil, db.errorf("list tokens: %w", err)
 	}
@@ -227,7 +227,7 @@ func (db *DB) insertUsage(ctx context.Context, tx *sql.Tx, u store.Usage) error 
 
 // ListUsage implements store.Store.
 func (db *DB) ListUsage(ctx context.Context, from, to time.Time) ([]store.Usage, error) {
-	rows, err := db.query(ctx, db.R, `SELECT job_id, attempt, team, provider, cluster, pool, price_class,
+	rows, err := db.query(ctx, db.r, `SELECT job_id, attempt, team, provider, cluster, pool, price_class,
 		contract, gpus, start_at, end_at, cost_usd FROM usage WHERE start_at < ? AND end_at > ?
 		ORDER BY start_at, job_id, attempt, id`, to.UTC().UnixNano(), from.UTC().UnixNano())
 	if err != nil {
@@ -260,7 +260,7 @@ func (db *DB) TryLead(ctx context.Context, id string, now, until time.Time) (boo
 		return false, db.errorf("lead: %w: empty holder id", store.ErrInvalid)
 	}
 	var holder string
-	err := db.queryRow(ctx, db.W, `INSERT INTO leader (name, holder, until) VALUES ('reconciler', ?, ?)
+	err := db.queryRow(ctx, db.w, `INSERT INTO leader (name, holder, until) VALUES ('reconciler', ?, ?)
 		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
 		WHERE leader.holder = ? OR leader.until < ?
 		RETURNING holder`, id, until.UTC().UnixNano(), id, now.UTC().UnixNano()).Scan(&holder)
