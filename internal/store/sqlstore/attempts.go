@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -152,7 +153,7 @@ func (db *DB) Attempts(ctx context.Context, id int64) ([]store.Attempt, error) {
 	if err == nil && len(out) == 0 {
 		var one int
 		err = db.queryRow(ctx, db.r, `SELECT 1 FROM jobs WHERE id = ?`, id).Scan(&one)
-		if err == sql.ErrNoRows {
+		if errors.Is(err, sql.ErrNoRows) {
 			err = store.ErrNotFound
 		}
 	}
