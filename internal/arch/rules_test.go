@@ -75,11 +75,19 @@ func testSupport(rel string) bool {
 	return strings.HasSuffix(filepath.Base(rel), "test")
 }
 
+// driverSupport reports whether rel is a package that the drivers of one
+// contract share (the SQL layer under the store drivers): it is no driver,
+// drivers may import it, and nothing else does.
+func driverSupport(rel string) bool {
+	return rel == "internal/store/sqlstore"
+}
+
 // driver reports whether rel is a concrete store or backend driver: a
-// package below the store or backend contract that is not test support.
+// package below the store or backend contract that is not test support or
+// driver support.
 func driver(rel string) bool {
 	for _, c := range []string{"internal/store", "internal/backend"} {
-		if strings.HasPrefix(rel, c+"/") && !testSupport(rel) {
+		if strings.HasPrefix(rel, c+"/") && !testSupport(rel) && !driverSupport(rel) {
 			return true
 		}
 	}
@@ -184,6 +192,18 @@ var rules = []rule{
 			}
 			return driver(to.rel) && driverRoot(to.rel) != driverRoot(from)
 		},
+	},
+	{
+		name: "a driver-support package imports only its contract, model and the standard library",
+		from: driverSupport,
+		bad: func(_ string, to imp) bool {
+			return !to.std && to.rel != "internal/store" && !under(to.rel, "internal/model")
+		},
+	},
+	{
+		name: "only drivers import a driver-support package",
+		from: func(r string) bool { return !driver(r) && !testSupport(r) && !driverSupport(r) },
+		bad:  func(_ string, to imp) bool { return driverSupport(to.rel) },
 	},
 	{
 		name: "sim never imports store, backend, server or cli",

@@ -32,9 +32,10 @@
 // region live in memory only: a restarted server starts the timeout again
 // and lets those attempts go anywhere.
 //
-// GET /v1/jobs/{id}/attempts rebuilds a job's attempts from its events:
-// where each ran (the admission's message, "placed on CLUSTER/POOL ..."),
-// when, and why it ended (the message of the move that ended it).
+// GET /v1/jobs/{id}/attempts lists a job's attempts as the store keeps
+// them (store.Attempts, written in the same transaction as each move):
+// where each ran, when, and why it ended (the message of the move that
+// ended it). Event messages are for people and are never parsed.
 //
 // The server owns the goroutines, the clock and the retries; it calls the
 // pure engine (engine.Schedule, engine.Plan) with a snapshot it builds, and

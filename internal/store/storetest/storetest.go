@@ -54,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Usage", testUsage},
 		{"Reopen", testReopen},
 		{"Leader", testLeader},
+		{"Attempts", testAttempts},
+		{"AttemptsBatch", testAttemptsBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
