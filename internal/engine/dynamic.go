@@ -32,16 +32,16 @@ type placement struct {
 // rules the placement out and, if so, a detail a user can act on.
 type placementCheck struct {
 	reason  Reason
-	blocked func(r *round, p *placement) (bool, string)
+	blocked func(r *round, p placement) (bool, string)
 }
 
 var placementChecks = []placementCheck{
-	{ReasonBudget, func(r *round, p *placement) (bool, string) { return r.budgetBlocked(p.ts, p.w, p.need, p.cost) }},
-	{ReasonProviderCap, func(r *round, p *placement) (bool, string) { return r.capBlocked(p.prov, p.w, p.need) }},
+	{ReasonBudget, func(r *round, p placement) (bool, string) { return r.budgetBlocked(p.ts, p.w, p.need, p.cost) }},
+	{ReasonProviderCap, func(r *round, p placement) (bool, string) { return r.capBlocked(p.prov, p.w, p.need) }},
 }
 
 // blocked is the first dynamic constraint that rules p out ("" when none).
-func (r *round) blocked(p *placement) (Reason, string) {
+func (r *round) blocked(p placement) (Reason, string) {
 	for i := range placementChecks {
 		if b, d := placementChecks[i].blocked(r, p); b {
 			return placementChecks[i].reason, d
@@ -52,7 +52,7 @@ func (r *round) blocked(p *placement) (Reason, string) {
 
 // allBlocked is every dynamic constraint that rules p out, in order (for
 // Plan, which explains every rejection).
-func (r *round) allBlocked(p *placement) []Rejection {
+func (r *round) allBlocked(p placement) []Rejection {
 	var out []Rejection
 	for i := range placementChecks {
 		if b, d := placementChecks[i].blocked(r, p); b {

@@ -103,7 +103,7 @@ func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *a
 			}
 			found++
 			cost := costFor(pl.cost, pr, pl.cluster.Region, r.egressRate(pr.dataRegion, pl))
-			if reason, _ := r.blocked(&placement{w: w, ts: ts, need: need, prov: pl.cluster.Provider, cost: cost}); reason != "" {
+			if reason, _ := r.blocked(placement{w: w, ts: ts, need: need, prov: pl.cluster.Provider, cost: cost}); reason != "" {
 				continue
 			}
 			vp.at = attempt{opt: f.opt, pl: pl, cost: cost, borrowed: borrowed}

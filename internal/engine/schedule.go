@@ -449,7 +449,7 @@ func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 		s := c.subs[best]
 		pl := s.t.pools[pos[best]]
 		cost := costFor(pl.cost, pr, pl.cluster.Region, s.egress)
-		switch reason, d := r.blocked(&placement{w: w, ts: ts, need: need, prov: s.prov, cost: cost}); reason {
+		switch reason, d := r.blocked(placement{w: w, ts: ts, need: need, prov: s.prov, cost: cost}); reason {
 		case ReasonBudget:
 			// Over budget here; a cheaper pool of the class may not be.
 			if budgetDetail == "" {
