@@ -133,7 +133,7 @@ func (s *Server) handlePutFleet(w http.ResponseWriter, r *http.Request, p princi
 	if e := decodeBody(w, r, maxFleetBody, &req); e != nil {
 		return e
 	}
-	f, warns, err := spec.ParseFleet([]byte(req.Fleet), "fleet.yaml", nil)
+	f, warns, err := spec.ParseFleetWith([]byte(req.Fleet), "fleet.yaml", spec.FleetOptions{Backends: s.fleetBackends()})
 	if err != nil {
 		return specError(err)
 	}
@@ -165,7 +165,21 @@ type clusterBackend struct {
 func sameBackendDef(a, b model.Cluster) bool {
 	return a.Name == b.Name && a.Backend == b.Backend && a.Endpoint == b.Endpoint &&
 		a.Provider == b.Provider && a.Region == b.Region && a.Zone == b.Zone &&
-		reflect.DeepEqual(a.Slurm, b.Slurm) && reflect.DeepEqual(a.Kubernetes, b.Kubernetes)
+		reflect.DeepEqual(a.Slurm, b.Slurm) && reflect.DeepEqual(a.Kubernetes, b.Kubernetes) &&
+		reflect.DeepEqual(a.Target, b.Target)
+}
+
+// fleetBackends are the backends a fleet applied to this server may name;
+// nil (any the vocabulary knows) without Config.Drivers.
+func (s *Server) fleetBackends() []spec.Backend {
+	if s.cfg.Drivers == nil {
+		return nil
+	}
+	out := make([]spec.Backend, len(s.cfg.Drivers))
+	for i, d := range s.cfg.Drivers {
+		out[i] = spec.Backend{Name: d.Name, Aliases: d.Aliases, Check: d.Check}
+	}
+	return out
 }
 
 // backendOf returns the cached backend of c, making it on first use, when

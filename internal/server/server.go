@@ -40,6 +40,13 @@ type Config struct {
 	// cluster unhealthy: its pools take no new work. What it returns
 	// stays the caller's to close after Close.
 	Backends func(cluster model.Cluster) (backend.Backend, error)
+	// Drivers are the backend drivers of this build (only their names,
+	// aliases and Check are used here): a fleet applied with PUT
+	// /v1/fleet may name only these backends, and each driver checks its
+	// clusters. Nil: any backend the vocabulary knows (model.BackendKinds).
+	// A stored fleet is read back without them, so that one applied by an
+	// older server still loads.
+	Drivers []backend.Driver
 	// StateDir holds admin.token. Empty: no token file is written.
 	StateDir string
 	// Listen is the HTTP address (default 127.0.0.1:8470; ":0" style
