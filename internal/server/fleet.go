@@ -24,7 +24,10 @@ type fleetState struct {
 	// version is the store's fleet version; 0 for the built-in local fleet.
 	version int64
 	// name says which fleet this is in messages and plan output.
-	name      string
+	name string
+	// applied is the fleet as applied when fleet is its provisioned view
+	// (provisionedFleet); nil when fleet is.
+	applied   *model.Fleet
 	teams     map[string]bool
 	teamNames []string
 }
@@ -61,10 +64,18 @@ func (s *Server) localFleetState() *fleetState {
 	return newFleetState(LocalFleet(s.cfg.LocalGPU, s.cfg.LocalGPUs), 0, "built-in local fleet")
 }
 
-// refreshFleet reads the store's newest fleet and parses it only when its
+// refreshFleet is the fleet a round runs: readFleet's, with each elastic
+// pool that the provisioning controller scaled at its ready size
+// (provision.go).
+func (s *Server) refreshFleet(ctx context.Context) (*fleetState, error) {
+	fs, err := s.readFleet(ctx)
+	return s.provisionedFleet(fs), err
+}
+
+// readFleet reads the store's newest fleet and parses it only when its
 // version changed. A stored fleet this server cannot parse (written by a
 // newer version) is logged and the previous one kept.
-func (s *Server) refreshFleet(ctx context.Context) (*fleetState, error) {
+func (s *Server) readFleet(ctx context.Context) (*fleetState, error) {
 	cur := s.fleet.Load()
 	doc, version, err := s.store.GetFleet(ctx)
 	switch {

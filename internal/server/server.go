@@ -104,6 +104,8 @@ type Server struct {
 	// rec is the reconciler's state, touched only by its goroutine (and
 	// by tests calling reconcile directly, never concurrently).
 	rec reconcilerState
+	// prov is the provisioning controller's state (provision.go).
+	prov provisioner
 	// backends caches one backend per cluster; shared with API handlers
 	// (cancel, logs), hence the lock.
 	backendMu sync.Mutex

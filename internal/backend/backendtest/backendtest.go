@@ -43,6 +43,10 @@ type Options struct {
 	// JobIDBase offsets the job IDs the suite uses, so that runs against a
 	// long-lived cluster do not collide; default derived from the clock.
 	JobIDBase int64
+	// ScalePool is an elastic pool that the Scaler tests (RunScaler) may
+	// grow to 2 nodes and shrink back to 1. Empty skips them; so does a
+	// backend that is not a backend.Scaler.
+	ScalePool string
 }
 
 type suite struct {
@@ -86,6 +90,7 @@ func Run(t *testing.T, b backend.Backend, opt Options) {
 		{"Workdir", s.testWorkdir},
 		{"ObserveAll", s.testObserveAll},
 		{"Forget", s.testForget},
+		{"Scaler", func(t *testing.T) { RunScaler(t, b, opt) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
