@@ -165,6 +165,18 @@ func TestRules(t *testing.T) {
 		{"cli imports storetest", "gpubroker/internal/cli", "gpubroker/internal/store/storetest",
 			[]string{"production code never imports a *test package"}},
 		{"storetest imports a driver", "gpubroker/internal/store/storetest", "gpubroker/internal/store/sqlite", nil},
+		// procnode, a kubelet for tests, sits below kubetest: test support,
+		// which no production package imports, the driver it serves and
+		// cmd/ included.
+		{"kubernetes driver imports procnode", "gpubroker/internal/backend/kubernetes", "gpubroker/internal/backend/kubernetes/kubetest/procnode",
+			[]string{"production code never imports a *test package"}},
+		{"cmd imports procnode", "gpubroker/cmd/gpubroker", "gpubroker/internal/backend/kubernetes/kubetest/procnode",
+			[]string{"production code never imports a *test package"}},
+		{"server imports procnode", "gpubroker/internal/server", "gpubroker/internal/backend/kubernetes/kubetest/procnode",
+			[]string{"production code never imports a *test package"}},
+		{"procnode imports client-go", "gpubroker/internal/backend/kubernetes/kubetest/procnode", "k8s.io/client-go/kubernetes", nil},
+		{"procnode imports kubetest", "gpubroker/internal/backend/kubernetes/kubetest/procnode", "gpubroker/internal/backend/kubernetes/kubetest", nil},
+		{"procnode imports the kubernetes driver", "gpubroker/internal/backend/kubernetes/kubetest/procnode", "gpubroker/internal/backend/kubernetes", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
