@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -109,7 +110,8 @@ func (rd *round) provision(ctx context.Context, dec *engine.Decisions) {
 	if rd.fs.applied != nil {
 		applied = rd.fs.applied
 	}
-	// What each pool needs: held nodes, and this round's admissions.
+	// What each pool needs: every node held, and the nodes the engine's
+	// scale requests add after those the round's snapshot showed.
 	need := map[engine.PoolRef]int{}
 	for _, j := range rd.holding() {
 		ref := engine.PoolRef{Cluster: j.Placement.Cluster, Pool: j.Placement.Pool}
@@ -117,9 +119,11 @@ func (rd *round) provision(ctx context.Context, dec *engine.Decisions) {
 			need[ref] = max(need[ref], n+1)
 		}
 	}
-	for _, a := range dec.Admit {
-		for _, n := range a.Nodes {
-			need[a.Pool] = max(need[a.Pool], n+1)
+	for _, sr := range dec.Scale {
+		if c := rd.fs.fleet.Cluster(sr.Pool.Cluster); c != nil {
+			if i := slices.IndexFunc(c.Pools, func(p model.Pool) bool { return p.Name == sr.Pool.Pool }); i >= 0 {
+				need[sr.Pool] = max(need[sr.Pool], c.Pools[i].Nodes+sr.Nodes)
+			}
 		}
 	}
 	pv.mu.Lock()
