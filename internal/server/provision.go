@@ -153,6 +153,11 @@ func (rd *round) provision(ctx context.Context, dec *engine.Decisions) {
 				}
 			}
 			ref := engine.PoolRef{Cluster: c.Name, Pool: p.Name}
+			if rd.obs != nil && !rd.obs[c.Name].open() {
+				// Down: it takes no work this round; ask again once up.
+				scaled[ref] = true
+				continue
+			}
 			cur, known := pv.ready[ref]
 			if !known {
 				cur = p.Nodes
