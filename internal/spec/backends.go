@@ -170,11 +170,12 @@ func (bs *fleetBackends) target(p *parser, path string, kind model.BackendKind, 
 	return out
 }
 
-// seeAll records the line of every field under n, so that a driver's
-// Check errors point at them.
+// seeAll records the line of every field written under n, so that a
+// driver's Check errors point at them. It does not follow aliases (an
+// error under one points at the alias), so a file built to explode when
+// its aliases are expanded costs no more than its size.
 func (p *parser) seeAll(path string, n *yaml.Node, depth int) {
-	n = resolve(n)
-	if n == nil || depth > 32 {
+	if n == nil || n.Kind == yaml.AliasNode || depth > 32 {
 		return
 	}
 	switch n.Kind {
@@ -183,7 +184,7 @@ func (p *parser) seeAll(path string, n *yaml.Node, depth int) {
 			if p.budget--; p.budget < 0 {
 				return
 			}
-			k := resolve(n.Content[i])
+			k := n.Content[i]
 			if k.Kind != yaml.ScalarNode {
 				continue
 			}

@@ -119,3 +119,27 @@ func TestParseFleetBackendErrors(t *testing.T) {
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
 }
+
+func FuzzParseFleetWith(f *testing.F) {
+	addSeeds(f, "testdata/fleet/*.yaml", "testdata/badfleet/*.yaml", "../../examples/fleet.yaml")
+	f.Add([]byte("clusters:\n  - {name: v, provider: onprem, region: dc1, backend: vm, vm: {endpoint: x, images: [a]},\n     pools: [{name: p, gpu: H100, gpus_per_node: 8, nodes: 1, price_class: committed}]}\n"))
+	o := FleetOptions{Catalog: testCatalog(), Backends: testBackends()}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fleet, _, err := ParseFleetWith(data, "fuzz.yaml", o)
+		checkResult(t, fleet != nil, err)
+	})
+}
+
+// A driver block built to explode when its aliases are expanded is
+// rejected or accepted quickly.
+func TestAliasBombInDriverBlock(t *testing.T) {
+	t.Parallel()
+	doc := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, name := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		doc += name + ": &" + name + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n"
+		prev = name
+	}
+	fleet := doc + "clusters: [{name: v, provider: onprem, region: dc1, backend: vm, vm: {images: *i}, pools: [{name: p, gpu: H100, gpus_per_node: 8, nodes: 1, price_class: committed}]}]\n"
+	_, _, _ = ParseFleetWith([]byte(fleet), "bomb.yaml", FleetOptions{Catalog: testCatalog(), Backends: testBackends()})
+}
