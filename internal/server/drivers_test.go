@@ -9,6 +9,7 @@ import (
 
 	"gpubroker/internal/backend"
 	"gpubroker/internal/backend/local"
+	"gpubroker/internal/model"
 )
 
 // withDrivers is an envOption: the server checks applied fleets against
@@ -49,5 +50,54 @@ func TestFleetBackendsOfTheBuild(t *testing.T) {
 			t.Fatalf("the stored fleet v%d was not loaded (have v%d)", v, e.srv.fleet.Load().version)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// withVM is an envOption: the build drives local and "vm", a backend of
+// its own whose clusters need an endpoint in their vm block.
+func withVM(c *Config) {
+	c.Drivers = []backend.Driver{local.Driver(), {Name: "vm", Check: func(cl model.Cluster, _ *model.Fleet) error {
+		var o struct {
+			Endpoint string `json:"endpoint"`
+		}
+		if err := backend.DecodeTarget("vm", cl, &o); err != nil {
+			return err
+		}
+		if o.Endpoint == "" {
+			return model.FieldErrors{{Path: "vm.endpoint", Msg: "missing; give the VM API's URL"}}
+		}
+		return nil
+	}}}
+}
+
+const vmFleet = `clusters:
+  - name: v
+    provider: onprem
+    region: dc1
+    backend: vm
+    vm:
+      endpoint: https://vm.example
+    pools: [{name: p, gpu: H100, gpus_per_node: 8, nodes: 1, price_class: committed}]
+`
+
+// A backend of a driver of its own: its block is checked at apply, and the
+// stored fleet, block and all, loads again in the next server.
+func TestFleetOfANewBackendOutlivesARestart(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, withVM)
+	code, body := e.do("PUT", "/v1/fleet", e.admin, fleetRequest{Fleet: strings.Replace(vmFleet, "endpoint: https://vm.example", "{}", 1)})
+	if want := "fleet.yaml:6: clusters[0].vm.endpoint: missing; give the VM API's URL"; code != http.StatusBadRequest || !strings.Contains(string(body), want) {
+		t.Errorf("PUT a vm cluster without an endpoint: %d %s; want 400 with %s", code, body, want)
+	}
+	var put struct{ Version int64 }
+	e.mustDo(http.StatusOK, "PUT", "/v1/fleet", e.admin, fleetRequest{Fleet: vmFleet}, &put)
+	e.stop()
+	e.start(withVM)
+	fs := e.srv.fleet.Load()
+	if fs.version != put.Version {
+		t.Fatalf("the restarted server runs fleet v%d, want the stored v%d", fs.version, put.Version)
+	}
+	if got := fs.fleet.Clusters[0].Target["endpoint"]; got != "https://vm.example" {
+		t.Errorf("the stored vm block reads back as %v", fs.fleet.Clusters[0].Target)
 	}
 }

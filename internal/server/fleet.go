@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 
@@ -93,7 +94,7 @@ func (s *Server) readFleet(ctx context.Context) (*fleetState, error) {
 		// PUT /v1/fleet stored a newer one since this read began.
 		return cur, nil
 	}
-	f, _, err := spec.ParseFleet([]byte(doc), fmt.Sprintf("fleet v%d", version), nil)
+	f, _, err := spec.ParseFleetWith([]byte(doc), fmt.Sprintf("fleet v%d", version), spec.FleetOptions{Backends: s.fleetBackends(true)})
 	if err != nil {
 		s.log.Error("the stored fleet does not parse; keeping the previous one", "version", version, "err", err)
 		return cur, nil
@@ -144,7 +145,7 @@ func (s *Server) handlePutFleet(w http.ResponseWriter, r *http.Request, p princi
 	if e := decodeBody(w, r, maxFleetBody, &req); e != nil {
 		return e
 	}
-	f, warns, err := spec.ParseFleetWith([]byte(req.Fleet), "fleet.yaml", spec.FleetOptions{Backends: s.fleetBackends()})
+	f, warns, err := spec.ParseFleetWith([]byte(req.Fleet), "fleet.yaml", spec.FleetOptions{Backends: s.fleetBackends(false)})
 	if err != nil {
 		return specError(err)
 	}
@@ -180,15 +181,28 @@ func sameBackendDef(a, b model.Cluster) bool {
 		reflect.DeepEqual(a.Target, b.Target)
 }
 
-// fleetBackends are the backends a fleet applied to this server may name;
-// nil (any the vocabulary knows) without Config.Drivers.
-func (s *Server) fleetBackends() []spec.Backend {
+// fleetBackends are the backends a fleet applied to this server may name:
+// Config.Drivers'. A stored fleet is read back (stored) with the
+// vocabulary's kinds too, so that one an older server accepted (backend:
+// cloud) still loads, while one naming a driver's backend keeps its block.
+// Nil (any kind the vocabulary knows) without Config.Drivers.
+func (s *Server) fleetBackends(stored bool) []spec.Backend {
 	if s.cfg.Drivers == nil {
 		return nil
 	}
-	out := make([]spec.Backend, len(s.cfg.Drivers))
-	for i, d := range s.cfg.Drivers {
-		out[i] = spec.Backend{Name: d.Name, Aliases: d.Aliases, Check: d.Check}
+	var out []spec.Backend
+	for _, d := range s.cfg.Drivers {
+		out = append(out, spec.Backend{Name: d.Name, Aliases: d.Aliases, Check: d.Check})
+	}
+	if stored {
+		for _, k := range model.BackendKinds {
+			if !slices.ContainsFunc(out, func(b spec.Backend) bool { return b.Name == string(k) }) {
+				out = append(out, spec.Backend{Name: string(k)})
+			}
+		}
+		if !slices.ContainsFunc(out, func(b spec.Backend) bool { return slices.Contains(b.Aliases, "k8s") }) {
+			out = append(out, spec.Backend{Name: string(model.BackendKubernetes), Aliases: []string{"k8s"}})
+		}
 	}
 	return out
 }
