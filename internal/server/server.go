@@ -43,9 +43,9 @@ type Config struct {
 	// Drivers are the backend drivers of this build (only their names,
 	// aliases and Check are used here): a fleet applied with PUT
 	// /v1/fleet may name only these backends, and each driver checks its
-	// clusters. Nil: any backend the vocabulary knows (model.BackendKinds).
-	// A stored fleet is read back without them, so that one applied by an
-	// older server still loads.
+	// clusters. A stored fleet is read back with the vocabulary's kinds
+	// too, so that one an older server accepted still loads. Nil: any
+	// backend the vocabulary knows (model.BackendKinds).
 	Drivers []backend.Driver
 	// StateDir holds admin.token. Empty: no token file is written.
 	StateDir string
