@@ -18,9 +18,6 @@
 //	                 shell then, before it releases the lock
 //	cancelled        present once Cancel was called
 //
-// and, per elastic pool the control plane scaled (Scale), .pools/POOL:
-// the pool's node count, which Submit holds that pool's attempts to.
-//
 // Creating the attempt directory with mkdir is what makes Submit idempotent:
 // whoever creates it starts the processes; everyone else returns nil.
 //

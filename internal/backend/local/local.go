@@ -186,9 +186,6 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 	if len(spec.Nodes) == 0 {
 		return fmt.Errorf("local: %s: no nodes", spec.Name)
 	}
-	if err := b.checkNodes(spec); err != nil {
-		return err
-	}
 	b.mu.Lock()
 	b.starting[spec.Name]++
 	b.mu.Unlock()
