@@ -217,6 +217,18 @@ func TestRules(t *testing.T) {
 			[]string{"engine imports only model, ledger and the standard library"}},
 		{"store imports api", "gpubroker/internal/store", "gpubroker/internal/api",
 			[]string{"store and backend contracts import only model and the standard library"}},
+		// procnode, a kubelet for tests, sits below kubetest: test support,
+		// which no production package imports, the driver it serves and
+		// cmd/ included.
+		{"kubernetes driver imports procnode", "gpubroker/internal/backend/kubernetes", "gpubroker/internal/backend/kubernetes/kubetest/procnode",
+			[]string{"production code never imports a *test package"}},
+		{"cmd imports procnode", "gpubroker/cmd/gpubroker", "gpubroker/internal/backend/kubernetes/kubetest/procnode",
+			[]string{"production code never imports a *test package"}},
+		{"server imports procnode", "gpubroker/internal/server", "gpubroker/internal/backend/kubernetes/kubetest/procnode",
+			[]string{"production code never imports a *test package"}},
+		{"procnode imports client-go", "gpubroker/internal/backend/kubernetes/kubetest/procnode", "k8s.io/client-go/kubernetes", nil},
+		{"procnode imports kubetest", "gpubroker/internal/backend/kubernetes/kubetest/procnode", "gpubroker/internal/backend/kubernetes/kubetest", nil},
+		{"procnode imports the kubernetes driver", "gpubroker/internal/backend/kubernetes/kubetest/procnode", "gpubroker/internal/backend/kubernetes", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

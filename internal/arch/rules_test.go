@@ -5,7 +5,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,9 +69,16 @@ func under(rel string, dirs ...string) bool {
 }
 
 // testSupport reports whether a package exists to help tests (enginetest,
-// storetest, backendtest, ...): its last element ends in "test".
+// storetest, backendtest, ...): an element of its path ends in "test", so
+// that what sits below such a package (kubetest/procnode, a kubelet for
+// tests) is test support too.
 func testSupport(rel string) bool {
-	return strings.HasSuffix(filepath.Base(rel), "test")
+	for _, el := range strings.Split(rel, "/") {
+		if strings.HasSuffix(el, "test") {
+			return true
+		}
+	}
+	return false
 }
 
 // driverSupport reports whether rel is a package that the drivers of one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 
@@ -25,7 +26,10 @@ type fleetState struct {
 	// version is the store's fleet version; 0 for the built-in local fleet.
 	version int64
 	// name says which fleet this is in messages and plan output.
-	name      string
+	name string
+	// applied is the fleet as applied when fleet is its provisioned view
+	// (provisionedFleet); nil when fleet is.
+	applied   *model.Fleet
 	teams     map[string]bool
 	teamNames []string
 }
@@ -62,10 +66,18 @@ func (s *Server) localFleetState() *fleetState {
 	return newFleetState(LocalFleet(s.cfg.LocalGPU, s.cfg.LocalGPUs), 0, "built-in local fleet")
 }
 
-// refreshFleet reads the store's newest fleet and parses it only when its
+// refreshFleet is the fleet a round runs: readFleet's, with each elastic
+// pool that the provisioning controller scaled at its ready size
+// (provision.go).
+func (s *Server) refreshFleet(ctx context.Context) (*fleetState, error) {
+	fs, err := s.readFleet(ctx)
+	return s.provisionedFleet(fs), err
+}
+
+// readFleet reads the store's newest fleet and parses it only when its
 // version changed. A stored fleet this server cannot parse (written by a
 // newer version) is logged and the previous one kept.
-func (s *Server) refreshFleet(ctx context.Context) (*fleetState, error) {
+func (s *Server) readFleet(ctx context.Context) (*fleetState, error) {
 	cur := s.fleet.Load()
 	doc, version, err := s.store.GetFleet(ctx)
 	switch {
@@ -83,7 +95,7 @@ func (s *Server) refreshFleet(ctx context.Context) (*fleetState, error) {
 		// PUT /v1/fleet stored a newer one since this read began.
 		return cur, nil
 	}
-	f, _, err := spec.ParseFleet([]byte(doc), fmt.Sprintf("fleet v%d", version), nil)
+	f, _, err := spec.ParseFleetWith([]byte(doc), fmt.Sprintf("fleet v%d", version), spec.FleetOptions{Backends: s.fleetBackends(true)})
 	if err != nil {
 		s.log.Error("the stored fleet does not parse; keeping the previous one", "version", version, "err", err)
 		return cur, nil
@@ -127,7 +139,7 @@ func (s *Server) handlePutFleet(w http.ResponseWriter, r *http.Request, p princi
 	if e := decodeBody(w, r, maxFleetBody, &req); e != nil {
 		return e
 	}
-	f, warns, err := spec.ParseFleet([]byte(req.Fleet), "fleet.yaml", nil)
+	f, warns, err := spec.ParseFleetWith([]byte(req.Fleet), "fleet.yaml", spec.FleetOptions{Backends: s.fleetBackends(false)})
 	if err != nil {
 		return specError(err)
 	}
@@ -156,7 +168,34 @@ type clusterBackend struct {
 func sameBackendDef(a, b model.Cluster) bool {
 	return a.Name == b.Name && a.Backend == b.Backend && a.Endpoint == b.Endpoint &&
 		a.Provider == b.Provider && a.Region == b.Region && a.Zone == b.Zone &&
-		reflect.DeepEqual(a.Slurm, b.Slurm) && reflect.DeepEqual(a.Kubernetes, b.Kubernetes)
+		reflect.DeepEqual(a.Slurm, b.Slurm) && reflect.DeepEqual(a.Kubernetes, b.Kubernetes) &&
+		reflect.DeepEqual(a.Target, b.Target)
+}
+
+// fleetBackends are the backends a fleet applied to this server may name:
+// Config.Drivers'. A stored fleet is read back (stored) with the
+// vocabulary's kinds too, so that one an older server accepted (backend:
+// cloud) still loads, while one naming a driver's backend keeps its block.
+// Nil (any kind the vocabulary knows) without Config.Drivers.
+func (s *Server) fleetBackends(stored bool) []spec.Backend {
+	if s.cfg.Drivers == nil {
+		return nil
+	}
+	var out []spec.Backend
+	for _, d := range s.cfg.Drivers {
+		out = append(out, spec.Backend{Name: d.Name, Aliases: d.Aliases, Check: d.Check})
+	}
+	if stored {
+		for _, k := range model.BackendKinds {
+			if !slices.ContainsFunc(out, func(b spec.Backend) bool { return b.Name == string(k) }) {
+				out = append(out, spec.Backend{Name: string(k)})
+			}
+		}
+		if !slices.ContainsFunc(out, func(b spec.Backend) bool { return slices.Contains(b.Aliases, "k8s") }) {
+			out = append(out, spec.Backend{Name: string(model.BackendKubernetes), Aliases: []string{"k8s"}})
+		}
+	}
+	return out
 }
 
 // backendOf returns the cached backend of c, making it on first use, when

@@ -242,6 +242,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 	totals := s.usageTotals(ctx, fs, rd.holding(), now)
 	snap, pending := rd.snapshot(totals, realNodes)
 	dec := engine.Schedule(snap, pending, fs.fleet.Policy, now)
+	rd.provision(ctx, &dec)
 	blocked := rd.preempt(ctx, dec.Preempt)
 	disp := rd.startDispatch(ctx)
 	rd.admit(ctx, dec.Admit, blocked, disp, "")

@@ -40,6 +40,13 @@ type Config struct {
 	// cluster unhealthy: its pools take no new work. What it returns
 	// stays the caller's to close after Close.
 	Backends func(cluster model.Cluster) (backend.Backend, error)
+	// Drivers are the backend drivers of this build (only their names,
+	// aliases and Check are used here): a fleet applied with PUT
+	// /v1/fleet may name only these backends, and each driver checks its
+	// clusters. A stored fleet is read back with the vocabulary's kinds
+	// too, so that one an older server accepted still loads. Nil: any
+	// backend the vocabulary knows (model.BackendKinds).
+	Drivers []backend.Driver
 	// StateDir holds admin.token. Empty: no token file is written.
 	StateDir string
 	// Listen is the HTTP address (default 127.0.0.1:8470; ":0" style
@@ -97,6 +104,8 @@ type Server struct {
 	// rec is the reconciler's state, touched only by its goroutine (and
 	// by tests calling reconcile directly, never concurrently).
 	rec reconcilerState
+	// prov is the provisioning controller's state (provision.go).
+	prov provisioner
 	// backends caches one backend per cluster; shared with API handlers
 	// (cancel, logs), hence the lock.
 	backendMu sync.Mutex
