@@ -181,6 +181,18 @@ func TestRules(t *testing.T) {
 			[]string{"a driver imports its contract, model and its SDK, never engine, server, sim, cli or another driver"}},
 		{"driver imports engine", "gpubroker/internal/backend/slurm", "gpubroker/internal/engine",
 			[]string{"a driver imports its contract, model and its SDK, never engine, server, sim, cli or another driver"}},
+		{"driver imports the SQL layer", "gpubroker/internal/store/postgres", "gpubroker/internal/store/sqlstore", nil},
+		{"SQL layer imports its contract", "gpubroker/internal/store/sqlstore", "gpubroker/internal/store", nil},
+		{"SQL layer uses database/sql", "gpubroker/internal/store/sqlstore", "database/sql", nil},
+		{"SQL layer imports a driver's SDK", "gpubroker/internal/store/sqlstore", "github.com/jackc/pgx/v5",
+			[]string{"a driver-support package imports only its contract, model and the standard library"}},
+		{"SQL layer imports a driver", "gpubroker/internal/store/sqlstore", "gpubroker/internal/store/sqlite",
+			[]string{
+				"a driver-support package imports only its contract, model and the standard library",
+				"concrete drivers are named only in cmd/",
+			}},
+		{"server imports the SQL layer", "gpubroker/internal/server", "gpubroker/internal/store/sqlstore",
+			[]string{"only drivers import a driver-support package"}},
 		{"sim imports engine", "gpubroker/internal/sim", "gpubroker/internal/engine", nil},
 		{"sim imports store", "gpubroker/internal/sim/report", "gpubroker/internal/store",
 			[]string{"sim never imports store, backend, server or cli"}},
@@ -250,6 +262,18 @@ func TestRules(t *testing.T) {
 			}},
 		{"clock imports model", "gpubroker/internal/server/clock", "gpubroker/internal/model",
 			[]string{"server/clock imports only the standard library"}},
+		// procnode, a kubelet for tests, sits below kubetest: test support,
+		// which no production package imports, the driver it serves and
+		// cmd/ included.
+		{"kubernetes driver imports procnode", "gpubroker/internal/backend/kubernetes", "gpubroker/internal/backend/kubernetes/kubetest/procnode",
+			[]string{"production code never imports a *test package"}},
+		{"cmd imports procnode", "gpubroker/cmd/gpubroker", "gpubroker/internal/backend/kubernetes/kubetest/procnode",
+			[]string{"production code never imports a *test package"}},
+		{"server imports procnode", "gpubroker/internal/server", "gpubroker/internal/backend/kubernetes/kubetest/procnode",
+			[]string{"production code never imports a *test package"}},
+		{"procnode imports client-go", "gpubroker/internal/backend/kubernetes/kubetest/procnode", "k8s.io/client-go/kubernetes", nil},
+		{"procnode imports kubetest", "gpubroker/internal/backend/kubernetes/kubetest/procnode", "gpubroker/internal/backend/kubernetes/kubetest", nil},
+		{"procnode imports the kubernetes driver", "gpubroker/internal/backend/kubernetes/kubetest/procnode", "gpubroker/internal/backend/kubernetes", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,16 +69,31 @@ func under(rel string, dirs ...string) bool {
 }
 
 // testSupport reports whether a package exists to help tests (enginetest,
-// storetest, backendtest, ...): its last element ends in "test".
+// storetest, backendtest, ...): an element of its path ends in "test", so
+// that what sits below such a package (kubetest/procnode, a kubelet for
+// tests) is test support too.
 func testSupport(rel string) bool {
-	return strings.HasSuffix(filepath.Base(rel), "test")
+	for _, el := range strings.Split(rel, "/") {
+		if strings.HasSuffix(el, "test") {
+			return true
+		}
+	}
+	return false
+}
+
+// driverSupport reports whether rel is a package that the drivers of one
+// contract share (the SQL layer under the store drivers): it is no driver,
+// drivers may import it, and nothing else does.
+func driverSupport(rel string) bool {
+	return rel == "internal/store/sqlstore"
 }
 
 // driver reports whether rel is a concrete store or backend driver: a
-// package below the store or backend contract that is not test support.
+// package below the store or backend contract that is not test support or
+// driver support.
 func driver(rel string) bool {
 	for _, c := range []string{"internal/store", "internal/backend"} {
-		if strings.HasPrefix(rel, c+"/") && !testSupport(rel) {
+		if strings.HasPrefix(rel, c+"/") && !testSupport(rel) && !driverSupport(rel) {
 			return true
 		}
 	}
@@ -184,6 +198,18 @@ var rules = []rule{
 			}
 			return driver(to.rel) && driverRoot(to.rel) != driverRoot(from)
 		},
+	},
+	{
+		name: "a driver-support package imports only its contract, model and the standard library",
+		from: driverSupport,
+		bad: func(_ string, to imp) bool {
+			return !to.std && to.rel != "internal/store" && !under(to.rel, "internal/model")
+		},
+	},
+	{
+		name: "only drivers import a driver-support package",
+		from: func(r string) bool { return !driver(r) && !testSupport(r) && !driverSupport(r) },
+		bad:  func(_ string, to imp) bool { return driverSupport(to.rel) },
 	},
 	{
 		name: "sim never imports store, backend, server or cli",

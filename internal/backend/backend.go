@@ -134,3 +134,26 @@ type Watcher interface {
 	// may have changed. The channel is never closed.
 	Changes() <-chan struct{}
 }
+
+// Scaler is an optional capability of a backend whose pools can grow and
+// shrink: it adds or removes nodes of an elastic pool (model.Pool.MaxNodes
+// above Nodes). The control plane's provisioning controller calls it for
+// the engine's scale requests.
+//
+// A pool's nodes are numbered from 0, as Node.Index numbers them; growing
+// adds the next indexes, shrinking removes the highest first. Scale is
+// level-triggered: the caller asks every round for the count it wants now,
+// and the backend converges on it, so a call repeated, or lost with a
+// crash, does no harm. The caller never asks for fewer nodes than an
+// attempt of its own holds (it asks to shrink only past idle nodes) nor
+// for fewer than the fleet's Nodes.
+type Scaler interface {
+	// Scale asks for pool to have nodes nodes and returns how many it has
+	// now, ready to run work: fewer than asked while new nodes start (a
+	// cloud's instances take minutes; the caller asks again next round),
+	// more while removed ones drain. It returns without waiting for nodes
+	// to start or stop. An attempt submitted on a node at or past the
+	// ready count may be refused. Errors: ErrNotFound when the backend has
+	// no pool of that name, ErrUnavailable when it cannot be reached.
+	Scale(ctx context.Context, pool string, nodes int) (ready int, err error)
+}

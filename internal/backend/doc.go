@@ -6,5 +6,11 @@
 //
 // Drivers live in backend/local, backend/slurm, backend/kubernetes; each
 // passes backend/backendtest. A driver imports this package, model and its
-// engine's SDK, never the server, the engine or another driver.
+// engine's SDK, never the server, the engine or another driver. Each
+// describes itself with a Driver (its fleet name, the check of its block,
+// Open), and cmd/gpubroker lists those: no driver registers itself.
+//
+// Scaler, the capability of growing and shrinking elastic pools, is what
+// the server's provisioning controller drives with the engine's scale
+// requests.
 package backend

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,10 +17,10 @@ func TestBackendSetOpensByKind(t *testing.T) {
 	dir := t.TempDir()
 	var slurmDir string
 	d := testDrivers
-	d.SlurmBackend = func(dir string, cl model.Cluster) (backend.Backend, error) {
+	d.Backends = append(slices.Clip(d.Backends), backend.Driver{Name: "slurm", Open: func(cl model.Cluster, dir string) (backend.Backend, error) {
 		slurmDir = dir
-		return d.LocalBackend(dir, cl) // a real backend; which one does not matter here
-	}
+		return testDrivers.Backends[0].Open(cl, dir) // a real backend; which one does not matter here
+	}})
 	set := &backendSet{dir: dir, drivers: d}
 	defer set.close()
 	if _, err := set.get(model.Cluster{Name: "onprem", Backend: model.BackendLocal}); err != nil {

@@ -17,18 +17,12 @@ type Drivers struct {
 	// OpenStore opens the store a --store URL names: "sqlite:PATH" (or a
 	// bare path) for the embedded store, "postgres://..." for PostgreSQL.
 	OpenStore func(ctx context.Context, url string) (store.Store, error)
-	// LocalBackend opens the local backend for cluster, keeping its state
-	// under dir.
-	LocalBackend func(dir string, cluster model.Cluster) (backend.Backend, error)
-	// SlurmBackend opens the Slurm backend for cluster (cluster.Slurm says
-	// how to reach it); dir is where its attempts' scripts and logs go
-	// unless cluster.Slurm.Dir names a shared directory. Nil: this build
-	// drives no Slurm cluster.
-	SlurmBackend func(dir string, cluster model.Cluster) (backend.Backend, error)
-	// KubernetesBackend opens the Kubernetes backend for cluster
-	// (cluster.Kubernetes says how to reach it). Nil: this build drives no
-	// Kubernetes cluster.
-	KubernetesBackend func(cluster model.Cluster) (backend.Backend, error)
+	// Backends are the backend drivers of this build, in the order
+	// messages list them: a fleet's clusters may name these backends and
+	// no others, and the server opens each cluster with its backend's
+	// driver (state under STATE_DIR/BACKEND/CLUSTER). The local one is
+	// required: it runs the built-in local fleet.
+	Backends []backend.Driver
 }
 
 // Main is Run with the drivers that the server and `token create --store`
@@ -44,8 +38,19 @@ var errNoDrivers = errors.New("this build of gpubroker has no store or backend d
 // drivers returns the env's drivers, or an error when it has none.
 func (env *Env) drivers() (Drivers, error) {
 	d := env.Drivers
-	if d.OpenStore == nil || d.LocalBackend == nil {
+	if d.OpenStore == nil || d.backend(model.BackendLocal) == nil {
 		return Drivers{}, errNoDrivers
 	}
 	return d, nil
+}
+
+// backend returns the driver of backend kind, or nil when this build has
+// none.
+func (d Drivers) backend(kind model.BackendKind) *backend.Driver {
+	for i := range d.Backends {
+		if d.Backends[i].Name == string(kind) && d.Backends[i].Open != nil {
+			return &d.Backends[i]
+		}
+	}
+	return nil
 }

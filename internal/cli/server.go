@@ -157,6 +157,7 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 	cfg := server.Config{
 		Store:          st,
 		Backends:       backends.get,
+		Drivers:        d.Backends,
 		StateDir:       dir,
 		Listen:         o.listen,
 		RoundInterval:  o.round,
@@ -213,12 +214,11 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 	return nil
 }
 
-// backendSet opens the backend of each cluster for the server, by the
-// cluster's backend kind: local (state under DIR/local/CLUSTER), slurm
-// (attempts under DIR/slurm/CLUSTER unless the fleet names a shared
-// directory), kubernetes; an error (the cluster is unhealthy) for engines
-// this build cannot drive. It keeps what it opened, to close after the
-// server.
+// backendSet opens the backend of each cluster for the server, with the
+// driver its backend names, in the cluster's own directory under the state
+// directory (DIR/BACKEND/CLUSTER); an error (the cluster is unhealthy) for
+// backends this build does not drive. It keeps what it opened, to close
+// after the server.
 type backendSet struct {
 	dir     string // the state directory
 	drivers Drivers
@@ -228,28 +228,12 @@ type backendSet struct {
 }
 
 func (b *backendSet) get(cl model.Cluster) (backend.Backend, error) {
-	var be backend.Backend
-	var err error
-	d := b.drivers
-	switch {
-	case cl.Backend == model.BackendLocal && d.LocalBackend != nil:
-		be, err = d.LocalBackend(filepath.Join(b.dir, "local", cl.Name), cl)
-	case cl.Backend == model.BackendSlurm && d.SlurmBackend != nil:
-		be, err = d.SlurmBackend(filepath.Join(b.dir, "slurm", cl.Name), cl)
-	case cl.Backend == model.BackendKubernetes && d.KubernetesBackend != nil:
-		be, err = d.KubernetesBackend(cl)
-	default:
-		var have []string
-		for _, k := range []struct {
-			kind model.BackendKind
-			ok   bool
-		}{{model.BackendLocal, d.LocalBackend != nil}, {model.BackendSlurm, d.SlurmBackend != nil}, {model.BackendKubernetes, d.KubernetesBackend != nil}} {
-			if k.ok {
-				have = append(have, string(k.kind))
-			}
-		}
-		return nil, fmt.Errorf("cluster %s: backend %q is not available in this build; it drives %s", cl.Name, cl.Backend, strings.Join(have, ", "))
+	d := b.drivers.backend(cl.Backend)
+	if d == nil {
+		return nil, fmt.Errorf("cluster %s: backend %q is not available in this build; it drives %s",
+			cl.Name, cl.Backend, strings.Join(backend.Names(b.drivers.Backends), ", "))
 	}
+	be, err := d.Open(cl, filepath.Join(b.dir, d.Name, cl.Name))
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
 	}

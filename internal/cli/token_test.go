@@ -20,9 +20,9 @@ var testDrivers = Drivers{
 	OpenStore: func(ctx context.Context, url string) (store.Store, error) {
 		return sqlite.Open(strings.TrimPrefix(url, "sqlite:"))
 	},
-	LocalBackend: func(dir string, cl model.Cluster) (backend.Backend, error) {
+	Backends: []backend.Driver{{Name: "local", Open: func(cl model.Cluster, dir string) (backend.Backend, error) {
 		return local.New(dir, local.Options{GPUs: 8})
-	},
+	}}},
 }
 
 // TestTokenCreateStore bootstraps a token straight into a SQLite store and

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,32 +32,49 @@ const chromiumPath = "/usr/bin/chromium"
 // backend, listening on a loopback port.
 type dashServer struct {
 	url, admin string
-	st         *sqlite.Store
-	be         *local.Backend
 }
 
 func startDashServer(t *testing.T) *dashServer {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "broker.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	be, err := local.New(filepath.Join(dir, "local"), local.Options{GPUs: 4, Grace: 300 * time.Millisecond, LogPoll: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startLocalBroker(t, dir, 100*time.Millisecond, func(c model.Cluster) *local.Backend {
+		if c.Backend == model.BackendLocal {
+			return be
+		}
+		return nil
+	})
+}
+
+// startLocalBroker starts an in-process server on real SQLite in dir, its
+// clusters run by the local backends backendOf gives (nil: none), and
+// stops it, and whatever still runs on those backends, when t ends.
+func startLocalBroker(t *testing.T, dir string, round time.Duration, backendOf func(model.Cluster) *local.Backend) *dashServer {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(dir, "broker.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	used := map[*local.Backend]bool{}
 	srv, err := server.New(server.Config{
 		Store: st,
 		Backends: func(c model.Cluster) (backend.Backend, error) {
-			if c.Backend == model.BackendLocal {
-				return be, nil
+			be := backendOf(c)
+			if be == nil {
+				return nil, fmt.Errorf("no %s backend for cluster %s in this test", c.Backend, c.Name)
 			}
-			return nil, fmt.Errorf("no %s backend in this test", c.Backend)
+			mu.Lock()
+			used[be] = true
+			mu.Unlock()
+			return be, nil
 		},
 		StateDir:      filepath.Join(dir, "state"),
 		Listen:        "127.0.0.1:0",
-		RoundInterval: 100 * time.Millisecond,
+		RoundInterval: round,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		LocalGPUs:     4,
 	})
@@ -70,22 +88,11 @@ func startDashServer(t *testing.T) *dashServer {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Close(ctx)
-		// Stop whatever still runs on the backend before the directory goes.
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			sts, err := be.Observe(ctx)
-			if err != nil {
-				break
-			}
-			busy := false
-			for _, s := range sts {
-				if s.Phase == backend.PhasePending || s.Phase == backend.PhaseRunning {
-					busy = true
-					be.Cancel(ctx, s.Name)
-				}
-			}
-			if !busy {
-				break
-			}
+		// Stop whatever still runs on the backends before the directory goes.
+		mu.Lock()
+		defer mu.Unlock()
+		for be := range used {
+			stopAll(ctx, be)
 		}
 		st.Close()
 	})
@@ -93,7 +100,28 @@ func startDashServer(t *testing.T) *dashServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &dashServer{url: "http://" + srv.Addr(), admin: strings.TrimSpace(string(b)), st: st, be: be}
+	return &dashServer{url: "http://" + srv.Addr(), admin: strings.TrimSpace(string(b))}
+}
+
+// stopAll cancels every attempt still pending or running on be and waits
+// (10 s at most) until none is.
+func stopAll(ctx context.Context, be *local.Backend) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		sts, err := be.Observe(ctx)
+		if err != nil {
+			return
+		}
+		busy := false
+		for _, s := range sts {
+			if s.Phase == backend.PhasePending || s.Phase == backend.PhaseRunning {
+				busy = true
+				be.Cancel(ctx, s.Name)
+			}
+		}
+		if !busy {
+			return
+		}
+	}
 }
 
 func (d *dashServer) api(t *testing.T, method, path, token string, body, out any) {

@@ -20,7 +20,7 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"gpubroker/internal/backend/kubernetes/procnode"
+	"gpubroker/internal/backend/kubernetes/kubetest/procnode"
 )
 
 // The failover test: a fleet of three clusters on three providers (a

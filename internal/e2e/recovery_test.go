@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,10 +13,8 @@ import (
 	"gpubroker/internal/backend"
 	"gpubroker/internal/backend/local"
 	"gpubroker/internal/model"
-	"gpubroker/internal/server"
 	"gpubroker/internal/sim"
 	"gpubroker/internal/spec"
-	"gpubroker/internal/store/sqlite"
 )
 
 // recoveryFleet has two clusters, each a real local backend in its own
@@ -143,11 +138,6 @@ func simulateRecovery(t *testing.T, task string) []step {
 func serveRecovery(t *testing.T, task string) []step {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "broker.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	bes := map[string]*local.Backend{}
 	for _, name := range []string{"east", "west"} {
 		be, err := local.New(filepath.Join(dir, name), local.Options{GPUs: 4, Grace: 300 * time.Millisecond, LogPoll: 50 * time.Millisecond})
@@ -156,36 +146,7 @@ func serveRecovery(t *testing.T, task string) []step {
 		}
 		bes[name] = be
 	}
-	srv, err := server.New(server.Config{
-		Store: st,
-		Backends: func(c model.Cluster) (backend.Backend, error) {
-			if be, ok := bes[c.Name]; ok {
-				return be, nil
-			}
-			return nil, fmt.Errorf("no backend for cluster %s in this test", c.Name)
-		},
-		StateDir:      filepath.Join(dir, "state"),
-		Listen:        "127.0.0.1:0",
-		RoundInterval: 50 * time.Millisecond,
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		LocalGPUs:     4,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Close(ctx)
-	})
-	b, err := os.ReadFile(filepath.Join(dir, "state", server.AdminTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &dashServer{url: "http://" + srv.Addr(), admin: strings.TrimSpace(string(b)), st: st}
+	d := startLocalBroker(t, dir, 50*time.Millisecond, func(c model.Cluster) *local.Backend { return bes[c.Name] })
 	d.api(t, "PUT", "/v1/fleet", d.admin, map[string]string{"fleet": recoveryFleet}, nil)
 
 	submit := func(src string) int64 {

@@ -66,14 +66,7 @@ func Plan(snap *Snapshot, pol model.Policy, w *model.Workload, now time.Time) []
 			if !pl.cnt.fits(n, g) && !pl.down && n <= len(pl.free)+pl.grow && g <= pl.gpn {
 				cd.Rejections = append(cd.Rejections, Rejection{ReasonNoCapacity, fmt.Sprintf("%d node(s) with %d free GPUs; needs %d", pl.cnt[g], g, n)})
 			}
-			if ts != nil {
-				if blocked, d := r.budgetBlocked(ts, w, need, cost); blocked {
-					cd.Rejections = append(cd.Rejections, Rejection{ReasonBudget, d})
-				}
-			}
-			if blocked, d := r.capBlocked(pl.cluster.Provider, w, need); blocked {
-				cd.Rejections = append(cd.Rejections, Rejection{ReasonProviderCap, d})
-			}
+			cd.Rejections = append(cd.Rejections, r.allBlocked(placement{w: w, ts: ts, need: need, prov: pl.cluster.Provider, cost: cost})...)
 			cd.Feasible = len(cd.Rejections) == 0
 			cands = append(cands, cd)
 			seqs = append(seqs, pl.seq)

@@ -102,11 +102,8 @@ func (r *round) tryPreempt(w *model.Workload, ts *teamState, fails []attempt) *a
 				continue
 			}
 			found++
-			if blocked, _ := r.capBlocked(pl.cluster.Provider, w, need); blocked {
-				continue
-			}
 			cost := costFor(pl.cost, pr, pl.cluster.Region, r.egressRate(pr.dataRegion, pl))
-			if blocked, _ := r.budgetBlocked(ts, w, need, cost); blocked {
+			if reason, _ := r.blocked(placement{w: w, ts: ts, need: need, prov: pl.cluster.Provider, cost: cost}); reason != "" {
 				continue
 			}
 			vp.at = attempt{opt: f.opt, pl: pl, cost: cost, borrowed: borrowed}

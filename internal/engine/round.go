@@ -117,7 +117,6 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 	for i := range snap.Pools {
 		states[snap.Pools[i].Ref] = &snap.Pools[i]
 	}
-	capacity := 0.0
 	f := snap.Fleet
 	for ci := range f.Clusters {
 		cl := &f.Clusters[ci]
@@ -137,7 +136,6 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 			r.pools = append(r.pools, pl)
 			r.byRef[ref] = pl
 			r.byGPU[p.GPU] = append(r.byGPU[p.GPU], pl)
-			capacity += float64(p.GPUsPerNode * max(p.Nodes, p.MaxNodes))
 		}
 	}
 	for p, u := range snap.ProviderGPUHours {
@@ -146,10 +144,7 @@ func newRound(snap *Snapshot, pol model.Policy, now time.Time) *round {
 	for _, p := range sortedKeys(r.provUsage) {
 		r.totalUsage += r.provUsage[p]
 	}
-	r.shareFloor = pol.ShareFloorGPUHours
-	if r.shareFloor <= 0 {
-		r.shareFloor = capacity * 24
-	}
+	r.shareFloor = pol.ShareFloor(f)
 
 	r.quotas = len(f.Teams) > 0
 	cohorts := map[string][]*teamState{}
@@ -182,11 +177,7 @@ func (r *round) remaining(ra *runAlloc) float64 {
 	if end.IsZero() {
 		end = ra.a.Started.Add(DefaultDuration)
 	}
-	h := end.Sub(r.now).Hours()
-	if win := r.pol.ShareWindow.Hours(); win > 0 && h > win {
-		h = win
-	}
-	return max(0, h) * float64(ra.a.GPUs())
+	return max(0, r.pol.WindowHours(end.Sub(r.now).Hours())) * float64(ra.a.GPUs())
 }
 
 // project makes future current for this round: computed on first use

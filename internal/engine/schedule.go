@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"container/heap"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -398,50 +397,6 @@ func (r *round) checkQuota(ts *teamState, gpu model.GPUModel, need int) (borrowe
 	return false, false, fmt.Sprintf("team %s uses %d of its %d %s quota; needs %d more (no cohort to borrow from)", ts.team.Name, used, q, gpu, need)
 }
 
-// capBlocked reports whether placing need GPUs on provider p for the
-// workload's expected run would take p over the policy's share cap. Two
-// views must both stay within it: the window around now (GPU-hours used
-// so far plus what running work and this admission are expected to use)
-// and the window ahead (what running work and this admission are expected
-// to use), so that a trailing window, as it slides forward, keeps within
-// the cap as far as what is known now can tell. Both are measured over at
-// least the share floor.
-func (r *round) capBlocked(p model.Provider, w *model.Workload, need int) (bool, string) {
-	if r.pol.MaxProviderShare <= 0 {
-		return false, ""
-	}
-	r.project()
-	add := r.shareAdd(w, need)
-	around := (r.provUsage[p] + r.future[p] + add) / math.Max(r.totalUsage+r.totalFuture+add, r.shareFloor)
-	ahead := (r.future[p] + add) / math.Max(r.totalFuture+add, r.shareFloor)
-	share := math.Max(around, ahead)
-	if share > r.pol.MaxProviderShare+1e-12 {
-		return true, fmt.Sprintf("%s would hold %.1f%% of GPU-hours in the %s window; the cap is %.0f%%", p, 100*share, r.pol.ShareWindow, 100*r.pol.MaxProviderShare)
-	}
-	return false, ""
-}
-
-func (r *round) shareAdd(w *model.Workload, need int) float64 {
-	h := hours(w)
-	if win := r.pol.ShareWindow.Hours(); win > 0 && h > win {
-		h = win
-	}
-	return float64(need) * h
-}
-
-// budgetBlocked reports whether the placement's expected cost would take
-// the team over its monthly budget.
-func (r *round) budgetBlocked(ts *teamState, w *model.Workload, need int, c Cost) (bool, string) {
-	if ts == nil || ts.team.MonthlyBudgetUSD <= 0 {
-		return false, ""
-	}
-	expect := c.BilledPerGPUHour * float64(need) * hours(w)
-	if ts.spend+expect > ts.team.MonthlyBudgetUSD {
-		return true, fmt.Sprintf("team %s has spent $%.0f of its $%.0f monthly budget; this run would cost about $%.0f", ts.team.Name, ts.spend, ts.team.MonthlyBudgetUSD, expect)
-	}
-	return false, ""
-}
-
 func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 	o := &w.Options[i]
 	n, g := w.NumNodes, o.GPUsPerNode
@@ -494,7 +449,9 @@ func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 		s := c.subs[best]
 		pl := s.t.pools[pos[best]]
 		cost := costFor(pl.cost, pr, pl.cluster.Region, s.egress)
-		if blocked, d := r.budgetBlocked(ts, w, need, cost); blocked {
+		switch reason, d := r.blocked(placement{w: w, ts: ts, need: need, prov: s.prov, cost: cost}); reason {
+		case ReasonBudget:
+			// Over budget here; a cheaper pool of the class may not be.
 			if budgetDetail == "" {
 				budgetDetail = d
 			}
@@ -502,8 +459,8 @@ func (r *round) tryOption(w *model.Workload, i int, ts *teamState) attempt {
 				eff[best] = s.effective(pos[best], &pr)
 			}
 			continue
-		}
-		if blocked, d := r.capBlocked(s.prov, w, need); blocked {
+		case ReasonProviderCap:
+			// The provider is over the cap: none of its pools will do.
 			if capAt == nil {
 				capAt = &attempt{opt: i, pl: pl, cost: cost, borrowed: borrowed, overCap: true}
 				capDetail = d

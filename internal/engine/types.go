@@ -8,8 +8,8 @@ import (
 
 // PoolRef names one pool of one cluster.
 type PoolRef struct {
-	Cluster string `json:"cluster"`
-	Pool    string `json:"pool"`
+	Cluster string
+	Pool    string
 }
 
 func (r PoolRef) String() string { return r.Cluster + "/" + r.Pool }
@@ -107,50 +107,50 @@ const (
 
 // Rejection is one reason one candidate lost.
 type Rejection struct {
-	Reason Reason `json:"reason"`
-	Detail string `json:"detail"`
+	Reason Reason
+	Detail string
 }
 
 // Cost breaks down what one GPU-hour of a placement costs. Effective is what
 // the ranking minimises; List is what the provider's price list says.
 type Cost struct {
-	ListPerGPUHour float64 `json:"list_per_gpu_hour"`
+	ListPerGPUHour float64
 	// Discount is what the contract takes off list (USD per GPU-hour;
 	// negative when a capacity contract charges more than list).
-	Discount float64 `json:"discount"`
+	Discount float64
 	// CommittedCredit is the list price waived because the capacity is
 	// committed take-or-pay and already paid for.
-	CommittedCredit float64 `json:"committed_credit"`
+	CommittedCredit float64
 	// ShadowDiscount lowers the cost of usage that helps burn a spend
 	// commitment projected to fall short.
-	ShadowDiscount float64 `json:"shadow_discount"`
+	ShadowDiscount float64
 	// SpotRisk is the expected cost of work lost to preemption.
-	SpotRisk float64 `json:"spot_risk"`
+	SpotRisk float64
 	// Egress is the data transfer cost spread over the job's GPU-hours.
-	Egress float64 `json:"egress"`
+	Egress float64
 	// BilledPerGPUHour is what will actually be paid per GPU-hour (list less
 	// discount; zero for already-paid committed capacity).
-	BilledPerGPUHour    float64 `json:"billed_per_gpu_hour"`
-	EffectivePerGPUHour float64 `json:"effective_per_gpu_hour"`
+	BilledPerGPUHour    float64
+	EffectivePerGPUHour float64
 }
 
 // Admission places one workload.
 type Admission struct {
-	Workload    string           `json:"workload"`
-	Option      int              `json:"option"`
-	Pool        PoolRef          `json:"pool"`
-	Provider    model.Provider   `json:"provider"`
-	Region      string           `json:"region"`
-	GPU         model.GPUModel   `json:"gpu"`
-	GPUsPerNode int              `json:"gpus_per_node"`
-	Nodes       []int            `json:"nodes"`
-	PriceClass  model.PriceClass `json:"price_class"`
-	Contract    string           `json:"contract,omitempty"`
-	Borrowed    bool             `json:"borrowed,omitempty"`
+	Workload    string
+	Option      int
+	Pool        PoolRef
+	Provider    model.Provider
+	Region      string
+	GPU         model.GPUModel
+	GPUsPerNode int
+	Nodes       []int
+	PriceClass  model.PriceClass
+	Contract    string
+	Borrowed    bool
 	// OverCap is set when the admission exceeds the provider share cap
 	// because the policy allows it when nothing else can run the workload.
-	OverCap bool `json:"over_cap,omitempty"`
-	Cost    Cost `json:"cost"`
+	OverCap bool
+	Cost    Cost
 }
 
 // GPUs returns the admission's GPU count.
@@ -158,57 +158,57 @@ func (a Admission) GPUs() int { return len(a.Nodes) * a.GPUsPerNode }
 
 // Preemption evicts a running allocation to make room.
 type Preemption struct {
-	Workload string  `json:"workload"`
-	Pool     PoolRef `json:"pool"`
+	Workload string
+	Pool     PoolRef
 	// For is the workload the room is made for.
-	For    string `json:"for"`
-	Reason string `json:"reason"`
+	For    string
+	Reason string
 	// LostGPUHours is the work lost since the victim's last checkpoint.
-	LostGPUHours float64 `json:"lost_gpu_hours"`
+	LostGPUHours float64
 }
 
 // ScaleRequest asks an elastic pool for more nodes.
 type ScaleRequest struct {
-	Pool  PoolRef `json:"pool"`
-	Nodes int     `json:"nodes"`
+	Pool  PoolRef
+	Nodes int
 }
 
 // Wait says why a workload stays pending this round.
 type Wait struct {
-	Workload string `json:"workload"`
-	Reason   Reason `json:"reason"`
-	Detail   string `json:"detail"`
+	Workload string
+	Reason   Reason
+	Detail   string
 }
 
 // Decisions is everything one round decided, in a deterministic order:
 // admissions and preemptions in the order they were made, waits in pending
 // order.
 type Decisions struct {
-	Admit   []Admission    `json:"admit"`
-	Preempt []Preemption   `json:"preempt"`
-	Scale   []ScaleRequest `json:"scale"`
-	Wait    []Wait         `json:"wait"`
+	Admit   []Admission
+	Preempt []Preemption
+	Scale   []ScaleRequest
+	Wait    []Wait
 }
 
 // Candidate is one place a workload could run, as Plan reports it.
 type Candidate struct {
-	Rank         int              `json:"rank"`
-	Pool         PoolRef          `json:"pool"`
-	Provider     model.Provider   `json:"provider"`
-	Region       string           `json:"region"`
-	InstanceType string           `json:"instance_type,omitempty"`
-	Option       int              `json:"option"`
-	GPU          model.GPUModel   `json:"gpu"`
-	GPUsPerNode  int              `json:"gpus_per_node"`
-	NumNodes     int              `json:"num_nodes"`
-	PriceClass   model.PriceClass `json:"price_class"`
+	Rank         int
+	Pool         PoolRef
+	Provider     model.Provider
+	Region       string
+	InstanceType string
+	Option       int
+	GPU          model.GPUModel
+	GPUsPerNode  int
+	NumNodes     int
+	PriceClass   model.PriceClass
 	// ListPerHour and EffectivePerHour are for the whole workload.
-	ListPerHour      float64 `json:"list_per_hour"`
-	EffectivePerHour float64 `json:"effective_per_hour"`
-	Cost             Cost    `json:"cost"`
-	Feasible         bool    `json:"feasible"`
+	ListPerHour      float64
+	EffectivePerHour float64
+	Cost             Cost
+	Feasible         bool
 	// OverCap marks a candidate admitted over the provider share cap
 	// because the policy allows that when nothing fits within it.
-	OverCap    bool        `json:"over_cap,omitempty"`
-	Rejections []Rejection `json:"rejections,omitempty"`
+	OverCap    bool
+	Rejections []Rejection
 }

@@ -44,6 +44,13 @@ type Cluster struct {
 	// Kubernetes says how to reach a kubernetes cluster (nil: $KUBECONFIG's
 	// current context, namespace gpubroker); only for backend kubernetes.
 	Kubernetes *KubernetesTarget
+	// Target is the cluster's driver block for a backend whose block the
+	// vocabulary does not type (every backend but slurm and kubernetes):
+	// the mapping under the backend's name in the fleet file, as JSON
+	// would decode it (string, float64, bool, nil, []any, map[string]any).
+	// The backend's driver checks it and reads it; nil when the cluster
+	// has none.
+	Target map[string]any
 	// QueueAhead lets each pool of a cluster whose engine queues work
 	// itself (slurm, kubernetes) hold up to this many nodes' worth of
 	// admitted work beyond its capacity (never more than the pool's own

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"gpubroker/internal/server/control"
 	"gpubroker/internal/server/httpapi"
 	"gpubroker/internal/server/view"
+	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
 )
 
@@ -57,6 +59,13 @@ type Config struct {
 	// cluster unhealthy: its pools take no new work. What it returns
 	// stays the caller's to close after Close.
 	Backends func(cluster model.Cluster) (backend.Backend, error)
+	// Drivers are the backend drivers of this build (only their names,
+	// aliases and Check are used here): a fleet applied with PUT
+	// /v1/fleet may name only these backends, and each driver checks its
+	// clusters. A stored fleet is read back with the vocabulary's kinds
+	// too, so that one an older server accepted still loads. Nil: any
+	// backend the vocabulary knows (model.BackendKinds).
+	Drivers []backend.Driver
 	// StateDir holds admin.token. Empty: no token file is written.
 	StateDir string
 	// Listen is the HTTP address (default 127.0.0.1:8470; ":0" style
@@ -87,6 +96,10 @@ type Config struct {
 	// with LocalGPUs GPUs of model LocalGPU, at price 0. Defaults: H100, 8.
 	LocalGPU  model.GPUModel
 	LocalGPUs int
+	// ScaleDownAfter is how long an elastic pool must need fewer nodes
+	// than it has before the provisioning controller lets the idle ones
+	// go (default 2 minutes).
+	ScaleDownAfter time.Duration
 }
 
 // Server is the control plane: the HTTP API (internal/server/httpapi)
@@ -150,7 +163,7 @@ func New(cfg Config) (*Server, error) {
 	ctl, err := control.New(control.Config{
 		Store: cfg.Store, Backends: cfg.Backends, Clock: cfg.Clock, RoundInterval: cfg.RoundInterval,
 		ClusterTimeout: cfg.ClusterTimeout, Logger: cfg.Logger, LocalGPU: cfg.LocalGPU, LocalGPUs: cfg.LocalGPUs,
-		LeaderID: id, Registry: reg,
+		LeaderID: id, Registry: reg, FleetBackends: fleetBackends(cfg.Drivers, true), ScaleDownAfter: cfg.ScaleDownAfter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -158,6 +171,7 @@ func New(cfg Config) (*Server, error) {
 	api := httpapi.New(httpapi.Config{
 		Store: cfg.Store, Control: ctl, Clock: cfg.Clock, Logger: cfg.Logger, StateDir: cfg.StateDir,
 		LocalGPU: cfg.LocalGPU, LocalGPUs: cfg.LocalGPUs, Registry: reg, Gatherer: reg,
+		FleetBackends: fleetBackends(cfg.Drivers, false), StoredFleetBackends: fleetBackends(cfg.Drivers, true),
 	})
 	if err := api.BootstrapAdmin(ctx); err != nil {
 		return nil, err
@@ -283,4 +297,31 @@ func brokerID(stateDir string) (string, error) {
 		return "", fmt.Errorf("server: writing %s: %w", path, err)
 	}
 	return id, nil
+}
+
+// fleetBackends are the backends a fleet may name on a server with these
+// drivers: the drivers' own for a fleet applied to it (PUT /v1/fleet). A
+// stored fleet is read back (stored) with the vocabulary's kinds too, so
+// that one an older server accepted (backend: cloud) still loads, while
+// one naming a driver's backend keeps its block. Nil (any kind the
+// vocabulary knows) without drivers.
+func fleetBackends(drivers []backend.Driver, stored bool) []spec.Backend {
+	if drivers == nil {
+		return nil
+	}
+	var out []spec.Backend
+	for _, d := range drivers {
+		out = append(out, spec.Backend{Name: d.Name, Aliases: d.Aliases, Check: d.Check})
+	}
+	if stored {
+		for _, k := range model.BackendKinds {
+			if !slices.ContainsFunc(out, func(b spec.Backend) bool { return b.Name == string(k) }) {
+				out = append(out, spec.Backend{Name: string(k)})
+			}
+		}
+		if !slices.ContainsFunc(out, func(b spec.Backend) bool { return slices.Contains(b.Aliases, "k8s") }) {
+			out = append(out, spec.Backend{Name: string(model.BackendKubernetes), Aliases: []string{"k8s"}})
+		}
+	}
+	return out
 }

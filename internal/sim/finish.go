@@ -93,13 +93,10 @@ func (s *sim) finish() {
 	// Money and concentration.
 	r.Summary = s.led.Summarize(from, to)
 	r.CostOverTime = s.led.CostSeries(from, to, day)
-	r.ShareWindow = s.v.Policy.ShareWindow
-	if r.ShareWindow <= 0 {
-		r.ShareWindow = day
-	}
+	r.ShareWindow = s.v.Policy.Window()
 	r.ShareCap = s.v.Policy.MaxProviderShare
 	r.ProviderShare = s.led.ShareSeries(from, to, day, r.ShareWindow)
-	floor := newCapFloor(s)
+	floor := s.v.Policy.ShareFloor(s.v.Fleet)
 	for _, p := range r.ProviderShare {
 		total := 0.0
 		for _, sh := range p.Shares {
@@ -114,21 +111,6 @@ func (s *sim) finish() {
 	r.HHI = s.led.ProviderShare(from, to).HHI
 	r.Commitments = s.commitments(from, to)
 	r.Utilisation = s.utilisation(from, to)
-}
-
-// newCapFloor is the share denominator floor the engine uses, scaled to a
-// share window measured in whole days.
-func newCapFloor(s *sim) float64 {
-	if f := s.v.Policy.ShareFloorGPUHours; f > 0 {
-		return f
-	}
-	capacity := 0.0
-	for _, cl := range s.v.Fleet.Clusters {
-		for _, p := range cl.Pools {
-			capacity += float64(p.GPUsPerNode * max(p.Nodes, p.MaxNodes))
-		}
-	}
-	return capacity * 24
 }
 
 func (s *sim) commitments(from, to time.Time) []Commitment {

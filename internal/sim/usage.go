@@ -46,10 +46,7 @@ func newUsage(provs []model.Provider, window time.Duration, start int64) *usage 
 	return u
 }
 
-func monthStart(t int64) int64 {
-	x := tm(t)
-	return ns(time.Date(x.Year(), x.Month(), 1, 0, 0, 0, 0, time.UTC))
-}
+func monthStart(t int64) int64 { return ns(model.MonthStart(tm(t))) }
 
 // add starts (sign +1) or stops (-1) counting a job's allocation.
 func (u *usage) add(prov int, j *job, sign float64) {

@@ -70,6 +70,14 @@
 // except clusters; provider names are lower-cased; GPU names (pools,
 // capacity contracts, quotas, price ceilings) go through catalog.ParseGPU.
 //
+// ParseFleetWith reads it against the backends a build drives
+// (FleetOptions.Backends, from the drivers' backend.Driver): a backend:
+// value none of them names (cloud among them) is an error at the field,
+// and a cluster may hold a block named after its backend, kept as
+// model.Cluster.Target and checked by that driver's Check, whose errors
+// point at the block's lines. The slurm: and kubernetes: blocks below
+// stay typed (model.SlurmTarget, model.KubernetesTarget).
+//
 //	providers:
 //	  - {name: aws, egress_per_gb: 0.09, spot_preemptions_per_hour: 0.05}
 //	contracts:

@@ -19,9 +19,17 @@ var fleetKeys = []string{"providers", "contracts", "clusters", "teams", "policy"
 // On failure the error is an Errors listing every problem with its line and
 // the returned fleet is nil; warnings are returned either way.
 func ParseFleet(data []byte, file string, cat *catalog.Catalog) (*model.Fleet, []Warning, error) {
+	return ParseFleetWith(data, file, FleetOptions{Catalog: cat})
+}
+
+// ParseFleetWith is ParseFleet against a build's backends (see
+// FleetOptions): what a server applies and runs.
+func ParseFleetWith(data []byte, file string, o FleetOptions) (*model.Fleet, []Warning, error) {
+	cat := o.Catalog
 	if cat == nil {
 		cat = catalog.Builtin()
 	}
+	bs := newFleetBackends(o.Backends)
 	p := newParser(file)
 	docs := p.documents(data)
 	if len(docs) > 1 {
@@ -47,7 +55,7 @@ func ParseFleet(data []byte, file string, cat *catalog.Catalog) (*model.Fleet, [
 				}
 			case "clusters":
 				for i, n := range p.items(fd.value, "clusters", "a list of clusters", false) {
-					f.Clusters = append(f.Clusters, p.cluster(n, index("clusters", i), cat))
+					f.Clusters = append(f.Clusters, p.cluster(n, index("clusters", i), cat, bs))
 				}
 			case "teams":
 				for i, n := range p.items(fd.value, "teams", "a list of teams", false) {
@@ -60,6 +68,7 @@ func ParseFleet(data []byte, file string, cat *catalog.Catalog) (*model.Fleet, [
 			}
 		}
 		p.mergeModel("", f.Validate())
+		bs.check(p, f)
 	}
 	if len(p.errs) > 0 {
 		return nil, p.sortedWarnings(), p.sortedErrors()
@@ -212,10 +221,11 @@ func (p *parser) gpuName(n *yaml.Node, path, s string) model.GPUModel {
 
 var clusterKeys = []string{"name", "provider", "region", "zone", "backend", "endpoint", "slurm", "kubernetes", "queue_ahead", "pools"}
 
-func (p *parser) cluster(n *yaml.Node, path string, cat *catalog.Catalog) model.Cluster {
+func (p *parser) cluster(n *yaml.Node, path string, cat *catalog.Catalog, bs *fleetBackends) model.Cluster {
 	var c model.Cluster
 	p.see(path, n)
 	var pools []*yaml.Node
+	var blocks []field // driver blocks (FleetOptions.Backends)
 
 	backendGiven := false
 	for _, f := range p.fields(n, path, "a cluster mapping (name, provider, region, backend, pools)") {
@@ -232,11 +242,7 @@ func (p *parser) cluster(n *yaml.Node, path string, cat *catalog.Catalog) model.
 			c.Zone, _ = p.str(f.value, fp)
 		case "backend":
 			backendGiven = true
-			b := p.lowerName(f.value, fp)
-			if b == "k8s" {
-				b = string(model.BackendKubernetes)
-			}
-			c.Backend = model.BackendKind(b)
+			c.Backend = bs.kind(p, f.value, fp)
 		case "endpoint":
 			c.Endpoint, _ = p.str(f.value, fp)
 		case "slurm":
@@ -248,126 +254,21 @@ func (p *parser) cluster(n *yaml.Node, path string, cat *catalog.Catalog) model.
 		case "pools":
 			pools = p.items(f.value, fp, "a list of pools", false)
 		default:
-			p.unknown(f, path, clusterKeys)
+			if bs.block(f.key) {
+				blocks = append(blocks, f)
+				continue
+			}
+			p.unknown(f, path, bs.clusterKeys())
 		}
 	}
 	if !backendGiven {
-		p.errorf(resolve(n), join(path, "backend"), "missing; say how work reaches the cluster: local, slurm, kubernetes or cloud")
+		p.errorf(resolve(n), join(path, "backend"), "missing; say how work reaches the cluster: %s", bs.names())
 	}
+	c.Target = bs.target(p, path, c.Backend, blocks)
 	for i, pn := range pools {
 		c.Pools = append(c.Pools, p.pool(pn, index(join(path, "pools"), i), c, cat))
 	}
 	return c
-}
-
-var slurmKeys = []string{"conf", "partition", "gres_type", "dir", "account", "qos", "team_accounts", "team_qos"}
-
-// slurmTarget reads a cluster's slurm block: how to reach its controller.
-func (p *parser) slurmTarget(n *yaml.Node, path string) *model.SlurmTarget {
-	t := &model.SlurmTarget{}
-	p.see(path, n)
-	for _, f := range p.fields(n, path, "a slurm mapping (conf, partition, gres_type, dir)") {
-		fp := join(path, f.key)
-		p.see(fp, f.keyN)
-		switch f.key {
-		case "conf":
-			t.Conf = p.absPath(f.value, fp, "the slurm.conf the Slurm commands read, e.g. /etc/slurm/slurm.conf")
-		case "partition":
-			t.Partition, _ = p.str(f.value, fp)
-			if strings.ContainsAny(t.Partition, " ,\t\n") {
-				p.errorf(f.value, fp, "%q is not one partition name; give one partition, e.g. gpu", t.Partition)
-			}
-		case "gres_type":
-			t.GRESType, _ = p.str(f.value, fp)
-			if strings.ContainsAny(t.GRESType, " :,\t\n") {
-				p.errorf(f.value, fp, "%q is not a GRES type; give the type of gpu GRES as in gres.conf, e.g. h100", t.GRESType)
-			}
-		case "dir":
-			t.Dir = p.absPath(f.value, fp, "a directory the broker and every compute node see at the same path, e.g. /shared/gpubroker")
-		case "account":
-			t.Account = p.slurmWord(f.value, fp, "account", "research")
-		case "qos":
-			t.QOS = p.slurmWord(f.value, fp, "QOS", "normal")
-		case "team_accounts", "team_qos":
-			what, eg := "account", "research"
-			if f.key == "team_qos" {
-				what, eg = "QOS", "high"
-			}
-			by := map[string]string{}
-			for _, tf := range p.fields(f.value, fp, "a mapping of team: Slurm "+what) {
-				tp := join(fp, tf.key)
-				p.see(tp, tf.keyN)
-				by[tf.key] = p.slurmWord(tf.value, tp, what, eg)
-			}
-			if f.key == "team_accounts" {
-				t.TeamAccounts = by
-			} else {
-				t.TeamQOS = by
-			}
-		default:
-			p.unknown(f, path, slurmKeys)
-		}
-	}
-	return t
-}
-
-// slurmWord reads an account or QOS name: one word, as sbatch takes it.
-func (p *parser) slurmWord(n *yaml.Node, path, what, eg string) string {
-	s, _ := p.str(n, path)
-	if strings.ContainsAny(s, " ,\t\n=") {
-		p.errorf(n, path, "%q is not one Slurm %s; give one name, e.g. %s", s, what, eg)
-		return ""
-	}
-	return s
-}
-
-var kubernetesKeys = []string{"kubeconfig", "context", "namespace", "image", "products", "compression"}
-
-// kubernetesTarget reads a cluster's kubernetes block: which API server,
-// which namespace, and the GPU product label of each pool.
-func (p *parser) kubernetesTarget(n *yaml.Node, path string) *model.KubernetesTarget {
-	t := &model.KubernetesTarget{}
-	p.see(path, n)
-	for _, f := range p.fields(n, path, "a kubernetes mapping (kubeconfig, context, namespace, image, products, compression)") {
-		fp := join(path, f.key)
-		p.see(fp, f.keyN)
-		switch f.key {
-		case "kubeconfig":
-			t.Kubeconfig = p.absPath(f.value, fp, "the kubeconfig file, e.g. /etc/gpubroker/azure.kubeconfig")
-		case "context":
-			t.Context, _ = p.str(f.value, fp)
-		case "namespace":
-			t.Namespace, _ = p.str(f.value, fp)
-		case "image":
-			t.Image, _ = p.str(f.value, fp)
-		case "compression":
-			t.Compression, _ = p.boolean(f.value, fp)
-		case "products":
-			t.Products = map[string]string{}
-			for _, pr := range p.fields(f.value, fp, "a mapping of pool name: nvidia.com/gpu.product value") {
-				pp := join(fp, pr.key)
-				p.see(pp, pr.keyN)
-				t.Products[pr.key], _ = p.str(pr.value, pp)
-			}
-		default:
-			p.unknown(f, path, kubernetesKeys)
-		}
-	}
-	return t
-}
-
-// absPath reads a path on the broker's machine; it must be absolute, as
-// the server's working directory is nobody's business.
-func (p *parser) absPath(n *yaml.Node, path, hint string) string {
-	s, ok := p.str(n, path)
-	if !ok {
-		return ""
-	}
-	if s == "" || !strings.HasPrefix(s, "/") {
-		p.errorf(n, path, "%q is not an absolute path; give %s", s, hint)
-		return ""
-	}
-	return s
 }
 
 var poolKeys = []string{"name", "gpu", "gpus_per_node", "nodes", "max_nodes", "price_class", "price_per_gpu_hour", "instance_type", "contract", "cpus_per_node", "memory_gib_per_node"}

@@ -1,8 +1,13 @@
 // Package store is the control plane's persistence contract: jobs and their
-// state machine, the per-job event history, the fleet document, API tokens
-// and usage records. Drivers live in store/sqlite (the embedded default)
-// and store/postgres (several broker replicas); store/storetest is the one
+// state machine, the per-job event history and attempts, the fleet
+// document, API tokens and usage records. Drivers live in store/sqlite (the
+// embedded default) and store/postgres (several broker replicas), both
+// over store/sqlstore, the SQL they share; store/storetest is the one
 // conformance suite both pass.
+//
+// Attempts are structure, not text: each move writes the attempt it
+// changes (Attempt) in its own transaction, and event messages are for
+// people only.
 //
 // The contract is written from what internal/server needs and speaks only
 // model types and the types below: no SQL, no driver types. Every method

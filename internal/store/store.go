@@ -149,7 +149,53 @@ type Move struct {
 	// transaction as the move, so that an attempt's end and its bill are
 	// written together or not at all.
 	Usage *Usage
+	// Slots, on a move to Admitted, are the GPU indexes the attempt holds
+	// on each node of Placement; they are kept on the attempt (Attempts)
+	// so that a restarted server hands out the same ones.
+	Slots []NodeSlots
 }
+
+// NodeSlots are the GPU indexes an attempt holds on one node of its pool.
+type NodeSlots struct {
+	Node int   `json:"node"`
+	GPUs []int `json:"gpus"`
+}
+
+// Attempt is one run of a job: where the engine placed it, which GPUs it
+// held, when it was admitted, started and ended, and how it ended. The
+// store keeps one per job and attempt number, written by CreateJob (the
+// first) and by each MoveJob(s) in the move's own transaction:
+//   - a move to Admitted sets the placement (Cluster, Pool, Provider,
+//     Region from Move.Placement), Slots (Move.Slots) and Admitted;
+//   - a move to Running sets Started; a move to a terminal state sets
+//     Ended, ExitCode (Move.ExitCode), Outcome (the state) and Reason
+//     (Move.Message);
+//   - a move with NextAttempt ends the attempt it leaves (Ended, Outcome
+//     RETRIED, Reason the move's Message) and starts the next one;
+//   - every move sets State to its To, except a move back to Pending,
+//     which leaves the attempt in the state it ended in.
+type Attempt struct {
+	JobID    int64          `json:"job_id"`
+	Attempt  int            `json:"attempt"`
+	Cluster  string         `json:"cluster,omitempty"`
+	Pool     string         `json:"pool,omitempty"`
+	Provider model.Provider `json:"provider,omitempty"`
+	Region   string         `json:"region,omitempty"`
+	Slots    []NodeSlots    `json:"slots,omitempty"`
+	State    State          `json:"state"`
+	Admitted time.Time      `json:"admitted,omitzero"`
+	Started  time.Time      `json:"started,omitzero"`
+	Ended    time.Time      `json:"ended,omitzero"`
+	ExitCode *int           `json:"exit_code,omitempty"`
+	// Outcome is SUCCEEDED, FAILED, CANCELLED, OutcomeRetried, or empty
+	// while the attempt lasts.
+	Outcome string `json:"outcome,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// OutcomeRetried is the Outcome of an attempt that another one followed
+// (lost, preempted, restarted after an error, not dispatchable).
+const OutcomeRetried = "RETRIED"
 
 // JobMove is one Move of a MoveJobs batch: job ID's.
 type JobMove struct {
@@ -236,6 +282,11 @@ type Store interface {
 	Changes(ctx context.Context, c Cursor) ([]*Job, Cursor, error)
 	// Events returns a job's history in order.
 	Events(ctx context.Context, id int64) ([]Event, error)
+	// Attempts returns a job's attempts in attempt order, as the moves
+	// wrote them (see Attempt), or ErrNotFound when there is no such job.
+	// A job created before the store kept attempts has those its events
+	// told when the store was upgraded, without Provider and Region.
+	Attempts(ctx context.Context, id int64) ([]Attempt, error)
 	// CountByState returns how many jobs are in each state.
 	CountByState(ctx context.Context) (map[State]int, error)
 

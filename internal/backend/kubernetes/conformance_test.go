@@ -10,7 +10,7 @@ import (
 
 	"gpubroker/internal/backend"
 	"gpubroker/internal/backend/backendtest"
-	"gpubroker/internal/backend/kubernetes/procnode"
+	"gpubroker/internal/backend/kubernetes/kubetest/procnode"
 )
 
 // procCluster starts two procnodes (8 GPUs each, a product of their own,

@@ -81,7 +81,8 @@
 // The tests run against a real API server, controller-manager and
 // scheduler (scripts/engines/k8s-up.sh). Its kwok nodes run nothing; the
 // conformance suite (backendtest) runs on two procnode nodes instead
-// (package procnode: pods as local processes, logs through pods/log),
+// (package kubetest/procnode: pods as local processes, logs through
+// pods/log),
 // which a taint and a product label of their own keep apart from the kwok
 // nodes (Options.Tolerations, Options.NodeSelector).
 package kubernetes

@@ -16,6 +16,7 @@ import (
 	"gpubroker/internal/model"
 	"gpubroker/internal/server/clock"
 	"gpubroker/internal/server/view"
+	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
 )
 
@@ -37,6 +38,14 @@ type Config struct {
 	LeaderID string
 	// Registry takes the controller's metrics.
 	Registry prometheus.Registerer
+	// FleetBackends are the backends a stored fleet may name, each with
+	// its driver's check (spec.FleetOptions.Backends); nil: any backend
+	// the vocabulary knows.
+	FleetBackends []spec.Backend
+	// ScaleDownAfter is how long an elastic pool must need fewer nodes
+	// than it has before the provisioning controller lets the idle ones
+	// go (default 2 minutes).
+	ScaleDownAfter time.Duration
 }
 
 // Controller is the control side of the server: the reconciler, whose
@@ -79,6 +88,8 @@ type Controller struct {
 	mu   sync.Mutex
 	stop context.CancelFunc
 	done chan struct{}
+	// prov is the provisioning controller's state (provision.go).
+	prov provisioner
 }
 
 // New makes a controller and reads the applied fleet, so that requests

@@ -18,10 +18,18 @@ func (s *Controller) localFleetState() *view.Fleet {
 	return view.NewFleet(view.LocalFleet(s.cfg.LocalGPU, s.cfg.LocalGPUs), 0, "built-in local fleet")
 }
 
-// refreshFleet reads the store's newest fleet and parses it only when its
+// refreshFleet is the fleet a round runs: readFleet's, with each elastic
+// pool that the provisioning controller scaled at its ready size
+// (provision.go).
+func (s *Controller) refreshFleet(ctx context.Context) (*view.Fleet, error) {
+	fs, err := s.readFleet(ctx)
+	return s.provisionedFleet(fs), err
+}
+
+// readFleet reads the store's newest fleet and parses it only when its
 // version changed. A stored fleet this server cannot parse (written by a
 // newer version) is logged and the previous one kept.
-func (s *Controller) refreshFleet(ctx context.Context) (*view.Fleet, error) {
+func (s *Controller) readFleet(ctx context.Context) (*view.Fleet, error) {
 	cur := s.fleet.Load()
 	doc, version, err := s.store.GetFleet(ctx)
 	switch {
@@ -39,7 +47,7 @@ func (s *Controller) refreshFleet(ctx context.Context) (*view.Fleet, error) {
 		// PUT /v1/fleet stored a newer one since this read began.
 		return cur, nil
 	}
-	f, _, err := spec.ParseFleet([]byte(doc), fmt.Sprintf("fleet v%d", version), nil)
+	f, _, err := spec.ParseFleetWith([]byte(doc), fmt.Sprintf("fleet v%d", version), spec.FleetOptions{Backends: s.cfg.FleetBackends})
 	if err != nil {
 		s.log.Error("the stored fleet does not parse; keeping the previous one", "version", version, "err", err)
 		return cur, nil
@@ -74,7 +82,8 @@ type clusterBackend struct {
 func sameBackendDef(a, b model.Cluster) bool {
 	return a.Name == b.Name && a.Backend == b.Backend && a.Endpoint == b.Endpoint &&
 		a.Provider == b.Provider && a.Region == b.Region && a.Zone == b.Zone &&
-		reflect.DeepEqual(a.Slurm, b.Slurm) && reflect.DeepEqual(a.Kubernetes, b.Kubernetes)
+		reflect.DeepEqual(a.Slurm, b.Slurm) && reflect.DeepEqual(a.Kubernetes, b.Kubernetes) &&
+		reflect.DeepEqual(a.Target, b.Target)
 }
 
 // backendOf returns the cached backend of c, making it on first use, when

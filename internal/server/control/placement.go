@@ -270,8 +270,9 @@ func slotFree(snap *engine.Snapshot) bool {
 }
 
 // admit records the engine's admissions: Pending -> Admitted with the
-// placement and the GPU slots of each node, the slots also written into
-// the event's message so that a restarted server dispatches the same ones.
+// placement and the GPU slots of each node, kept on the attempt so that a
+// restarted server dispatches the same ones (and written into the event's
+// message for people).
 // note, when set, goes into each admission's message after the price.
 func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[string]bool, disp *roundDispatch, note string) {
 	if len(as) == 0 {
@@ -295,7 +296,7 @@ func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[s
 		}
 		msg := fmt.Sprintf(view.PlacedPrefix+"%s (%s, %s, $%.2f/GPU-h effective)%s; %s",
 			a.Pool, a.Provider, a.PriceClass, a.Cost.EffectivePerGPUHour, note, formatSlots(nodes))
-		rd.plan(j, store.Move{To: store.Admitted, Placement: pl, Message: msg}, func(moved *store.Job) {
+		rd.plan(j, store.Move{To: store.Admitted, Placement: pl, Slots: storeSlots(nodes), Message: msg}, func(moved *store.Job) {
 			if moved == nil {
 				releaseSlots(used, a.Pool, nodes)
 				return

@@ -188,8 +188,10 @@ var controllers = []controller{
 //  4. stop and forget backend objects no active attempt owns;
 //  5. hold back pipeline stages whose previous stage has not succeeded,
 //     and cancel those whose previous stage failed or was cancelled;
-//  6. build the engine's snapshot and schedule the other pending jobs,
-//     then apply preemptions, then admissions (with GPU slots); then, on
+//  6. build the engine's snapshot and schedule the other pending jobs;
+//     let the provisioning controller scale elastic pools and hold back
+//     admissions onto nodes not ready yet (provision.go); then apply
+//     preemptions, then admissions (with GPU slots); then, on
 //     clusters with queue_ahead, admit what may wait in the engine's own
 //     queue (admitAhead);
 //  7. dispatch every admitted job not in flight (idempotent by name; each
@@ -277,6 +279,7 @@ func (rd *round) place(ctx context.Context) {
 	rd.totals = totals
 	snap, pending := rd.snapshot(totals, realNodes)
 	dec := engine.Schedule(snap, pending, fs.Fleet.Policy, now)
+	rd.provision(ctx, &dec)
 	blocked := rd.preempt(ctx, dec.Preempt)
 	rd.admit(ctx, dec.Admit, blocked, rd.disp, "")
 	if len(dec.Wait) > 0 {

@@ -14,9 +14,11 @@ import (
 // GPU slots: which GPU indexes of each node an attempt gets. The engine
 // counts free GPUs per node; the server turns a count into indexes, lowest
 // free first given the other attempts on the node, at admission. The
-// slots are written into the admission event's message ("gpu slots:
-// 0=0,1 1=0,1", node=indexes), so that dispatch after a restart, and a
-// restarted server's view of who uses what, is the same as before.
+// slots are kept on the attempt in the store (store.Move.Slots, read back
+// as store.Attempt.Slots), so that dispatch after a restart, and a
+// restarted server's view of who uses what, is the same as before. They
+// are also written into the admission event's message ("gpu slots: 0=0,1
+// 1=0,1", node=indexes) for people; that text is never read back.
 
 // attemptSlots are the slots of one job's current attempt.
 type attemptSlots struct {
@@ -55,33 +57,13 @@ func formatSlots(nodes []backend.Node) string {
 	return b.String()
 }
 
-// parseSlots reads what formatSlots wrote at the end of msg.
-func parseSlots(msg string) ([]backend.Node, bool) {
-	i := strings.LastIndex(msg, slotsMarker)
-	if i < 0 {
-		return nil, false
+// storeSlots are nodes as the store keeps them.
+func storeSlots(nodes []backend.Node) []store.NodeSlots {
+	out := make([]store.NodeSlots, len(nodes))
+	for i, n := range nodes {
+		out[i] = store.NodeSlots{Node: n.Index, GPUs: n.GPUs}
 	}
-	var nodes []backend.Node
-	for _, f := range strings.Fields(msg[i+len(slotsMarker):]) {
-		idx, gpus, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, false
-		}
-		n, err := strconv.Atoi(idx)
-		if err != nil {
-			return nil, false
-		}
-		node := backend.Node{Index: n}
-		for _, g := range strings.Split(gpus, ",") {
-			v, err := strconv.Atoi(g)
-			if err != nil {
-				return nil, false
-			}
-			node.GPUs = append(node.GPUs, v)
-		}
-		nodes = append(nodes, node)
-	}
-	return nodes, len(nodes) > 0
+	return out
 }
 
 // assignSlots gives need GPUs on each of nodes, the lowest indexes that
@@ -132,7 +114,7 @@ func defaultSlots(p *store.Placement) []backend.Node {
 }
 
 // ensureSlots makes sure every job holding capacity has its slots known:
-// from memory, else from its admission event (after a restart), else
+// from memory, else from its attempt in the store (after a restart), else
 // (an admission written by something else) the lowest free. Entries of
 // jobs no longer holding capacity are dropped.
 func (rd *round) ensureSlots(ctx context.Context) {
@@ -145,7 +127,7 @@ func (rd *round) ensureSlots(ctx context.Context) {
 		if sl, ok := known[j.ID]; ok && sl.attempt == j.Attempt {
 			continue
 		}
-		if nodes, ok := rd.slotsFromEvents(ctx, j); ok {
+		if nodes, ok := rd.storedSlots(ctx, j); ok {
 			known[j.ID] = attemptSlots{attempt: j.Attempt, pool: poolOf(j), nodes: nodes}
 			continue
 		}
@@ -167,18 +149,21 @@ func (rd *round) ensureSlots(ctx context.Context) {
 	}
 }
 
-// slotsFromEvents finds the slots in j's admission event of its current
-// attempt.
-func (rd *round) slotsFromEvents(ctx context.Context, j *store.Job) ([]backend.Node, bool) {
-	evs, err := rd.s.store.Events(ctx, j.ID)
+// storedSlots are the slots the store keeps for j's current attempt.
+func (rd *round) storedSlots(ctx context.Context, j *store.Job) ([]backend.Node, bool) {
+	as, err := rd.s.store.Attempts(ctx, j.ID)
 	if err != nil {
 		return nil, false
 	}
-	for i := len(evs) - 1; i >= 0; i-- {
-		e := evs[i]
-		if e.To == store.Admitted && e.Attempt == j.Attempt {
-			return parseSlots(e.Message)
+	for _, a := range as {
+		if a.Attempt != j.Attempt || len(a.Slots) == 0 {
+			continue
 		}
+		nodes := make([]backend.Node, len(a.Slots))
+		for i, n := range a.Slots {
+			nodes[i] = backend.Node{Index: n.Node, GPUs: n.GPUs}
+		}
+		return nodes, true
 	}
 	return nil, false
 }

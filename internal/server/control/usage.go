@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"gpubroker/internal/ledger"
 	"gpubroker/internal/model"
 	"gpubroker/internal/server/view"
 	"gpubroker/internal/store"
@@ -39,68 +40,34 @@ func newUsageSnapshot() usageSnapshot {
 }
 
 func (u usageSnapshot) clone() usageSnapshot {
-	c := newUsageSnapshot()
-	for k, v := range u.providerGPUHours {
-		c.providerGPUHours[k] = v
-	}
-	for k, v := range u.teamSpend {
-		c.teamSpend[k] = v
-	}
-	for k, v := range u.contractSpend {
-		c.contractSpend[k] = v
-	}
-	return c
+	c := u.totals().Clone()
+	return usageSnapshot{providerGPUHours: c.ProviderGPUHours, teamSpend: c.TeamSpendUSD, contractSpend: c.ContractSpendUSD}
 }
 
-func monthStart(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+// totals is u's figures as ledger.Totals (sharing its maps).
+func (u *usageSnapshot) totals() ledger.Totals {
+	return ledger.Totals{ProviderGPUHours: u.providerGPUHours, TeamSpendUSD: u.teamSpend, ContractSpendUSD: u.contractSpend}
 }
 
-func shareWindow(f *model.Fleet) time.Duration {
-	if w := f.Policy.ShareWindow; w > 0 {
-		return w
-	}
-	return 30 * 24 * time.Hour
-}
-
-// add books one record into u as of now: the part inside the share window,
-// the part in this month, all of it for its contract.
+// add books one record into u as of now, by the one rule
+// (ledger.Totals.Book): the part inside the share window, the part in this
+// month, all of it for its contract.
 func (u *usageSnapshot) add(r store.Usage, now, windowStart time.Time) {
-	if r.GPUs <= 0 || !r.End.After(r.Start) {
-		return
-	}
-	total := r.End.Sub(r.Start)
-	part := func(from time.Time) float64 {
-		s := r.Start
-		if from.After(s) {
-			s = from
-		}
-		if !r.End.After(s) {
-			return 0
-		}
-		return float64(r.End.Sub(s)) / float64(total)
-	}
-	hours := total.Hours() * float64(r.GPUs)
-	u.providerGPUHours[r.Provider] += hours * part(windowStart)
-	u.teamSpend[r.Team] += r.CostUSD * part(monthStart(now))
-	if r.Contract != "" {
-		u.contractSpend[r.Contract] += r.CostUSD
-	}
+	u.totals().Book(ledger.Use{Provider: r.Provider, Team: r.Team, Contract: r.Contract, GPUs: r.GPUs, Start: r.Start, End: r.End, CostUSD: r.CostUSD}, now, windowStart)
 }
 
 // usageTotals returns this round's figures: the cached base plus what the
 // holding jobs have run so far.
 func (s *Controller) usageTotals(ctx context.Context, fs *view.Fleet, holding []*store.Job, now time.Time) usageSnapshot {
 	ut := &s.rec.usage
-	window := shareWindow(fs.Fleet)
+	window := fs.Fleet.Policy.Window()
 	ut.mu.Lock()
 	stale := ut.read.IsZero() || now.Sub(ut.read) >= usageRefresh || now.Before(ut.read) ||
-		!monthStart(now).Equal(monthStart(ut.read)) || ut.window != window
+		!model.MonthStart(now).Equal(model.MonthStart(ut.read)) || ut.window != window
 	ut.mu.Unlock()
 	if stale {
 		from := now.Add(-window)
-		if m := monthStart(now); m.Before(from) {
+		if m := model.MonthStart(now); m.Before(from) {
 			from = m
 		}
 		for _, c := range fs.Fleet.Contracts {

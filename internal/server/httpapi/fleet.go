@@ -36,7 +36,7 @@ func (s *Server) handlePutFleet(w http.ResponseWriter, r *http.Request, p princi
 	if e := decodeBody(w, r, MaxFleetBody, &req); e != nil {
 		return e
 	}
-	f, warns, err := spec.ParseFleet([]byte(req.Fleet), "fleet.yaml", nil)
+	f, warns, err := spec.ParseFleetWith([]byte(req.Fleet), "fleet.yaml", spec.FleetOptions{Backends: s.cfg.FleetBackends})
 	if err != nil {
 		return specError(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"gpubroker/internal/model"
 	"gpubroker/internal/server/clock"
 	"gpubroker/internal/server/view"
+	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
 )
 
@@ -57,6 +58,12 @@ type Config struct {
 	// messages).
 	LocalGPU  model.GPUModel
 	LocalGPUs int
+	// FleetBackends are the backends a fleet applied with PUT /v1/fleet may
+	// name, each with its driver's check; StoredFleetBackends those a
+	// stored fleet is read back with (the dashboard). Nil: any backend the
+	// vocabulary knows.
+	FleetBackends       []spec.Backend
+	StoredFleetBackends []spec.Backend
 	// Registry takes the API's metrics; Gatherer is what /metrics serves.
 	Registry prometheus.Registerer
 	Gatherer prometheus.Gatherer

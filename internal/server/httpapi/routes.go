@@ -59,7 +59,7 @@ func (s *Server) routes() http.Handler {
 		return notFound("no endpoint %s %s; GET /v1/openapi.json lists them", r.Method, r.URL.Path)
 	}))
 	// The dashboard (internal/server/web): pages at /, a client of /v1.
-	web.New(web.Config{API: mux, Now: s.now, Logger: s.log, Who: func(r *http.Request) (web.Principal, error) {
+	web.New(web.Config{API: mux, Now: s.now, Logger: s.log, Backends: s.cfg.StoredFleetBackends, Who: func(r *http.Request) (web.Principal, error) {
 		p, aerr := s.authenticate(r)
 		if aerr != nil {
 			return web.Principal{}, errors.New(aerr.Message)

@@ -15,7 +15,11 @@ type Fleet struct {
 	// Version is the store's fleet version; 0 for the built-in local fleet.
 	Version int64
 	// Name says which fleet this is in messages and plan output.
-	Name      string
+	Name string
+	// Applied is the fleet as applied when Fleet is its provisioned view
+	// (elastic pools at their ready size, see control's provisioning
+	// controller); nil when Fleet is.
+	Applied   *model.Fleet
 	Teams     map[string]bool
 	TeamNames []string
 }

@@ -48,7 +48,7 @@ func (h *Handler) fleetDoc(s *session) (*model.Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, _, err := spec.ParseFleet([]byte(out.Fleet), "fleet.yaml", nil)
+	f, _, err := spec.ParseFleetWith([]byte(out.Fleet), "fleet.yaml", spec.FleetOptions{Backends: h.cfg.Backends})
 	if err != nil {
 		return nil, fmt.Errorf("reading the applied fleet: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"gpubroker/internal/model"
 )
 
-// The job page: one job, its attempts rebuilt from its events, the tail of
+// The job page: one job, its attempts as the store keeps them, the tail of
 // its output, and the cancel button.
 
 type attempt struct {
@@ -80,7 +80,11 @@ func (h *Handler) job(s *session) (string, view, error) {
 	g, n := jobGPUs(j)
 	d := jobData{Job: j, Name: jobName(j), GPU: g, GPUs: n, Where: where(j.Placement), Events: ev.Events,
 		Logs: h.logTail(s, j.ID), CanCancel: s.who.CanCancel() && !j.State.Terminal()}
-	d.Attempts = attempts(ev.Events, s.now)
+	var as api.AttemptList
+	if err := h.getJSON(s, fmt.Sprintf("/v1/jobs/%d/attempts", j.ID), &as); err != nil {
+		return "", view{}, err
+	}
+	d.Attempts = attempts(as.Attempts, s.now)
 	// Cost so far: the GPUs held by each attempt that ran, at the current
 	// placement's billed price (the API keeps no per-job usage).
 	if p := j.Placement; p != nil {
@@ -91,51 +95,35 @@ func (h *Handler) job(s *session) (string, view, error) {
 	return "job", view{Title: fmt.Sprintf("Job %d · %s", j.ID, d.Name), Nav: "queue", Refresh: refreshSeconds, Data: d}, nil
 }
 
-// attempts reads each attempt's story from the events: where it was
-// placed, when it started running and why it ended.
-func attempts(evs []api.Event, now time.Time) []attempt {
-	var out []attempt
-	cur := func(n int) *attempt {
-		if len(out) == 0 || out[len(out)-1].N != n {
-			out = append(out, attempt{N: n})
-		}
-		return &out[len(out)-1]
-	}
-	for _, e := range evs {
-		if e.Attempt <= 0 {
-			continue
-		}
-		a := cur(e.Attempt)
-		switch e.To {
-		case api.Admitted:
-			a.Where = strings.TrimPrefix(e.Message, "placed on ")
-		case api.Running:
-			a.Start, a.Running = e.At, true
-		case api.Pending:
-			if e.From != "" && e.From != api.Pending {
-				a.End, a.Running = e.At, false
-				a.Ended = strings.TrimSpace(string(e.From) + " → PENDING: " + e.Message)
-			}
-		case api.Succeeded, api.Failed, api.Cancelled:
-			a.End, a.Running = e.At, false
-			a.Ended = string(e.To)
-			if e.Message != "" {
-				a.Ended += ": " + e.Message
+// attempts is each attempt as the store keeps it (GET
+// /v1/jobs/{id}/attempts): where it ran, how long, and how it ended.
+func attempts(as []api.Attempt, now time.Time) []attempt {
+	out := make([]attempt, 0, len(as))
+	for _, x := range as {
+		a := attempt{N: x.Attempt, Start: x.Started, End: x.Ended}
+		if x.Cluster != "" {
+			a.Where = x.Cluster + "/" + x.Pool
+			if x.Provider != "" || x.Region != "" {
+				a.Where += " (" + strings.TrimSpace(x.Provider+" "+x.Region) + ")"
 			}
 		}
-	}
-	for i := range out {
-		a := &out[i]
-		if a.Start.IsZero() {
-			continue
+		a.Running = x.Outcome == "" && x.State == api.Running
+		if x.Outcome != "" {
+			a.Ended = x.Outcome
+			if x.Reason != "" {
+				a.Ended += ": " + x.Reason
+			}
 		}
-		end := a.End
-		if a.Running || end.IsZero() {
-			end = now
+		if !a.Start.IsZero() {
+			end := a.End
+			if end.IsZero() {
+				end = now
+			}
+			if end.After(a.Start) {
+				a.Duration = end.Sub(a.Start)
+			}
 		}
-		if end.After(a.Start) {
-			a.Duration = end.Sub(a.Start)
-		}
+		out = append(out, a)
 	}
 	return out
 }

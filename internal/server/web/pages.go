@@ -108,7 +108,7 @@ func (h *Handler) overview(s *session) (string, view, error) {
 	}
 
 	// Spend this month by provider and by team.
-	d.MonthStart = time.Date(s.now.Year(), s.now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	d.MonthStart = model.MonthStart(s.now)
 	u, err := h.usage(s, d.MonthStart, "provider,team")
 	if err != nil {
 		return "", view{}, err
@@ -123,10 +123,7 @@ func (h *Handler) overview(s *session) (string, view, error) {
 	d.ByTeam = barChart("Spend this month by team", moneyBars(byTeam), 0, 0, "")
 
 	// Provider share of GPU-hours over the policy window against the cap.
-	win := policy.ShareWindow
-	if win <= 0 {
-		win = 30 * 24 * time.Hour
-	}
+	win := policy.Window()
 	su, err := h.usage(s, s.now.Add(-win), "provider")
 	if err != nil {
 		return "", view{}, err

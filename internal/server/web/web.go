@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"gpubroker/internal/api"
+	"gpubroker/internal/spec"
 )
 
 // Principal is who a token acts for, as the API's authentication found it.
@@ -46,6 +47,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Backends are what the applied fleet is read with (see
+	// spec.FleetOptions.Backends); nil: the vocabulary's.
+	Backends []spec.Backend
 }
 
 // Handler serves the dashboard's pages. Make one with New and add its

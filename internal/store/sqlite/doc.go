@@ -1,6 +1,9 @@
 // Package sqlite is the embedded store.Store: one SQLite file in WAL mode,
 // through modernc.org/sqlite (pure Go, no cgo), so the broker stays one
-// static binary. It is the default of `gpubroker server`.
+// static binary. It is the default of `gpubroker server`. The method bodies
+// it shares with store/postgres live in store/sqlstore; what is SQLite's
+// own stays here: the two connection pools, group commit of CreateJob,
+// write numbers as cursors.
 //
 // Writes go through one connection (every write transaction is BEGIN
 // IMMEDIATE on it), so concurrent writers in this process queue up instead
@@ -10,10 +13,11 @@
 // busy_timeout. synchronous=NORMAL: a committed transaction survives a
 // crash of the process (SIGKILL), not necessarily a power cut.
 //
-// Schema: versioned migrations (the migrations slice, recorded in
-// schema_migrations) run in one transaction at Open. Workload and
-// Placement are JSON columns (Go field names as keys; model types carry no
-// JSON tags, so renaming a model field needs a migration). Times are int64
+// Schema: versioned migrations (the migrations slice and, for backfills,
+// steps, recorded in schema_migrations by sqlstore.Migrate) run in one
+// transaction at Open. Workload and Placement are JSON columns (Go field
+// names as keys; model types carry no JSON tags, so renaming a model field
+// needs a migration). Times are int64
 // Unix nanoseconds, UTC, so they round-trip exactly.
 //
 // This package must never import engine, server or another driver.

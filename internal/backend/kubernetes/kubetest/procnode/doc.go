@@ -63,4 +63,8 @@
 // nothing (restartPolicy is taken as Never), runs no probes, and does not
 // adopt processes of an earlier Node of the same name: a pod it finds
 // Running at Start is reported Failed (its process is gone).
+//
+// It is test support (below kubetest), never production code: tests
+// import it, and the layering test (internal/arch) fails any production
+// package, the Kubernetes driver and cmd/ included, that does.
 package procnode

@@ -1,4 +1,4 @@
-package httpapi
+package sqlstore
 
 import (
 	"testing"
@@ -25,9 +25,9 @@ func TestAttemptsOfAFailedOverJob(t *testing.T) {
 		{Seq: 8, At: at(11), From: store.Dispatched, To: store.Running, Attempt: 2},
 		{Seq: 9, At: at(15), From: store.Running, To: store.Succeeded, Attempt: 2, Message: "Succeeded"},
 	}
-	want := []Attempt{
+	want := []store.Attempt{
 		{Attempt: 1, Cluster: "aws-slurm", Pool: "h100", State: store.Running, Admitted: at(1), Started: at(2), Ended: at(9),
-			Outcome: OutcomeRetried, Reason: lost},
+			Outcome: store.OutcomeRetried, Reason: lost},
 		{Attempt: 2, Cluster: "onprem", Pool: "h100", State: store.Succeeded, Admitted: at(10), Started: at(11), Ended: at(15),
 			Outcome: "SUCCEEDED", Reason: "Succeeded"},
 	}
@@ -40,5 +40,25 @@ func TestAttemptsOfAFailedOverJob(t *testing.T) {
 	}
 	if got := attemptsOf(evs[:5])[1]; got.Attempt != 2 || got.State != store.Pending || got.Outcome != "" {
 		t.Errorf("the waiting attempt: %+v", got)
+	}
+}
+
+// TestParseSlots reads the slots the server wrote at the end of an
+// admission's message before the store kept them (formatSlots).
+func TestParseSlots(t *testing.T) {
+	t.Parallel()
+	msg := "placed on c/p (aws, committed, $0.00/GPU-h effective); gpu slots: 0=0,1 1=0,1"
+	got, ok := parseSlots(msg)
+	if !ok {
+		t.Fatalf("parseSlots(%q) failed", msg)
+	}
+	want := []store.NodeSlots{{Node: 0, GPUs: []int{0, 1}}, {Node: 1, GPUs: []int{0, 1}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("slots (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"placed somewhere", "gpu slots: 0=a", "gpu slots: 0"} {
+		if _, ok := parseSlots(bad); ok {
+			t.Errorf("parsed slots from %q", bad)
+		}
 	}
 }

@@ -1,0 +1,274 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"gpubroker/internal/model"
+	"gpubroker/internal/store"
+)
+
+// Events implements store.Store.
+func (db *DB) Events(ctx context.Context, id int64) ([]store.Event, error) {
+	rows, err := db.query(ctx, db.r, `SELECT seq, at, actor, from_state, to_state, attempt, message
+		FROM events WHERE job_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, db.errorf("events of job %d: %w", id, err)
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		e := store.Event{JobID: id}
+		var at int64
+		var from, to string
+		if err := rows.Scan(&e.Seq, &at, &e.Actor, &from, &to, &e.Attempt, &e.Message); err != nil {
+			return nil, db.errorf("events of job %d: %w", id, err)
+		}
+		e.At, e.From, e.To = fromNanos(at), store.State(from), store.State(to)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.errorf("events of job %d: %w", id, err)
+	}
+	if len(out) == 0 {
+		// Every job has its creation event, so none means no such job.
+		return nil, db.errorf("events of job %d: %w", id, store.ErrNotFound)
+	}
+	return out, nil
+}
+
+// CountByState implements store.Store. Every known state is in the map,
+// with 0 when no job is in it.
+func (db *DB) CountByState(ctx context.Context) (map[store.State]int, error) {
+	rows, err := db.query(ctx, db.r, `SELECT state, COUNT(*) FROM jobs GROUP BY state`)
+	if err != nil {
+		return nil, db.errorf("count jobs: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[store.State]int, 7)
+	for _, st := range []store.State{store.Pending, store.Admitted, store.Dispatched, store.Running,
+		store.Succeeded, store.Failed, store.Cancelled} {
+		out[st] = 0
+	}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, db.errorf("count jobs: %w", err)
+		}
+		out[store.State(st)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.errorf("count jobs: %w", err)
+	}
+	return out, nil
+}
+
+// PutFleet implements store.Store. Versions are dense: one writer at a
+// time (Dialect.LockFleets) picks the highest plus one.
+func (db *DB) PutFleet(ctx context.Context, doc string, actor string, at time.Time) (int64, error) {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	v, err := db.inTx(ctx, func(tx *sql.Tx) (int64, error) {
+		if db.d.LockFleets != "" {
+			if _, err := tx.ExecContext(ctx, db.d.LockFleets); err != nil {
+				return 0, err
+			}
+		}
+		var v int64
+		err := db.queryRow(ctx, tx, `INSERT INTO fleets (version, doc, actor, at)
+			SELECT COALESCE(MAX(version), 0) + 1, ?, ?, ? FROM fleets RETURNING version`,
+			doc, actor, at.UTC().UnixNano()).Scan(&v)
+		return v, err
+	})
+	if err != nil {
+		return 0, db.errorf("put fleet: %w", err)
+	}
+	return v, nil
+}
+
+// inTx runs f in a write transaction, committed when f returns no error.
+func (db *DB) inTx(ctx context.Context, f func(tx *sql.Tx) (int64, error)) (int64, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	v, err := f(tx)
+	if err != nil {
+		return 0, err
+	}
+	return v, tx.Commit()
+}
+
+// GetFleet implements store.Store.
+func (db *DB) GetFleet(ctx context.Context) (string, int64, error) {
+	var doc string
+	var v int64
+	err := db.r.QueryRowContext(ctx, `SELECT doc, version FROM fleets ORDER BY version DESC LIMIT 1`).Scan(&doc, &v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, db.errorf("fleet: %w: none applied yet", store.ErrNotFound)
+	}
+	if err != nil {
+		return "", 0, db.errorf("fleet: %w", err)
+	}
+	return doc, v, nil
+}
+
+// CreateToken implements store.Store.
+func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
+	if err := checkToken(t); err != nil {
+		return db.errorf("create token: %w", err)
+	}
+	if t.Created.IsZero() {
+		t.Created = time.Now()
+	}
+	res, err := db.w.ExecContext(ctx, db.d.Bind(`INSERT INTO tokens (id, hash, team, role, name, created)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+		t.ID, t.Hash, t.Team, t.Role, t.Name, t.Created.UTC().UnixNano())
+	if err != nil {
+		return db.errorf("create token %s: %w", t.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return db.errorf("create token %s: %w: the id or hash exists", t.ID, store.ErrConflict)
+	}
+	return nil
+}
+
+func checkToken(t store.Token) error {
+	if t.ID == "" || t.Hash == "" {
+		return fmt.Errorf("%w: token id and hash are required", store.ErrInvalid)
+	}
+	switch t.Role {
+	case "admin", "member", "viewer":
+		return nil
+	}
+	return fmt.Errorf("%w: token role %q; use admin, member or viewer", store.ErrInvalid, t.Role)
+}
+
+const tokenCols = `id, hash, team, role, name, created`
+
+func scanToken(r Scanner) (store.Token, error) {
+	var t store.Token
+	var created int64
+	err := r.Scan(&t.ID, &t.Hash, &t.Team, &t.Role, &t.Name, &created)
+	t.Created = fromNanos(created)
+	return t, err
+}
+
+// TokenByHash implements store.Store.
+func (db *DB) TokenByHash(ctx context.Context, hash string) (store.Token, error) {
+	t, err := scanToken(db.queryRow(ctx, db.r, `SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Token{}, db.errorf("token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Token{}, db.errorf("token: %w", err)
+	}
+	return t, nil
+}
+
+// ListTokens implements store.Store, in ID order (of bytes).
+func (db *DB) ListTokens(ctx context.Context) ([]store.Token, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY id`+db.d.ByteOrder)
+	if err != nil {
+		return nil, db.errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, db.errorf("list tokens: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// AddUsage implements store.Store: all records or none.
+func (db *DB) AddUsage(ctx context.Context, us []store.Usage) error {
+	for i, u := range us {
+		if err := u.Check(); err != nil {
+			return db.errorf("add usage: record %d: %w", i, err)
+		}
+	}
+	if len(us) == 0 {
+		return nil
+	}
+	_, err := db.inTx(ctx, func(tx *sql.Tx) (int64, error) {
+		for _, u := range us {
+			if err := db.insertUsage(ctx, tx, u); err != nil {
+				return 0, err
+			}
+		}
+		return 0, nil
+	})
+	if err != nil {
+		return db.errorf("add usage: %w", err)
+	}
+	return nil
+}
+
+// insertUsage appends one accounting record in tx.
+func (db *DB) insertUsage(ctx context.Context, tx *sql.Tx, u store.Usage) error {
+	_, err := tx.StmtContext(ctx, db.addUsage).ExecContext(ctx, u.JobID, u.Attempt, u.Team, string(u.Provider),
+		u.Cluster, u.Pool, string(u.PriceClass), u.Contract, u.GPUs, u.Start.UTC().UnixNano(),
+		u.End.UTC().UnixNano(), u.CostUSD)
+	return err
+}
+
+// ListUsage implements store.Store.
+func (db *DB) ListUsage(ctx context.Context, from, to time.Time) ([]store.Usage, error) {
+	rows, err := db.query(ctx, db.r, `SELECT job_id, attempt, team, provider, cluster, pool, price_class,
+		contract, gpus, start_at, end_at, cost_usd FROM usage WHERE start_at < ? AND end_at > ?
+		ORDER BY start_at, job_id, attempt, id`, to.UTC().UnixNano(), from.UTC().UnixNano())
+	if err != nil {
+		return nil, db.errorf("list usage: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Usage
+	for rows.Next() {
+		var u store.Usage
+		var provider, class string
+		var start, end int64
+		if err := rows.Scan(&u.JobID, &u.Attempt, &u.Team, &provider, &u.Cluster, &u.Pool, &class,
+			&u.Contract, &u.GPUs, &start, &end, &u.CostUSD); err != nil {
+			return nil, db.errorf("list usage: %w", err)
+		}
+		u.Provider, u.PriceClass = model.Provider(provider), model.PriceClass(class)
+		u.Start, u.End = fromNanos(start), fromNanos(end)
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.errorf("list usage: %w", err)
+	}
+	return out, nil
+}
+
+// TryLead implements store.Leader with a lease row, taken over when it is
+// free, ours, or expired, in one statement.
+func (db *DB) TryLead(ctx context.Context, id string, now, until time.Time) (bool, error) {
+	if id == "" {
+		return false, db.errorf("lead: %w: empty holder id", store.ErrInvalid)
+	}
+	var holder string
+	err := db.queryRow(ctx, db.w, `INSERT INTO leader (name, holder, until) VALUES ('reconciler', ?, ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+		WHERE leader.holder = ? OR leader.until < ?
+		RETURNING holder`, id, until.UTC().UnixNano(), id, now.UTC().UnixNano()).Scan(&holder)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, db.errorf("lead: %w", err)
+	}
+	return true, nil
+}
