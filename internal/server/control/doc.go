@@ -35,6 +35,20 @@
 // region live in memory only: a restarted server starts the timeout again
 // and lets those attempts go anywhere.
 //
+// # Elastic pools
+//
+// The provisioning controller (provision.go), run within placement, acts
+// on the engine's scale requests for the elastic pools of clusters whose
+// backend is a backend.Scaler: it asks the backend for the nodes the round
+// needs, holds back work on nodes not ready yet, and lets idle nodes go
+// after Config.ScaleDownAfter.
+//
+// # Attempts
+//
+// Each move writes the job's attempt (store.Attempts, in the same
+// transaction): where it ran, its GPU slots, when, and why it ended. Event
+// messages are for people and are never parsed.
+//
 // The controller owns the reconciler's goroutine, the watchers that wake
 // it (one per watched backend) and the retries; it reads the time only
 // from its clock.Clock. It calls the pure engine (engine.Schedule) with a
