@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -380,9 +381,14 @@ func (s *Store) Changes(ctx context.Context, c store.Cursor) ([]*store.Job, stor
 	if next == c {
 		return nil, c, nil
 	}
-	out, err := s.ListWhere(ctx, `written > ? ORDER BY id`, int64(c))
+	// No ORDER BY: with one, SQLite walks the whole table in ID order
+	// instead of searching the written index, and a round over a store of
+	// 100,000 jobs paid 0.13 s for a handful of changes. The few rows are
+	// sorted here.
+	out, err := s.ListWhere(ctx, `written > ?`, int64(c))
 	if err != nil {
 		return nil, c, fmt.Errorf("sqlite: changes since %d: %w", c, err)
 	}
+	slices.SortFunc(out, func(a, b *store.Job) int { return cmp.Compare(a.ID, b.ID) })
 	return out, next, nil
 }
