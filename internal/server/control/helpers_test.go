@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,7 +42,34 @@ func newStoppedEnv(t *testing.T) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{t: t, st: st, be: be}
+	e := &testEnv{t: t, st: st, be: be}
+	t.Cleanup(e.drain)
+	return e
+}
+
+// drain stops every attempt still on the backend, so the temporary
+// directory can go (it runs before its removal; a test closes its
+// controller first).
+func (e *testEnv) drain() {
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		sts, err := e.be.Observe(ctx)
+		if err != nil {
+			e.t.Errorf("drain: %v", err)
+			return
+		}
+		busy := false
+		for _, st := range sts {
+			if st.Phase == backend.PhasePending || st.Phase == backend.PhaseRunning {
+				busy = true
+				e.be.Cancel(ctx, st.Name)
+			}
+		}
+		if !busy {
+			return
+		}
+	}
+	e.t.Errorf("drain: attempts still running after 10s")
 }
 
 // config is a controller's on the env: the built-in local fleet of 4 H100
