@@ -1,14 +1,12 @@
 package slurm
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -19,82 +17,6 @@ import (
 
 	"gpubroker/internal/backend"
 )
-
-// Runner runs one Slurm command (sbatch, squeue, ...) and returns its
-// standard output. An error for a non-zero exit should carry the command's
-// standard error, as CommandRunner's does. Tests inject one to count or
-// rewrite commands; production uses CommandRunner.
-type Runner func(ctx context.Context, name string, args ...string) ([]byte, error)
-
-// CommandRunner runs the real commands with SLURM_CONF=conf (when conf is
-// not empty) added to the broker's environment; jobs submitted through it
-// inherit that environment (sbatch --export=ALL).
-func CommandRunner(conf string) Runner {
-	env := os.Environ()
-	if conf != "" {
-		env = append(env, "SLURM_CONF="+conf)
-	}
-	return func(ctx context.Context, name string, args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Env = env
-		cmd.Dir = "/"
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			return stdout.Bytes(), &CommandError{
-				Command: name, Args: args,
-				Stderr: strings.TrimSpace(stderr.String()), Err: err,
-			}
-		}
-		return stdout.Bytes(), nil
-	}
-}
-
-// CommandError is a Slurm command that failed. It unwraps to
-// backend.ErrUnavailable when the command could not reach the controller
-// (or could not run at all), so callers retry instead of giving up.
-type CommandError struct {
-	Command string
-	Args    []string
-	Stderr  string
-	Err     error
-}
-
-func (e *CommandError) Error() string {
-	msg := e.Stderr
-	if msg == "" {
-		msg = e.Err.Error()
-	}
-	return e.Command + ": " + msg
-}
-
-// Unwrap returns the exec error and, for failures to reach Slurm,
-// backend.ErrUnavailable.
-func (e *CommandError) Unwrap() []error {
-	errs := []error{e.Err}
-	if e.unavailable() {
-		errs = append(errs, backend.ErrUnavailable)
-	}
-	return errs
-}
-
-func (e *CommandError) unavailable() bool {
-	var ee *exec.Error
-	if errors.As(e.Err, &ee) || errors.Is(e.Err, context.DeadlineExceeded) {
-		return true
-	}
-	s := strings.ToLower(e.Stderr)
-	for _, m := range []string{
-		"unable to contact slurm controller", "connection refused", "socket timed out",
-		"slurm_persist_conn_open", "unable to establish", "communications connection failure",
-		"zero bytes were transmitted", "slurmdbd", "temporarily unavailable",
-	} {
-		if strings.Contains(s, m) {
-			return true
-		}
-	}
-	return false
-}
 
 // Options configures a Slurm Backend.
 type Options struct {
@@ -498,101 +420,6 @@ func workdir(adir string, spec backend.Spec) string {
 		return spec.Workdir
 	}
 	return adir
-}
-
-// lookup finds the newest job named name, in slurmctld's memory (squeue)
-// and then in accounting (sacct, from since on).
-func (b *Backend) lookup(ctx context.Context, name string, since time.Time) (int64, bool, error) {
-	out, err := b.run(ctx, "squeue", "--me", "--noheader", "--states=all", "--name="+name, "--format=%i")
-	if err != nil {
-		return 0, false, err
-	}
-	if id, ok := newestID(string(out)); ok {
-		return id, true, nil
-	}
-	out, err = b.run(ctx, "sacct", "--noheader", "--parsable2", "--allocations",
-		"--starttime="+slurmTime(since), "--name="+name, "--format=JobIDRaw")
-	if err != nil {
-		if accountingDisabled(err) {
-			return 0, false, nil
-		}
-		return 0, false, err
-	}
-	id, ok := newestID(string(out))
-	return id, ok, nil
-}
-
-// lookupKnown finds the newest job named name among those Slurm held
-// (squeue: queued, running or recently ended) or accounted (sacct, since
-// Lookback) when this Backend first asked; it asks on the first call and
-// again after a failed one.
-func (b *Backend) lookupKnown(ctx context.Context, name string) (int64, bool, error) {
-	b.knownMu.Lock()
-	defer b.knownMu.Unlock()
-	if b.known == nil {
-		known := map[string]int64{}
-		out, err := b.run(ctx, "squeue", "--me", "--noheader", "--states=all", "--format=%i|%j")
-		if err != nil {
-			return 0, false, err
-		}
-		addKnown(known, string(out))
-		out, err = b.run(ctx, "sacct", "--noheader", "--parsable2", "--allocations",
-			"--starttime="+slurmTime(b.opts.Clock().Add(-b.opts.Lookback)), "--format=JobIDRaw,JobName")
-		switch {
-		case err == nil:
-			addKnown(known, string(out))
-		case !accountingDisabled(err):
-			return 0, false, err
-		}
-		b.known = known
-	}
-	id, ok := b.known[name]
-	return id, ok, nil
-}
-
-// addKnown adds to known the newest id of each attempt-named job in out,
-// lines of "ID|NAME".
-func addKnown(known map[string]int64, out string) {
-	for _, l := range strings.Split(out, "\n") {
-		idText, name, ok := strings.Cut(strings.TrimSpace(l), "|")
-		if !ok || validName(name) != nil {
-			continue
-		}
-		id, err := strconv.ParseInt(idText, 10, 64)
-		if err != nil {
-			continue
-		}
-		if id > known[name] {
-			known[name] = id
-		}
-	}
-}
-
-// newestID is the largest job id in a one-id-a-line output.
-func newestID(out string) (int64, bool) {
-	var best int64
-	found := false
-	for _, l := range strings.Fields(out) {
-		id, err := strconv.ParseInt(strings.TrimSpace(l), 10, 64)
-		if err != nil {
-			continue
-		}
-		if !found || id > best {
-			best, found = id, true
-		}
-	}
-	return best, found
-}
-
-// accountingDisabled tells a cluster without slurmdbd apart from a failure.
-func accountingDisabled(err error) bool {
-	var ce *CommandError
-	return errors.As(err, &ce) && strings.Contains(strings.ToLower(ce.Stderr), "accounting storage is disabled")
-}
-
-// slurmTime formats t as Slurm's command-line tools read times.
-func slurmTime(t time.Time) string {
-	return t.In(time.Local).Format("2006-01-02T15:04:05")
 }
 
 // Cancel cancels the jobs named name (scancel --name). Cancelling what is
