@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -113,6 +114,31 @@ func TestControlPlaneClock(t *testing.T) {
 			}
 			for _, v := range vs {
 				t.Errorf("%s", v)
+			}
+		}
+	}
+}
+
+// maxServerFileLines bounds a production file of internal/server and its
+// subpackages (issue 20: the reconciler was one 1,054-line file).
+const maxServerFileLines = 600
+
+// TestServerFileLength fails when a production file of internal/server or
+// its subpackages grows past maxServerFileLines lines: split it by step or
+// by resource (docs/adr/0007-server-split.md).
+func TestServerFileLength(t *testing.T) {
+	for _, p := range listModule(t) {
+		c := classify(p.ImportPath)
+		if !c.project || !under(c.rel, "internal/server") {
+			continue
+		}
+		for _, f := range p.GoFiles {
+			b, err := os.ReadFile(filepath.Join(p.Dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := bytes.Count(b, []byte("\n")); n > maxServerFileLines {
+				t.Errorf("%s/%s: %d lines, more than %d", c.rel, f, n, maxServerFileLines)
 			}
 		}
 	}
