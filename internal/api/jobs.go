@@ -133,6 +133,7 @@ type Resources struct {
 type Recovery struct {
 	Strategy            string `json:"strategy,omitempty"`
 	MaxRestartsOnErrors int    `json:"max_restarts_on_errors,omitempty"`
+	RecoverOnExitCodes  []int  `json:"recover_on_exit_codes,omitempty"`
 }
 
 // Service is the serving part of a service workload.

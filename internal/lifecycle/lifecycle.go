@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"gpubroker/internal/model"
@@ -82,8 +83,10 @@ type Move struct {
 // has counted restarts restarts on errors before a. Lost and preempted
 // attempts are always retried (they are not the job's fault); under
 // EAGER_NEXT_REGION the retry avoids the region they ended in. An attempt
-// that failed (an unknown Ending counts as failed) is restarted while restarts stay below
-// rec.MaxRestartsOnErrors, else the job fails.
+// that exited with one of rec.RecoverOnExitCodes is restarted without
+// counting; any other failure (an unknown Ending counts as failed) is
+// restarted while restarts stay below rec.MaxRestartsOnErrors, else the
+// job fails.
 func Next(rec model.Recovery, restarts int, a Attempt) Move {
 	switch a.Ending {
 	case Lost, Preempted:
@@ -98,6 +101,10 @@ func Next(rec model.Recovery, restarts int, a Attempt) Move {
 	code := "unknown"
 	if a.ExitCode != nil {
 		code = strconv.Itoa(*a.ExitCode)
+		if slices.Contains(rec.RecoverOnExitCodes, *a.ExitCode) {
+			return Move{Kind: Retry,
+				Reason: fmt.Sprintf("Restarting: attempt %d exited with code %s (recover_on_exit_codes)", a.Number, code)}
+		}
 	}
 	max := rec.MaxRestartsOnErrors
 	if restarts < max {

@@ -71,6 +71,10 @@ type Recovery struct {
 	// MaxRestartsOnErrors is how many times a job that exits with an error
 	// is retried; lost or preempted attempts are always retried.
 	MaxRestartsOnErrors int
+	// RecoverOnExitCodes are exit codes (0-255) that always restart the
+	// job, without counting toward MaxRestartsOnErrors (SkyPilot's
+	// recover_on_exit_codes: transient errors such as an NCCL timeout).
+	RecoverOnExitCodes []int
 }
 
 // ServiceSpec holds what only services have.
@@ -161,6 +165,11 @@ func (w *Workload) Validate() error {
 	default:
 		errs.Add("job_recovery.strategy", "unknown strategy %q; use FAILOVER or EAGER_NEXT_REGION", w.Recovery.Strategy)
 	}
+	for i, c := range w.Recovery.RecoverOnExitCodes {
+		if c < 0 || c > 255 {
+			errs.Add(fmt.Sprintf("job_recovery.recover_on_exit_codes[%d]", i), "%d is not an exit code; give 0 to 255", c)
+		}
+	}
 	if w.Recovery.MaxRestartsOnErrors < 0 {
 		errs.Add("job_recovery.max_restarts_on_errors", "%d is negative; give 0 or more", w.Recovery.MaxRestartsOnErrors)
 	}
@@ -196,5 +205,6 @@ func (w *Workload) Clone() *Workload {
 		c.Service = &s
 	}
 	c.AvoidRegions = slices.Clone(w.AvoidRegions)
+	c.Recovery.RecoverOnExitCodes = slices.Clone(w.Recovery.RecoverOnExitCodes)
 	return &c
 }

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -323,7 +324,7 @@ func (p *parser) recovery(n *yaml.Node, path string, w *model.Workload) {
 					w.Recovery.MaxRestartsOnErrors = v
 				}
 			case "recover_on_exit_codes":
-				p.warnf(f.keyN, fp, "not supported yet; every failure counts toward max_restarts_on_errors")
+				w.Recovery.RecoverOnExitCodes = p.exitCodes(f.value, fp)
 			case "min_nodes":
 				p.warnf(f.keyN, fp, "elastic jobs are not supported yet; ignored")
 			default:
@@ -459,4 +460,28 @@ func (p *parser) duration(n *yaml.Node, path, example string) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// exitCodes reads recover_on_exit_codes: one exit code or a list of them,
+// each 0 to 255, duplicates dropped.
+func (p *parser) exitCodes(v *yaml.Node, path string) []int {
+	var out []int
+	for i, it := range p.items(v, path, "an exit code or a list of exit codes", true) {
+		ip := path
+		if resolve(v).Kind == yaml.SequenceNode {
+			ip = index(path, i)
+		}
+		c, ok := p.integer(it, ip, "give an exit code from 0 to 255, e.g. 33")
+		if !ok {
+			continue
+		}
+		if c < 0 || c > 255 {
+			p.errorf(it, ip, "%d is not an exit code; give 0 to 255", c)
+			continue
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
