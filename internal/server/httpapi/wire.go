@@ -39,7 +39,7 @@ func apiWorkload(w *model.Workload) *api.Workload {
 		ID: w.ID, Name: w.Name, Kind: w.Kind, Team: w.Team, Priority: w.Priority, NumNodes: w.NumNodes,
 		Options: make([]api.Resources, len(w.Options)), Order: w.Order,
 		Envs: w.Envs, Setup: w.Setup, Run: w.Run, Workdir: w.Workdir, FileMounts: w.FileMounts,
-		Recovery:      api.Recovery{Strategy: w.Recovery.Strategy, MaxRestartsOnErrors: w.Recovery.MaxRestartsOnErrors,
+		Recovery: api.Recovery{Strategy: w.Recovery.Strategy, MaxRestartsOnErrors: w.Recovery.MaxRestartsOnErrors,
 			RecoverOnExitCodes: w.Recovery.RecoverOnExitCodes},
 		Deadline:      w.Deadline,
 		CheckpointDir: w.CheckpointDir, CheckpointIntervalSeconds: w.CheckpointInterval.Seconds(),
