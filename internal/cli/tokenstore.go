@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gpubroker/internal/api"
+	"gpubroker/internal/model"
 	"gpubroker/internal/server"
 )
 
@@ -15,6 +16,9 @@ import (
 // the API, so it may import server and store (internal/arch names these
 // files); the API commands may not.
 func (env *Env) createTokenInStore(ctx context.Context, url, team, role, name string) (*api.CreatedToken, error) {
+	if !model.ValidName(team) {
+		return nil, fmt.Errorf("--team: %q is not a valid team name; %s", team, model.NameRule)
+	}
 	d, err := env.drivers()
 	if err != nil {
 		return nil, err

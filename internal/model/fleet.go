@@ -399,6 +399,12 @@ func (p Pool) Validate() error {
 	if p.Nodes < 0 {
 		errs.Add("nodes", "%d is negative; give the number of nodes (0 or more)", p.Nodes)
 	}
+	if p.Nodes > MaxPoolNodes {
+		errs.Add("nodes", "%d is more than %d; split the capacity into several pools or clusters", p.Nodes, MaxPoolNodes)
+	}
+	if p.MaxNodes > MaxPoolNodes {
+		errs.Add("max_nodes", "%d is more than %d; split the capacity into several pools or clusters", p.MaxNodes, MaxPoolNodes)
+	}
 	if p.MaxNodes != 0 && p.MaxNodes < p.Nodes {
 		errs.Add("max_nodes", "%d is below nodes (%d); give max_nodes >= nodes, or leave it out", p.MaxNodes, p.Nodes)
 	}

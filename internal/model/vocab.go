@@ -70,6 +70,21 @@ func (k BackendKind) Valid() bool {
 // their compute trays (4 GPUs each) joined by a fast interconnect.
 const MaxGPUsPerNode = 16
 
+// MaxPoolNodes bounds a pool's nodes and max_nodes: the engine and the
+// server hold state per node, so an unbounded count sizes memory (a pool
+// of 10^9 nodes took a server to 23 GB). 100,000 nodes is 800,000 GPUs at
+// 8 per node, beyond any single cluster built.
+const MaxPoolNodes = 100_000
+
+// ValidName reports whether s follows the rule every name of the fleet
+// follows (clusters, pools, teams, contracts, ...): 1 to 128 letters,
+// digits, '-', '_' or '.'. Token teams follow it too, so that no team name
+// can contain the separators of the keys built from it.
+func ValidName(s string) bool { return validName(s) }
+
+// NameRule says the name rule, for messages.
+const NameRule = "use letters, digits, '-', '_' or '.' (at most 128)"
+
 // names are lower-case identifiers: letters, digits, '-', '_', '.'.
 func validName(s string) bool {
 	if s == "" || len(s) > 128 {
@@ -88,7 +103,7 @@ func validName(s string) bool {
 
 func checkName(errs *FieldErrors, path, s string) {
 	if !validName(s) {
-		errs.Add(path, "%q is not a valid name; use letters, digits, '-', '_' or '.' (at most 128)", s)
+		errs.Add(path, "%q is not a valid name; "+NameRule, s)
 	}
 }
 

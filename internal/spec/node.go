@@ -340,12 +340,18 @@ func (p *parser) integer(n *yaml.Node, path, hint string) (int, bool) {
 	}
 	v, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
 	if err != nil {
+		// A whole number in float form (1e3, 8.0) is one; it gets the
+		// same range check as any other.
 		f, ferr := strconv.ParseFloat(n.Value, 64)
-		if ferr == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-			return int(f), true
+		if ferr != nil || f != math.Trunc(f) || math.IsInf(f, 0) {
+			p.errorf(n, path, "expected a whole number, got %q; %s", n.Value, hint)
+			return 0, false
 		}
-		p.errorf(n, path, "expected a whole number, got %q; %s", n.Value, hint)
-		return 0, false
+		if f > math.MaxInt32 || f < math.MinInt32 {
+			p.errorf(n, path, "%s is too large; %s", n.Value, hint)
+			return 0, false
+		}
+		v = int64(f)
 	}
 	if v > math.MaxInt32 || v < math.MinInt32 {
 		p.errorf(n, path, "%d is too large; %s", v, hint)

@@ -177,7 +177,7 @@ var controllers = []controller{
 // reconcile runs one round: read desired and observed state, act on the
 // difference. Steps:
 //
-//  1. read the fleet and every non-terminal job, and record the Submits
+//  1. read every non-terminal job and the fleet, and record the Submits
 //     that returned since the last round (dispatched, see dispatcher);
 //  2. observe every cluster's backend once, and track how long each
 //     cluster has not answered: past Config.ClusterTimeout it is lost;
@@ -214,14 +214,17 @@ func (s *Controller) reconcile(ctx context.Context) error {
 			return err
 		}
 	}
-	// 1. Desired state.
-	fs, err := s.refreshFleet(ctx)
-	if err != nil {
-		return fmt.Errorf("reading the fleet: %w", err)
-	}
+	// 1. Desired state. The jobs are read before the fleet: a job submitted
+	// after a PUT /v1/fleet returned is then never placed by a round that
+	// read the fleet before it (which placed a job on the built-in local
+	// fleet a moment after another fleet was applied).
 	list, err := s.activeJobs(ctx)
 	if err != nil {
 		return fmt.Errorf("listing jobs: %w", err)
+	}
+	fs, err := s.refreshFleet(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the fleet: %w", err)
 	}
 	s.refreshCounts(ctx, now)
 	rd := &round{s: s, now: now, fs: fs, jobs: make(map[int64]*store.Job, len(list)), order: make([]int64, 0, len(list)),

@@ -277,6 +277,12 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request, p pri
 	if strings.TrimSpace(req.Team) == "" {
 		return invalid("team", "team is empty; name the team the token acts for")
 	}
+	if !model.ValidName(req.Team) {
+		return invalid("team", "team: %q is not a valid team name; %s", clip(req.Team), model.NameRule)
+	}
+	if len(req.Name) > maxTokenName {
+		return invalid("name", "name: %d characters; give at most %d", len(req.Name), maxTokenName)
+	}
 	if !ValidRole(req.Role) {
 		return invalid("role", "role: unknown role %q; use admin, member or viewer", req.Role)
 	}
@@ -299,4 +305,15 @@ func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request, p prin
 	}
 	writeJSON(w, http.StatusOK, api.TokenList{Tokens: apiTokens(toks)})
 	return nil
+}
+
+// maxTokenName bounds a token's free-text name.
+const maxTokenName = 256
+
+// clip shortens s for a message (a hostile name may be 100 KB).
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
