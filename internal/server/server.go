@@ -38,6 +38,11 @@ const (
 	DefaultClusterTimeout = 30 * time.Second
 	DefaultLocalGPU       = model.GPUModel("H100")
 	DefaultLocalGPUs      = 8
+	// DefaultIdleTimeout closes idle keep-alive connections (3,000 idle
+	// connections were once held without end).
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultMaxConns is the most connections served at once.
+	DefaultMaxConns = 4096
 )
 
 // Names of the built-in local fleet.
@@ -96,6 +101,12 @@ type Config struct {
 	// with LocalGPUs GPUs of model LocalGPU, at price 0. Defaults: H100, 8.
 	LocalGPU  model.GPUModel
 	LocalGPUs int
+	// IdleTimeout is how long a keep-alive connection may sit idle before
+	// the server closes it (default DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// MaxConns bounds the connections served at once (default
+	// DefaultMaxConns); past it, new connections wait to be accepted.
+	MaxConns int
 	// ScaleDownAfter is how long an elastic pool must need fewer nodes
 	// than it has before the provisioning controller lets the idle ones
 	// go (default 2 minutes).
@@ -139,6 +150,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RoundInterval <= 0 {
 		cfg.RoundInterval = DefaultRoundInterval
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	if cfg.ClusterTimeout <= 0 {
 		cfg.ClusterTimeout = DefaultClusterTimeout
@@ -199,10 +216,14 @@ func (s *Server) Open(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("server: %w", err)
 	}
+	ln = newLimitListener(ln, s.cfg.MaxConns)
 	s.listener = ln
+	// No ReadTimeout or WriteTimeout: both would cut `logs -f` streams
+	// (a ReadTimeout cancels a long handler's context, golang/go#18447).
 	s.httpSrv = &http.Server{
 		Handler:           s.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.done = make(chan struct{})
