@@ -453,6 +453,12 @@ func (rd *round) applied(j *store.Job, m store.Move, moved *store.Job) {
 	rd.s.metrics.transitions.WithLabelValues(string(m.To)).Inc()
 	if moved.State.Terminal() {
 		delete(rd.jobs, j.ID)
+		// Counted as ended now, not when the next round's changes list it
+		// (that round may come well after the metric is read).
+		if _, was := rd.s.rec.active[j.ID]; was {
+			delete(rd.s.rec.active, j.ID)
+			rd.s.rec.counts.sawEnd(moved.State)
+		}
 	} else {
 		rd.jobs[j.ID] = moved
 	}
