@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,47 @@ func TestHostilePriority(t *testing.T) {
 		code, body := d.rawCall(t, "POST", "/v1/jobs", d.admin, map[string]string{"spec": spec})
 		if code != http.StatusBadRequest || !strings.Contains(body, "x-gpubroker.priority") {
 			t.Errorf("submit with priority %s: %d %.300s; want 400 naming x-gpubroker.priority", p, code, body)
+		}
+	}
+}
+
+// Priority decides who preempts whom, so a member may not give any: the
+// team's max_priority (else the policy's) bounds it at submit; admins are
+// not held to it.
+func TestHostilePriorityAboveTeamMax(t *testing.T) {
+	t.Parallel()
+	d := startHostileBroker(t)
+	fleet := `clusters:
+  - {name: c, provider: onprem, region: r, backend: local,
+     pools: [{name: p, gpu: H100, gpus_per_node: 4, nodes: 1, price_class: committed}]}
+teams:
+  - {name: research, max_priority: 10}
+  - {name: other}
+policy: {max_priority: 5}
+`
+	if code, body := d.rawCall(t, "PUT", "/v1/fleet", d.admin, map[string]string{"fleet": fleet}); code != http.StatusOK {
+		t.Fatalf("PUT fleet: %d %s", code, body)
+	}
+	tokens := map[string]string{"research": d.token(t, "research", "member"), "other": d.token(t, "other", "member"), "admin": d.admin}
+	for _, tc := range []struct {
+		who      string
+		priority int
+		want     int
+	}{
+		{"research", 10, http.StatusCreated},
+		{"research", 11, http.StatusForbidden},
+		{"other", 5, http.StatusCreated},
+		{"other", 6, http.StatusForbidden},
+		{"admin", 1000, http.StatusCreated},
+	} {
+		team := tc.who
+		if team == "admin" {
+			team = "research"
+		}
+		spec := "resources:\n  accelerators: H100:1\nx-gpubroker:\n  team: " + team + "\n  priority: " + strconv.Itoa(tc.priority) + "\nrun: echo hi\n"
+		code, body := d.rawCall(t, "POST", "/v1/jobs", tokens[tc.who], map[string]string{"spec": spec})
+		if code != tc.want || (code == http.StatusForbidden && !strings.Contains(body, `"field":"x-gpubroker.priority"`)) {
+			t.Errorf("%s submits priority %d: %d %.300s; want %d", tc.who, tc.priority, code, body, tc.want)
 		}
 	}
 }

@@ -200,6 +200,10 @@ type Team struct {
 	// Regions, when set, are the only regions the team's work may run in
 	// (data residency).
 	Regions []string
+	// MaxPriority, when set, is the highest priority the team's members
+	// may submit with (priority decides who preempts whom); nil: the
+	// policy's MaxPriority.
+	MaxPriority *int
 }
 
 // Policy holds the fleet-wide placement rules.
@@ -229,6 +233,9 @@ type Policy struct {
 	// FairShare orders teams by weighted usage; off means plain FIFO by
 	// priority then arrival.
 	FairShare bool
+	// MaxPriority, when set, is the highest priority a member of a team
+	// without its own max_priority may submit with; nil: no limit.
+	MaxPriority *int
 }
 
 // DefaultPolicy is the policy a fleet file without a policy section gets.

@@ -52,3 +52,16 @@ func MonthStart(t time.Time) time.Time {
 	t = t.UTC()
 	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 }
+
+// MaxPriority is the highest priority a member of team may submit with, and
+// whether there is one: the team's max_priority, else the policy's. Admins
+// are not held to it.
+func (f *Fleet) MaxPriority(team string) (int, bool) {
+	if t, ok := f.Team(team); ok && t.MaxPriority != nil {
+		return *t.MaxPriority, true
+	}
+	if f.Policy.MaxPriority != nil {
+		return *f.Policy.MaxPriority, true
+	}
+	return 0, false
+}

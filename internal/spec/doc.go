@@ -135,6 +135,7 @@
 //	  max_price_per_gpu_hour: {H100: 6.0, "*": 10}
 //	  preemption: true
 //	  fair_share: true
+//	  max_priority: 100             # the highest priority members may submit with (teams may set their own)
 //
 // Dates are 2026-01-01 (midnight UTC) or RFC 3339.
 package spec

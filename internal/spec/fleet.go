@@ -371,7 +371,7 @@ func (p *parser) fillFromCatalog(pl *model.Pool, path string, c model.Cluster, c
 	}
 }
 
-var teamKeys = []string{"name", "weight", "cohort", "quota", "monthly_budget_usd", "regions"}
+var teamKeys = []string{"name", "weight", "cohort", "quota", "monthly_budget_usd", "regions", "max_priority"}
 
 func (p *parser) team(n *yaml.Node, path string) model.Team {
 	t := model.Team{Weight: 1}
@@ -390,6 +390,10 @@ func (p *parser) team(n *yaml.Node, path string) model.Team {
 			t.MonthlyBudgetUSD, _ = p.number(f.value, fp, "give USD per month, e.g. 5e6")
 		case "regions":
 			t.Regions = p.stringList(f.value, fp)
+		case "max_priority":
+			if v, ok := p.integer(f.value, fp, "give the highest priority the team's members may use, e.g. 100"); ok {
+				t.MaxPriority = &v
+			}
 		case "quota":
 			t.Quota = map[model.GPUModel]int{}
 			for _, q := range p.fields(f.value, fp, "a mapping of GPU model: count") {
@@ -415,7 +419,7 @@ func (p *parser) team(n *yaml.Node, path string) model.Team {
 	return t
 }
 
-var policyKeys = []string{"max_provider_share", "share_window", "share_floor_gpu_hours", "cap_fallback", "spot_allowed", "regions", "max_price_per_gpu_hour", "preemption", "fair_share"}
+var policyKeys = []string{"max_provider_share", "share_window", "share_floor_gpu_hours", "cap_fallback", "spot_allowed", "regions", "max_price_per_gpu_hour", "preemption", "fair_share", "max_priority"}
 
 func (p *parser) policy(n *yaml.Node, pol *model.Policy) {
 	const path = "policy"
@@ -437,6 +441,10 @@ func (p *parser) policy(n *yaml.Node, pol *model.Policy) {
 			pol.Preemption, _ = p.boolean(f.value, fp)
 		case "fair_share":
 			pol.FairShare, _ = p.boolean(f.value, fp)
+		case "max_priority":
+			if v, ok := p.integer(f.value, fp, "give the highest priority members may use, e.g. 100"); ok {
+				pol.MaxPriority = &v
+			}
 		case "regions":
 			pol.Regions = p.stringList(f.value, fp)
 		case "max_price_per_gpu_hour":

@@ -62,6 +62,10 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 			return invalid("x-gpubroker.team", "x-gpubroker.team: team %q is not in the fleet (%s); use one of %s",
 				t, fs.Name, strings.Join(fs.TeamNames, ", "))
 		}
+		if most, ok := fs.Fleet.MaxPriority(t); ok && wl.Priority > most && !p.admin() {
+			return &apiError{Status: http.StatusForbidden, Code: codeForbidden, Field: "x-gpubroker.priority",
+				Message: fmt.Sprintf("x-gpubroker.priority: %d is above team %s's maximum %d (the fleet's max_priority); give %d or less, or ask an admin", wl.Priority, t, most, most)}
+		}
 		wl.Team = t
 	}
 	jobs := make([]*store.Job, 0, len(task.Workloads))
