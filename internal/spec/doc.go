@@ -29,7 +29,8 @@
 //	file_mounts (remote path -> source; {source: ...} dicts keep the source;
 //	  buckets without a source are warned and skipped),
 //	job_recovery (FAILOVER | EAGER_NEXT_REGION | {strategy,
-//	  max_restarts_on_errors}; default failover), also inside resources,
+//	  max_restarts_on_errors, recover_on_exit_codes}; default failover),
+//	  also inside resources,
 //	service (readiness_probe path or {path}, replicas, replica_policy
 //	  {min_replicas, max_replicas}, ports) -> Kind service with ServiceSpec,
 //	resources:

@@ -81,9 +81,9 @@ const (
 func buildSnapshot(f *model.Fleet, holding []*store.Job, obs map[string]*observation, t usageSnapshot, sv snapView) *engine.Snapshot {
 	snap := &engine.Snapshot{
 		Fleet:            f,
-		ProviderGPUHours: t.providerGPUHours,
-		TeamSpendUSD:     t.teamSpend,
-		ContractSpentUSD: t.contractSpend,
+		ProviderGPUHours: t.ProviderGPUHours,
+		TeamSpendUSD:     t.TeamSpendUSD,
+		ContractSpentUSD: t.ContractSpendUSD,
 	}
 	free := map[engine.PoolRef][]int{}
 	for _, c := range f.Clusters {

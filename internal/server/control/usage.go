@@ -23,37 +23,23 @@ type usageTotals struct {
 	base   usageSnapshot
 }
 
-// usageSnapshot is the usage figures of one round.
+// usageSnapshot is the usage figures of one round: provider GPU-hours
+// over the share window, team spend this month, contract spend
+// (ledger.Totals), and what the attempts still running have used so far.
 type usageSnapshot struct {
-	// providerGPUHours over the policy's share window.
-	providerGPUHours map[model.Provider]float64
-	// teamSpend in the current calendar month (UTC).
-	teamSpend map[string]float64
-	// contractSpend since each contract began.
-	contractSpend map[string]float64
-	// running is what attempts still running have used so far.
+	ledger.Totals
 	running []store.Usage
 }
 
-func newUsageSnapshot() usageSnapshot {
-	return usageSnapshot{providerGPUHours: map[model.Provider]float64{}, teamSpend: map[string]float64{}, contractSpend: map[string]float64{}}
-}
+func newUsageSnapshot() usageSnapshot { return usageSnapshot{Totals: ledger.NewTotals()} }
 
-func (u usageSnapshot) clone() usageSnapshot {
-	c := u.totals().Clone()
-	return usageSnapshot{providerGPUHours: c.ProviderGPUHours, teamSpend: c.TeamSpendUSD, contractSpend: c.ContractSpendUSD}
-}
-
-// totals is u's figures as ledger.Totals (sharing its maps).
-func (u *usageSnapshot) totals() ledger.Totals {
-	return ledger.Totals{ProviderGPUHours: u.providerGPUHours, TeamSpendUSD: u.teamSpend, ContractSpendUSD: u.contractSpend}
-}
+func (u usageSnapshot) clone() usageSnapshot { return usageSnapshot{Totals: u.Totals.Clone()} }
 
 // add books one record into u as of now, by the one rule
 // (ledger.Totals.Book): the part inside the share window, the part in this
 // month, all of it for its contract.
 func (u *usageSnapshot) add(r store.Usage, now, windowStart time.Time) {
-	u.totals().Book(ledger.Use{Provider: r.Provider, Team: r.Team, Contract: r.Contract, GPUs: r.GPUs, Start: r.Start, End: r.End, CostUSD: r.CostUSD}, now, windowStart)
+	u.Book(ledger.Use{Provider: r.Provider, Team: r.Team, Contract: r.Contract, GPUs: r.GPUs, Start: r.Start, End: r.End, CostUSD: r.CostUSD}, now, windowStart)
 }
 
 // usageTotals returns this round's figures: the cached base plus what the
