@@ -31,6 +31,9 @@ type serverOptions struct {
 	// clusterTimeout is how long a cluster may not answer before its
 	// attempts are lost and placed elsewhere.
 	clusterTimeout time.Duration
+	// HTTP connection bounds (server.Config).
+	readTimeout, writeTimeout, idleTimeout time.Duration
+	maxConns                               int
 }
 
 func newServerCmd(env *Env) *cobra.Command {
@@ -79,6 +82,9 @@ cancelled.`,
   # Fail work over from a cluster that has not answered for 10s
   gpubroker server --cluster-timeout 10s
 
+  # Close idle connections after 30s; serve at most 1000 at once
+  gpubroker server --idle-timeout 30s --max-conns 1000
+
   # Stop the local server
   gpubroker server stop`,
 		Args: exactArgs(0, "none"),
@@ -94,6 +100,14 @@ cancelled.`,
 	f.DurationVar(&o.round, "round", server.DefaultRoundInterval, "`INTERVAL` between reconcile rounds")
 	f.DurationVar(&o.clusterTimeout, "cluster-timeout", server.DefaultClusterTimeout,
 		"how long a cluster may not answer (`DURATION`) before its running attempts are lost and placed elsewhere")
+	f.DurationVar(&o.readTimeout, "read-timeout", server.DefaultReadTimeout,
+		"longest time to read one request, body included (`DURATION`)")
+	f.DurationVar(&o.writeTimeout, "write-timeout", server.DefaultWriteTimeout,
+		"longest time to write one response (`DURATION`); log streams are exempt")
+	f.DurationVar(&o.idleTimeout, "idle-timeout", server.DefaultIdleTimeout,
+		"how long an idle keep-alive connection stays open (`DURATION`)")
+	f.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns,
+		"most connections served at once (`N`); more wait to be accepted")
 	cmd.AddCommand(newServerStopCmd(env))
 	return cmd
 }
@@ -121,6 +135,17 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 	}
 	if o.clusterTimeout <= 0 {
 		return usageError(cmd, "--cluster-timeout: %s is not a positive duration; give e.g. 30s", o.clusterTimeout)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"read-timeout", o.readTimeout}, {"write-timeout", o.writeTimeout}, {"idle-timeout", o.idleTimeout}} {
+		if d.v <= 0 {
+			return usageError(cmd, "--%s: %s is not a positive duration; give e.g. 1m", d.flag, d.v)
+		}
+	}
+	if o.maxConns < 1 {
+		return usageError(cmd, "--max-conns: %d is not a positive count; give e.g. 4096", o.maxConns)
 	}
 	var gpu model.GPUModel
 	var gpus int
@@ -165,6 +190,10 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 		Logger:         logger,
 		LocalGPU:       gpu,
 		LocalGPUs:      gpus,
+		ReadTimeout:    o.readTimeout,
+		WriteTimeout:   o.writeTimeout,
+		IdleTimeout:    o.idleTimeout,
+		MaxConns:       o.maxConns,
 	}
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -70,5 +71,59 @@ func TestConnectionLimit(t *testing.T) {
 	resp.Body.Close()
 	for _, c := range held[1:] {
 		c.Close()
+	}
+}
+
+// A request whose body trickles in is cut by ReadTimeout (3,000 slow-body
+// uploads were once held without end): the server answers or closes the
+// connection, it does not wait for the rest.
+func TestSlowBodyCutByReadTimeout(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, func(c *Config) { c.ReadTimeout = 300 * time.Millisecond })
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	head := "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + e.admin +
+		"\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"spec\": \""
+	if _, err := c.Write([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	var got []byte
+	for {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("the server still held the slow upload after %s (read %q)", time.Since(start).Round(time.Millisecond), got)
+			}
+			break // closed by the server
+		}
+	}
+	if s := string(got); s != "" && !strings.HasPrefix(s, "HTTP/1.1 4") {
+		t.Errorf("answer to a cut upload: %q; want a 4xx or a closed connection", s)
+	}
+}
+
+// A followed log outlives the read and write timeouts: its handler lifts
+// both for its connection.
+func TestFollowedLogsOutliveTimeouts(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, func(c *Config) {
+		c.ReadTimeout = 200 * time.Millisecond
+		c.WriteTimeout = 200 * time.Millisecond
+	})
+	id := e.submit(e.admin, task("echo one; sleep 1; echo two"))[0].ID
+	code, logs := e.do("GET", fmt.Sprintf("/v1/jobs/%d/logs?follow=1", id), e.admin, nil)
+	if code != http.StatusOK || !strings.Contains(string(logs), "one\ntwo\n") {
+		t.Errorf("followed logs past 200ms timeouts: %d %q", code, logs)
+	}
+	// Other requests still work on the same server.
+	if code, _ := e.do("GET", "/v1/jobs", e.admin, nil); code != http.StatusOK {
+		t.Errorf("GET /v1/jobs: %d", code)
 	}
 }

@@ -43,6 +43,15 @@ const (
 	DefaultIdleTimeout = 2 * time.Minute
 	// DefaultMaxConns is the most connections served at once.
 	DefaultMaxConns = 4096
+	// DefaultReadHeaderTimeout bounds the reading of a request's headers.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultReadTimeout bounds the reading of a whole request, body
+	// included (3,000 slow-body uploads were once held without end).
+	DefaultReadTimeout = time.Minute
+	// DefaultWriteTimeout bounds the writing of a response. Log streams
+	// (GET /v1/jobs/{id}/logs) lift both deadlines: they last as long as
+	// the job, and MaxConns bounds how many there are.
+	DefaultWriteTimeout = 2 * time.Minute
 )
 
 // Names of the built-in local fleet.
@@ -107,6 +116,13 @@ type Config struct {
 	// MaxConns bounds the connections served at once (default
 	// DefaultMaxConns); past it, new connections wait to be accepted.
 	MaxConns int
+	// ReadHeaderTimeout, ReadTimeout and WriteTimeout bound the reading of
+	// a request's headers, of the whole request and the writing of its
+	// response (defaults DefaultReadHeaderTimeout, DefaultReadTimeout,
+	// DefaultWriteTimeout). A log stream lifts the last two.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
 	// ScaleDownAfter is how long an elastic pool must need fewer nodes
 	// than it has before the provisioning controller lets the idle ones
 	// go (default 2 minutes).
@@ -156,6 +172,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if cfg.ClusterTimeout <= 0 {
 		cfg.ClusterTimeout = DefaultClusterTimeout
@@ -218,11 +243,14 @@ func (s *Server) Open(ctx context.Context) error {
 	}
 	ln = newLimitListener(ln, s.cfg.MaxConns)
 	s.listener = ln
-	// No ReadTimeout or WriteTimeout: both would cut `logs -f` streams
-	// (a ReadTimeout cancels a long handler's context, golang/go#18447).
+	// A ReadTimeout would also cancel a long handler's context once it
+	// passes (golang/go#18447), and a WriteTimeout cut its writes: the log
+	// stream lifts both deadlines for its connection (httpapi.handleLogs).
 	s.httpSrv = &http.Server{
 		Handler:           s.api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -24,6 +24,12 @@ const logPoll = 100 * time.Millisecond
 // attempt after a line "==> attempt N <==", until the job ends.
 // ?attempt=N picks an earlier attempt.
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	// A log lasts as long as its job: lift the server's read and write
+	// deadlines for this connection (a GET has no body to read slowly;
+	// MaxConns bounds how many streams there are).
+	conn := http.NewResponseController(w)
+	conn.SetReadDeadline(time.Time{})
+	conn.SetWriteDeadline(time.Time{})
 	j, e := s.visibleJob(r, p)
 	if e != nil {
 		return e
