@@ -79,6 +79,7 @@ type Server struct {
 	now     func() time.Time
 	metrics *metrics
 	tokens  tokenCache
+	health  health
 	handler http.Handler
 }
 

@@ -48,10 +48,7 @@ func (s *Server) apiRoutes() []route {
 // caller.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	for _, rt := range s.apiRoutes() {
 		mux.Handle(rt.method+" "+rt.path, s.authed(rt.h))
 	}

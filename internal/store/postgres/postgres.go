@@ -101,6 +101,8 @@ var migrations = []string{
 	// 4: attempts (store.Attempt), filled from the events of the jobs so
 	// far (sqlstore.BackfillAttempts).
 	sqlstore.AttemptsTable,
+	// 5: the store's own settings (its identity, sqlstore.StoreID).
+	sqlstore.SettingsTable,
 }
 
 // steps are the migrations written in Go, by version.

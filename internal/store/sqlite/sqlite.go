@@ -6,10 +6,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -105,6 +108,8 @@ var migrations = []string{
 	sqlstore.AttemptsTable + `
 	ALTER TABLE usage RENAME COLUMN start TO start_at;
 	ALTER TABLE usage RENAME COLUMN "end" TO end_at;`,
+	// 6: the store's own settings (its identity, sqlstore.StoreID).
+	sqlstore.SettingsTable,
 }
 
 // steps are the migrations written in Go, by version.
@@ -168,7 +173,7 @@ func Open(path string) (*Store, error) {
 	s := &Store{w: w}
 	if err := sqlstore.Migrate(context.Background(), w, dialect, migrations, steps); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, fmt.Errorf("sqlite: open %s: %w%s", path, err, notWritable(path))
 	}
 	r, err := sql.Open("sqlite", path+"?_query_only=1&"+common)
 	if err != nil {
@@ -190,6 +195,19 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// notWritable explains an open that failed because the file or its
+// directory takes no writes (SQLite writes the -wal and -shm files beside
+// the database): "" when both are writable.
+func notWritable(path string) string {
+	for _, p := range []string{path, filepath.Dir(path)} {
+		err := syscall.Access(p, 2 /* W_OK */)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Sprintf(" (%s is not writable: %v; the broker writes the database and its -wal and -shm files beside it)", p, err)
+		}
+	}
+	return ""
 }
 
 // Close releases the database. It is safe to call more than once.

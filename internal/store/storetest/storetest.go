@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Leader", testLeader},
 		{"Attempts", testAttempts},
 		{"AttemptsBatch", testAttemptsBatch},
+		{"Identity", testIdentity},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
