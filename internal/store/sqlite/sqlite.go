@@ -153,7 +153,15 @@ var _ store.Leader = (*Store)(nil)
 
 // Open opens (creating if needed) the database at path and brings its
 // schema up to date. The caller must Close the store.
-func Open(path string) (*Store, error) {
+//
+// Commits are synchronous=FULL: the WAL is synced at each commit, so an
+// acknowledged submission survives a power loss (NORMAL syncs only at
+// checkpoints and may lose the last commits; docs/benchmarks.md has the
+// cost of FULL).
+func Open(path string) (*Store, error) { return open(path, "FULL") }
+
+// open is Open with SQLite's synchronous setting (benchmarks compare).
+func open(path, synchronous string) (*Store, error) {
 	if path == "" || strings.ContainsAny(path, "?") {
 		return nil, fmt.Errorf("sqlite: open %q: %w: give a file path without '?'", path, store.ErrInvalid)
 	}
@@ -161,7 +169,7 @@ func Open(path string) (*Store, error) {
 	// a read call each: listing the reconciler's active jobs took half
 	// the time (BenchmarkListPending100k: 21-25 us a job read, 12-14 with
 	// the map).
-	const common = "_busy_timeout=10000&_foreign_keys=1&_synchronous=NORMAL&_pragma=mmap_size(268435456)"
+	common := "_busy_timeout=10000&_foreign_keys=1&_synchronous=" + synchronous + "&_pragma=mmap_size(268435456)"
 	w, err := sql.Open("sqlite", path+"?_journal_mode=WAL&_txlock=immediate&"+common)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

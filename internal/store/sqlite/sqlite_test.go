@@ -118,46 +118,58 @@ func job() *store.Job {
 	return &store.Job{Team: "ml", User: "bench", Workload: storetest.Workload("bench"), Spec: "run: true\n"}
 }
 
+// syncModes are the synchronous settings the write benchmarks compare:
+// FULL (what Open uses) and NORMAL (what it used before issue 21).
+var syncModes = []string{"FULL", "NORMAL"}
+
 func BenchmarkCreateJob(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
+	for _, mode := range syncModes {
+		b.Run("sync="+mode, func(b *testing.B) {
+			s, err := open(filepath.Join(b.TempDir(), "bench.db"), mode)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			j := job()
+			at := time.Now()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.CreateJob(ctx, j, at); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+		})
 	}
-	defer s.Close()
-	ctx := context.Background()
-	j := job()
-	at := time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.CreateJob(ctx, j, at); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 }
 
 // BenchmarkCreateJobParallel is what the HTTP server does: many handlers
 // creating at once, serialized on the one writer connection.
 func BenchmarkCreateJobParallel(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	at := time.Now()
-	b.ReportAllocs()
-	b.SetParallelism(4)
-	b.RunParallel(func(pb *testing.PB) {
-		j := job()
-		for pb.Next() {
-			if _, err := s.CreateJob(ctx, j, at); err != nil {
-				b.Error(err)
-				return
+	for _, mode := range syncModes {
+		b.Run("sync="+mode, func(b *testing.B) {
+			s, err := open(filepath.Join(b.TempDir(), "bench.db"), mode)
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+			defer s.Close()
+			ctx := context.Background()
+			at := time.Now()
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				j := job()
+				for pb.Next() {
+					if _, err := s.CreateJob(ctx, j, at); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+		})
+	}
 }
 
 // BenchmarkListPending100k lists the 10,000 PENDING jobs among 100,000
