@@ -124,8 +124,8 @@ type round struct {
 	// broker alive (hostAlive), read on first use.
 	runners map[backend.Where]*observation
 	live    map[string]bool
-	jobs  map[int64]*store.Job // every active job as last read or moved
-	order []int64              // job IDs in ID order
+	jobs    map[int64]*store.Job // every active job as last read or moved
+	order   []int64              // job IDs in ID order
 	// owned holds the backend names of the current attempts of the jobs
 	// listed at the start of the round that had reached a backend: not
 	// orphans, whatever this round does to them.
