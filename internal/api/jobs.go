@@ -158,6 +158,9 @@ type Placement struct {
 	BilledPerGPUHour float64 `json:"billed_per_gpu_hour"`
 	Contract         string  `json:"contract,omitempty"`
 	Borrowed         bool    `json:"borrowed,omitempty"`
+	// Host is the machine a local cluster's attempt runs on (a local
+	// cluster is one machine: the leader's when the attempt was placed).
+	Host string `json:"host,omitempty"`
 }
 
 // Event is one entry of a job's history (GET /v1/jobs/{id}/events).

@@ -157,3 +157,27 @@ type Scaler interface {
 	// no pool of that name, ErrUnavailable when it cannot be reached.
 	Scale(ctx context.Context, pool string, nodes int) (ready int, err error)
 }
+
+// Where names the machine a host-bound backend runs its attempts on and
+// the directory of its records there.
+type Where struct {
+	Host string
+	Dir  string
+}
+
+// HostBound is an optional capability of a backend whose attempts live on
+// the machine of the broker that started them (the local backend): they
+// can be seen and stopped from that machine only. The control plane
+// records Where with each attempt it starts there, so that another broker
+// (a new leader of a shared store) knows where the attempt lives.
+type HostBound interface {
+	Where() Where
+	// Adopt returns a backend over the records at w, made by another
+	// broker on this machine (a leader that died): it observes, cancels,
+	// forgets and submits there as that broker's own backend did.
+	// ErrOtherHost when w is on another machine.
+	Adopt(w Where) (Backend, error)
+}
+
+// ErrOtherHost, from HostBound.Adopt: the records are on another machine.
+var ErrOtherHost = errors.New("attempt records are on another host")

@@ -198,6 +198,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	host, err := os.Hostname()
+	if err != nil {
+		return nil, fmt.Errorf("server: hostname: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -208,7 +212,7 @@ func New(cfg Config) (*Server, error) {
 	ctl, err := control.New(control.Config{
 		Store: cfg.Store, Backends: cfg.Backends, Clock: cfg.Clock, RoundInterval: cfg.RoundInterval,
 		ClusterTimeout: cfg.ClusterTimeout, Logger: cfg.Logger, LocalGPU: cfg.LocalGPU, LocalGPUs: cfg.LocalGPUs,
-		LeaderID: id, Registry: reg, FleetBackends: fleetBackends(cfg.Drivers, true), ScaleDownAfter: cfg.ScaleDownAfter,
+		LeaderID: id, Host: host, Registry: reg, FleetBackends: fleetBackends(cfg.Drivers, true), ScaleDownAfter: cfg.ScaleDownAfter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)

@@ -82,6 +82,12 @@ type Placement struct {
 	BilledPerGPUHour float64 `json:"billed_per_gpu_hour"`
 	Contract         string  `json:"contract,omitempty"`
 	Borrowed         bool    `json:"borrowed,omitempty"`
+	// Host and Dir, for an attempt of a host-bound backend (local), are
+	// the machine it runs on and the directory of its records there
+	// (backend.Where), set at admission by the leader that placed it:
+	// another broker adopts the attempt from there, or knows it cannot.
+	Host string `json:"host,omitempty"`
+	Dir  string `json:"dir,omitempty"`
 }
 
 // Job is one submitted workload and where it stands.
@@ -316,6 +322,16 @@ type Store interface {
 // while this holder (id) holds the lease until `until`; others get false.
 type Leader interface {
 	TryLead(ctx context.Context, id string, now, until time.Time) (bool, error)
+}
+
+// Members is an optional capability of a store shared by several broker
+// replicas: each says, every round, that it is alive and on which host
+// (Beat, valid until `until`), so that the leader can tell whether a host
+// whose attempts it cannot see has a broker alive (LiveHosts: the hosts
+// with a beat valid at now).
+type Members interface {
+	Beat(ctx context.Context, id, host string, until time.Time) error
+	LiveHosts(ctx context.Context, now time.Time) (map[string]bool, error)
 }
 
 // Check reports a Move the state machine forbids before any driver touches

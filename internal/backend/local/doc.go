@@ -75,6 +75,10 @@
 // SKYPILOT_NODE_RANK, SKYPILOT_NUM_NODES, SKYPILOT_NODE_IPS,
 // SKYPILOT_NUM_GPUS_PER_NODE and SKYPILOT_TASK_ID (the attempt name).
 //
-// One broker owns a state directory at a time. This package must never
-// import the engine, the server or another driver.
+// One broker owns a state directory at a time. When that broker dies for
+// good (a leader of a shared store killed), another broker on the same
+// machine takes its attempts over with Adopt: a Backend over that
+// directory, which finds them again as after a restart. Nodes must not be
+// started with a parent-death signal (Pdeathsig): they outlive the broker.
+// This package must never import the engine, the server or another driver.
 package local

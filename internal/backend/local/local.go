@@ -61,6 +61,9 @@ type Backend struct {
 	// gen counts Forgets, so an Observe racing a Forget does not cache what
 	// was just forgotten.
 	gen uint64
+	// adopted holds the Backends over other brokers' directories on this
+	// machine (Adopt), by directory.
+	adopted map[string]*Backend
 }
 
 var (

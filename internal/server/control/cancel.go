@@ -38,7 +38,7 @@ func (s *Controller) cancelJob(ctx context.Context, j *store.Job, actor string) 
 		s.metrics.transitions.WithLabelValues(string(store.Cancelled)).Inc()
 		if j.State != store.Pending && j.Placement != nil {
 			name := attemptName(j)
-			if b, err := s.backendFor(ctx, j.Placement.Cluster); err != nil {
+			if b, err := s.attemptBackend(ctx, j); err != nil {
 				s.log.Warn("cancel: backend unavailable; the reconciler stops the attempt later", "job", j.ID, "err", err)
 			} else if err := b.Cancel(ctx, name); err != nil {
 				s.log.Warn("cancel: backend cancel failed; the reconciler stops the attempt later", "job", j.ID, "name", name, "err", err)

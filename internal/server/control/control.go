@@ -36,6 +36,10 @@ type Config struct {
 	LocalGPUs int
 	// LeaderID is this broker's name as the leader of a shared store.
 	LeaderID string
+	// Host is the machine this broker runs on, as its beats in a shared
+	// store name it (store.Members); it must match the host its local
+	// backends record (backend.HostBound).
+	Host string
 	// Registry takes the controller's metrics.
 	Registry prometheus.Registerer
 	// FleetBackends are the backends a stored fleet may name, each with

@@ -120,7 +120,7 @@ func (rd *round) recordReturned(ctx context.Context) {
 // feed is full it records the Submits that return, so that a round never
 // waits for more than the room to hand j over.
 func (d *roundDispatch) add(j *store.Job) {
-	if d.inflight[attemptName(j)] {
+	if d.inflight[attemptName(j)] || d.rd.fenced() {
 		return
 	}
 	sub := d.rd.prepare(d.ctx, j)
@@ -159,6 +159,20 @@ func (d *roundDispatch) finish() {
 func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 	name := attemptName(j)
 	o := rd.obs[j.Placement.Cluster]
+	if r := rd.obsOf(j); r != o && o.open() {
+		// Recorded at another broker's records: submitted there, where
+		// an earlier Submit may have started it already (idempotent by
+		// name there only). On another machine it waits while a broker
+		// there is alive.
+		switch {
+		case r.elsewhere != "" && rd.hostAlive(ctx, r.elsewhere):
+			return nil
+		case r.ok():
+			o = &observation{b: r.b}
+		default:
+			o = r
+		}
+	}
 	if !o.open() {
 		rd.s.rec.missing[name]++
 		if rd.s.rec.missing[name] >= lostAfterRounds {
@@ -255,7 +269,7 @@ func (rd *round) forgetAll(ctx context.Context) {
 		ended[f.name] = endedAttempt{forgetting: f, at: rd.now}
 	}
 	rd.forget = nil
-	if len(ended) == 0 {
+	if len(ended) == 0 || rd.fenced() {
 		return
 	}
 	quiet := true

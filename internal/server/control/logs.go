@@ -17,7 +17,7 @@ func (s *Controller) openLogs(ctx context.Context, j *store.Job, attempt int, fo
 		if j.Placement == nil {
 			return nil, backend.ErrNotFound
 		}
-		b, err := s.backendFor(ctx, j.Placement.Cluster)
+		b, err := s.attemptBackend(ctx, j)
 		if err != nil {
 			return nil, err
 		}

@@ -23,6 +23,9 @@ type observation struct {
 	// this round (backend.ErrNoNewWork): its attempts run on.
 	closed error
 	byName map[string]backend.Status
+	// elsewhere, for the records of an attempt on another machine, is
+	// that machine (see observeRunners).
+	elsewhere string
 }
 
 // ok: the cluster answered and was observed.
@@ -177,7 +180,11 @@ func (rd *round) retry(j *store.Job, ending lifecycle.Ending, reason, detail str
 // observeJob plans the moves of a dispatched or running job by what its
 // backend says.
 func (rd *round) observeJob(ctx context.Context, j *store.Job) {
-	o := rd.obs[j.Placement.Cluster]
+	o := rd.obsOf(j)
+	if o != nil && o.elsewhere != "" {
+		rd.observeElsewhere(ctx, j, o.elsewhere)
+		return
+	}
 	if !o.ok() {
 		// Cannot tell; the pool is down for new work meanwhile. Once the
 		// cluster has not answered for the cluster timeout, its attempts

@@ -11,15 +11,27 @@ import (
 // cleanOrphans stops and forgets backend objects that no active job's
 // current attempt owns: attempts cancelled while their backend could not
 // be reached, earlier attempts of preempted or lost jobs, objects whose
-// job ended while the server was down.
+// job ended while the server was down. Other brokers' records adopted
+// this round (observeRunners) are cleaned too: the attempts a dead leader
+// left there whose jobs ended.
 func (rd *round) cleanOrphans(ctx context.Context) {
-	names := make([]string, 0, len(rd.obs))
-	for n := range rd.obs {
+	if rd.fenced() {
+		return
+	}
+	all := make(map[string]*observation, len(rd.obs)+len(rd.runners))
+	for n, o := range rd.obs {
+		all[n] = o
+	}
+	for w, o := range rd.runners {
+		all[w.Host+":"+w.Dir] = o
+	}
+	names := make([]string, 0, len(all))
+	for n := range all {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, cl := range names {
-		o := rd.obs[cl]
+		o := all[cl]
 		if !o.ok() {
 			continue
 		}

@@ -294,6 +294,9 @@ func (rd *round) admit(ctx context.Context, as []engine.Admission, blocked map[s
 			GPUsPerNode: a.GPUsPerNode, Nodes: a.Nodes, PriceClass: a.PriceClass,
 			BilledPerGPUHour: a.Cost.BilledPerGPUHour, Contract: a.Contract, Borrowed: a.Borrowed,
 		}
+		if o := rd.obs[a.Pool.Cluster]; o.ok() {
+			recordWhere(pl, o.b)
+		}
 		msg := fmt.Sprintf(view.PlacedPrefix+"%s (%s, %s, $%.2f/GPU-h effective)%s; %s",
 			a.Pool, a.Provider, a.PriceClass, a.Cost.EffectivePerGPUHour, note, formatSlots(nodes))
 		rd.plan(j, store.Move{To: store.Admitted, Placement: pl, Slots: storeSlots(nodes), Message: msg}, func(moved *store.Job) {

@@ -88,6 +88,8 @@ type reconcilerState struct {
 	readAll time.Time
 	// counts is how many jobs are in each state (see jobCounts).
 	counts jobCounts
+	// led: the last round led (see lead).
+	led bool
 }
 
 // avoidance is the region one attempt of a job must not be placed in.
@@ -110,12 +112,20 @@ func (r *reconcilerState) init() {
 
 // round is one reconcile round's working state.
 type round struct {
-	s     *Controller
-	now   time.Time
-	fs    *view.Fleet
-	obs   map[string]*observation
-	jobs  map[int64]*store.Job // every active job as last read or moved
-	order []int64              // job IDs in ID order
+	s   *Controller
+	now time.Time
+	// until is when the round stops acting (see fenced); zero: never.
+	until       time.Time
+	fenceLogged bool
+	fs          *view.Fleet
+	obs         map[string]*observation
+	// runners are the observations of other brokers' records that active
+	// attempts were recorded at (observeRunners); live, the hosts with a
+	// broker alive (hostAlive), read on first use.
+	runners map[backend.Where]*observation
+	live    map[string]bool
+	jobs    map[int64]*store.Job // every active job as last read or moved
+	order   []int64              // job IDs in ID order
 	// owned holds the backend names of the current attempts of the jobs
 	// listed at the start of the round that had reached a backend: not
 	// orphans, whatever this round does to them.
@@ -208,11 +218,9 @@ func (s *Controller) reconcile(ctx context.Context) error {
 	defer func() { s.metrics.roundSecs.Observe(s.clock.Now().Sub(started).Seconds()) }()
 	s.rec.waited = 0
 	now := started.UTC()
-	if l, ok := s.store.(store.Leader); ok {
-		lead, err := l.TryLead(ctx, s.leaderID, now, now.Add(leaderLease))
-		if err != nil || !lead {
-			return err
-		}
+	lead, until, err := s.lead(ctx, now)
+	if err != nil || !lead {
+		return err
 	}
 	// 1. Desired state. The jobs are read before the fleet: a job submitted
 	// after a PUT /v1/fleet returned is then never placed by a round that
@@ -227,7 +235,7 @@ func (s *Controller) reconcile(ctx context.Context) error {
 		return fmt.Errorf("reading the fleet: %w", err)
 	}
 	s.refreshCounts(ctx, now)
-	rd := &round{s: s, now: now, fs: fs, jobs: make(map[int64]*store.Job, len(list)), order: make([]int64, 0, len(list)),
+	rd := &round{s: s, now: now, until: until, fs: fs, jobs: make(map[int64]*store.Job, len(list)), order: make([]int64, 0, len(list)),
 		owned: map[string]bool{}}
 	for _, j := range list {
 		rd.jobs[j.ID] = j
@@ -261,6 +269,7 @@ func (s *Controller) reconcile(ctx context.Context) error {
 func (rd *round) observeAll(ctx context.Context) {
 	rd.observe(ctx)
 	rd.trackHealth()
+	rd.observeRunners(ctx)
 	for _, id := range rd.order {
 		if j := rd.jobs[id]; j != nil && (j.State == store.Dispatched || j.State == store.Running) {
 			rd.observeJob(ctx, j)
@@ -417,6 +426,15 @@ func (rd *round) flush(ctx context.Context) {
 	batch := rd.batch
 	rd.batch = nil
 	if len(batch) == 0 {
+		return
+	}
+	if rd.fenced() {
+		for _, st := range batch {
+			delete(rd.jobs, st.j.ID)
+			if st.then != nil {
+				st.then(nil)
+			}
+		}
 		return
 	}
 	moves := make([]store.JobMove, len(batch))

@@ -67,7 +67,7 @@ func apiPlacement(p *store.Placement) *api.Placement {
 	return &api.Placement{
 		Cluster: p.Cluster, Pool: p.Pool, Provider: p.Provider, Region: p.Region, GPU: p.GPU,
 		GPUsPerNode: p.GPUsPerNode, Nodes: p.Nodes, PriceClass: p.PriceClass,
-		BilledPerGPUHour: p.BilledPerGPUHour, Contract: p.Contract, Borrowed: p.Borrowed,
+		BilledPerGPUHour: p.BilledPerGPUHour, Contract: p.Contract, Borrowed: p.Borrowed, Host: p.Host,
 	}
 }
 

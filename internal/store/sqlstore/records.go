@@ -272,3 +272,46 @@ func (db *DB) TryLead(ctx context.Context, id string, now, until time.Time) (boo
 	}
 	return true, nil
 }
+
+// memberPrefix names the leader table's rows that are brokers' beats
+// (store.Members), beside the 'reconciler' lease: name 'broker:ID',
+// holder the broker's host.
+const memberPrefix = "broker:"
+
+// Beat implements store.Members: the broker id, on host, is alive until
+// until.
+func (db *DB) Beat(ctx context.Context, id, host string, until time.Time) error {
+	if id == "" || host == "" {
+		return db.errorf("beat: %w: empty broker id or host", store.ErrInvalid)
+	}
+	_, err := db.w.ExecContext(ctx, db.d.Bind(`INSERT INTO leader (name, holder, until) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until`),
+		memberPrefix+id, host, until.UTC().UnixNano())
+	if err != nil {
+		return db.errorf("beat: %w", err)
+	}
+	return nil
+}
+
+// LiveHosts implements store.Members: the hosts of the brokers whose
+// beat is valid at now.
+func (db *DB) LiveHosts(ctx context.Context, now time.Time) (map[string]bool, error) {
+	rows, err := db.query(ctx, db.r, `SELECT holder FROM leader WHERE name LIKE ? AND until >= ?`,
+		memberPrefix+"%", now.UTC().UnixNano())
+	if err != nil {
+		return nil, db.errorf("live hosts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, db.errorf("live hosts: %w", err)
+		}
+		out[h] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.errorf("live hosts: %w", err)
+	}
+	return out, nil
+}

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Usage", testUsage},
 		{"Reopen", testReopen},
 		{"Leader", testLeader},
+		{"Members", testMembers},
 		{"Attempts", testAttempts},
 		{"AttemptsBatch", testAttemptsBatch},
 		{"Identity", testIdentity},
