@@ -10,6 +10,11 @@ import (
 type FleetDoc struct {
 	Version int64  `json:"version"`
 	Fleet   string `json:"fleet"`
+	// Error, when set, says why this fleet is not in force: it does not
+	// validate with this server (stored by an older version, say). The
+	// server then runs the fleet it had before, or none (nothing is
+	// scheduled) until a valid fleet is applied.
+	Error string `json:"error,omitempty"`
 }
 
 // FleetRequest is the body of PUT /v1/fleet.

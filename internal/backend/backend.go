@@ -20,6 +20,24 @@ var (
 	ErrNoNewWork = errors.New("cluster takes no new work")
 )
 
+// StartError is what Submit returns when the attempt cannot start
+// because of what its spec asks for, so that starting it again the same
+// way fails again: an environment or argument list the kernel refuses
+// (E2BIG, a NUL byte), a program that is missing, a job the workload
+// manager rejects, an object the API server finds invalid. It is not a
+// loss (the cluster did nothing wrong) nor a backend that cannot be
+// reached (ErrUnavailable): the control plane ends the attempt as not
+// started, and the lifecycle decides (it fails the job with Err's words).
+// Submit leaves nothing of such an attempt running.
+type StartError struct {
+	Err error
+}
+
+func (e *StartError) Error() string { return "cannot start: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *StartError) Unwrap() error { return e.Err }
+
 // Name is the name of what a backend creates for one attempt of one job.
 // It is built from the job ID and attempt only, so a broker that dies
 // between "submit" and "record" finds the object again instead of
@@ -91,7 +109,8 @@ type Status struct {
 type Backend interface {
 	// Submit starts an attempt. It is idempotent by spec.Name: when an
 	// object of that name exists already, Submit returns nil and starts
-	// nothing.
+	// nothing. An attempt its spec keeps from starting is a *StartError;
+	// a backend that cannot be reached, an error wrapping ErrUnavailable.
 	Submit(ctx context.Context, spec Spec) error
 	// Observe returns the status of every attempt this backend holds
 	// (running or ended and not yet forgotten), in one call: callers

@@ -93,11 +93,19 @@ region, backend, health, GPU model and shape, free GPUs and price class.
 				if err != nil {
 					return err
 				}
+				if d.Error != "" {
+					fmt.Fprintf(env.Stderr, "error: %s\n", d.Error)
+				}
 				if ok, err := writeDoc(env.Stdout, o.output, d); ok {
 					return err
 				}
 				_, err = fmt.Fprint(env.Stdout, d.Fleet)
 				return err
+			}
+			// A stored fleet that does not validate (one an older version
+			// accepted) is not in force: say so before what is.
+			if d, err := c.Fleet(ctx); err == nil && d.Error != "" {
+				fmt.Fprintf(env.Stderr, "error: %s\n", d.Error)
 			}
 			cls, err := c.Clusters(ctx)
 			if err != nil {

@@ -24,6 +24,11 @@ const (
 	// Preempted: the broker stopped the attempt to make room for other
 	// work, or a spot provider took the capacity back.
 	Preempted
+	// NotStarted: the backend could not start the attempt because of what
+	// its spec asks for (backend.StartError: an environment the kernel
+	// refuses, a missing program, a job the workload manager rejects).
+	// Why holds the backend's words.
+	NotStarted
 )
 
 // Attempt is one ended attempt of a job.
@@ -83,12 +88,17 @@ type Move struct {
 // has counted restarts restarts on errors before a. Lost and preempted
 // attempts are always retried (they are not the job's fault); under
 // EAGER_NEXT_REGION the retry avoids the region they ended in. An attempt
-// that exited with one of rec.RecoverOnExitCodes is restarted without
+// that could not start fails the job at once, whatever rec says: the same
+// spec would not start the next time either (retried as a loss, such a job
+// once ran to attempt 193, three attempts a second). An attempt that
+// exited with one of rec.RecoverOnExitCodes is restarted without
 // counting; any other failure (an unknown Ending counts as failed) is
 // restarted while restarts stay below rec.MaxRestartsOnErrors, else the
 // job fails.
 func Next(rec model.Recovery, restarts int, a Attempt) Move {
 	switch a.Ending {
+	case NotStarted:
+		return Move{Kind: Fail, Reason: "Failed: attempt " + strconv.Itoa(a.Number) + " could not start: " + a.Why}
 	case Lost, Preempted:
 		m := Move{Kind: Retry, Reason: a.Why}
 		if rec.Strategy == model.RecoveryEagerNextRegion {

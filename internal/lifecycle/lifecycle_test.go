@@ -50,6 +50,9 @@ func TestNext(t *testing.T) {
 		{"an unknown exit code is never listed", model.Recovery{RecoverOnExitCodes: []int{0}}, 0,
 			Attempt{Number: 1, Ending: Failed},
 			Move{Kind: Fail, Reason: "Failed: exited with code unknown"}},
+		{"not started fails at once, whatever the restart budget", model.Recovery{MaxRestartsOnErrors: 5, RecoverOnExitCodes: []int{1}}, 0,
+			Attempt{Number: 2, Ending: NotStarted, Why: "fork/exec /bin/bash: argument list too long"},
+			Move{Kind: Fail, Reason: "Failed: attempt 2 could not start: fork/exec /bin/bash: argument list too long"}},
 		{"lost does not spend the restart budget", model.Recovery{}, 0, Attempt{Number: 9, Ending: Lost, Why: "Lost"},
 			Move{Kind: Retry, Reason: "Lost"}},
 	}

@@ -323,6 +323,7 @@ func (f *Fleet) Validate() error {
 		}
 	}
 	errs.Merge("policy", f.Policy.Validate())
+	f.checkBounds(&errs)
 	return errs.Err()
 }
 

@@ -180,6 +180,7 @@ func (w *Workload) Validate() error {
 		errs.Add("x-gpubroker.duration", "negative; give a duration such as 12h")
 	}
 	checkNonNegative(&errs, "x-gpubroker.data_gb", w.DataGB)
+	w.checkBounds(&errs)
 	if w.Service != nil {
 		s := w.Service
 		if s.MinReplicas < 0 || (s.MaxReplicas != 0 && s.MaxReplicas < s.MinReplicas) {

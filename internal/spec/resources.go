@@ -81,13 +81,31 @@ func (p *parser) resources(n, at *yaml.Node, w *model.Workload) ([]model.Resourc
 			}
 		}
 	}
-	var opts []model.Resources
 	for _, it := range items {
 		if len(it.accels) == 0 {
 			if a, ok := p.fromInstanceType(it); ok {
 				it.accels = []accel{a}
 			}
 		}
+	}
+	// The options are counted before they are made: an any_of list and an
+	// accelerator set it inherits multiply (a 1 MB file could ask for
+	// billions).
+	count := 0
+	for _, it := range items {
+		count += len(it.accels)
+	}
+	if count > model.MaxOptions {
+		node := at
+		if node == nil {
+			node = resolve(n)
+		}
+		p.errorf(node, "resources", "%d resource options (after any_of, ordered and accelerator sets are expanded) are more than %d; list fewer choices", count, model.MaxOptions)
+		p.block("resources")
+		return nil, order, outer.ports
+	}
+	var opts []model.Resources
+	for _, it := range items {
 		for _, a := range it.accels {
 			r := it.r
 			r.GPU, r.GPUsPerNode, r.AcceleratorArg = a.gpu, a.count, a.arg

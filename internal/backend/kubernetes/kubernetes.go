@@ -193,7 +193,7 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 		created, err = b.client.BatchV1().Jobs(b.ns).Get(ctx, spec.Name, metav1.GetOptions{})
 	}
 	if err != nil {
-		return wrap("submit "+spec.Name, err)
+		return startError(wrap("submit "+spec.Name, err))
 	}
 	if w := b.startedWatch(); w != nil && created.UID != "" {
 		w.noteCreated(created)
@@ -471,6 +471,17 @@ func wrap(what string, err error) error {
 		return fmt.Errorf("kubernetes: %s: %v: %w", what, err, backend.ErrUnavailable)
 	}
 	return fmt.Errorf("kubernetes: %s: %w", what, err)
+}
+
+// startError marks a create the API server refused for what the object
+// holds (invalid, too large, malformed): it would
+// be refused again, so the attempt did not start (backend.StartError).
+// Forbidden is not one: a ResourceQuota exceeded for now says it too.
+func startError(err error) error {
+	if apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err) || apierrors.IsBadRequest(err) {
+		return &backend.StartError{Err: err}
+	}
+	return err
 }
 
 func unavailable(err error) bool {

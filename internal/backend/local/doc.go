@@ -34,6 +34,9 @@
 // that exited with a code, including one killed by a signal while its shell
 // survived (the shell records 128+signal), is Failed, not Lost. An attempt
 // whose submission was interrupted before every node was started is Lost too.
+// A node its spec keeps from starting (an environment the kernel refuses:
+// too long, or holding a NUL byte; a missing program) is no loss: Submit
+// stops the nodes it started and returns a backend.StartError.
 //
 // Liveness is the node's flock, not the pid: the lock is taken by the broker
 // before the fork and handed to the node's shell, so there is no window in

@@ -176,9 +176,11 @@ func validName(name string) error {
 // spec.Name: the attempt directory is created with mkdir, and when it exists
 // already Submit returns nil and starts nothing.
 //
-// A node that cannot be started (fork fails) gets the reason in its log and
-// no exit status, so the attempt is reported Lost and retried rather than
-// Failed.
+// A node that cannot be started gets the reason in its log. When its spec
+// is the cause (an environment the kernel refuses, a missing program)
+// Submit stops the nodes started and returns a *backend.StartError;
+// otherwise (fork fails) the node has no exit status, so the attempt is
+// reported Lost and retried rather than Failed.
 func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -236,13 +238,48 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 	}
 	for rank := range spec.Nodes {
 		if err := b.startNode(adir, workdir, spec, rank); err != nil {
-			// Leave the remaining nodes unstarted: the attempt is Lost and
+			// Leave the remaining nodes unstarted. When the spec is the
+			// cause the started ones stop now and the caller learns why;
+			// otherwise (out of processes, say) the attempt is Lost and
 			// the started ones are stopped by Observe.
 			appendLog(filepath.Join(adir, nodeFile(rank, "log")), "gpubroker: cannot start node: "+err.Error())
+			var se *backend.StartError
+			if errors.As(err, &se) {
+				if rank > 0 {
+					_ = b.Cancel(ctx, spec.Name)
+				}
+				return err
+			}
 			break
 		}
 	}
 	return nil
+}
+
+// envNUL names the first variable of env holding a NUL byte, which no
+// process environment can carry.
+func envNUL(env []string) error {
+	for _, kv := range env {
+		if strings.IndexByte(kv, 0) >= 0 {
+			name, _, _ := strings.Cut(kv, "=")
+			return fmt.Errorf("environment variable %q holds a NUL byte", name)
+		}
+	}
+	return nil
+}
+
+// startError wraps an exec failure that the attempt's spec causes, which
+// would recur on every try, as a backend.StartError: an argument list or
+// environment too long (E2BIG) or holding a NUL byte (EINVAL), a program
+// missing or not executable. Others (out of processes or memory) are
+// returned as they are.
+func startError(err error) error {
+	for _, e := range []error{syscall.E2BIG, syscall.EINVAL, syscall.ENOENT, syscall.EACCES, syscall.ENOEXEC, syscall.ENAMETOOLONG, syscall.ENOTDIR} {
+		if errors.Is(err, e) {
+			return &backend.StartError{Err: err}
+		}
+	}
+	return err
 }
 
 func nodeFile(rank int, ext string) string {
@@ -300,8 +337,12 @@ func (b *Backend) startNode(adir, workdir string, spec backend.Spec, rank int) e
 	// A session of its own: its own process group (pgid = pid), and no
 	// controlling terminal whose hangup would reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := envNUL(cmd.Env); err != nil {
+		// os/exec would refuse it with an error of no kind to test.
+		return &backend.StartError{Err: err}
+	}
 	if err := cmd.Start(); err != nil {
-		return err
+		return startError(err)
 	}
 	pid := cmd.Process.Pid
 	// Until it is reaped below, /proc/PID is this process, even if it has

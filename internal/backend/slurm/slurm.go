@@ -248,7 +248,8 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 // name: when Slurm knows a job of that name (queued, running or in sacct's
 // history), Submit starts nothing and returns nil. Errors from sbatch that
 // come from an unreachable controller wrap backend.ErrUnavailable; a
-// rejected job (e.g. more GPUs per node than any node has) does not.
+// rejected job (e.g. more GPUs per node than any node has) is a
+// *backend.StartError.
 func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -323,8 +324,13 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 	if err != nil {
 		// Not held. The record stays: an sbatch whose reply was lost (a
 		// slurmctld restarting) may have gone through, so a retry looks
-		// the name up in Slurm before it submits again.
-		return fmt.Errorf("slurm: submit %s: %w", spec.Name, err)
+		// the name up in Slurm before it submits again. A job Slurm
+		// rejects would be rejected again: not started.
+		err = fmt.Errorf("slurm: submit %s: %w", spec.Name, err)
+		if !errors.Is(err, backend.ErrUnavailable) && ctx.Err() == nil {
+			return &backend.StartError{Err: err}
+		}
+		return err
 	}
 	// --parsable prints "ID" or "ID;CLUSTER".
 	idText, _, _ := strings.Cut(strings.TrimSpace(string(out)), ";")

@@ -68,6 +68,9 @@ type Controller struct {
 	// fleet is the newest parsed fleet; the reconciler refreshes it each
 	// round and PUT /v1/fleet sets it at once (SetFleet).
 	fleet atomic.Pointer[view.Fleet]
+	// fleetErr is the newest stored fleet version that does not validate
+	// while an earlier one stays in force (invalidFleet).
+	fleetErr atomic.Pointer[fleetError]
 	// view is what the last round saw, for the read endpoints.
 	view atomic.Pointer[view.Round]
 

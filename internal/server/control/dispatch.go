@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gpubroker/internal/backend"
+	"gpubroker/internal/lifecycle"
+	"gpubroker/internal/model"
 	"gpubroker/internal/store"
 )
 
@@ -205,7 +207,7 @@ func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 
 // record plans the move of a submitted job by its Submit's outcome:
 // dispatched; still admitted when the backend was unavailable (the next
-// round retries); failed when the backend refused it.
+// round retries); otherwise the attempt did not start (notStarted).
 //
 // The job is taken as the round has it: a Submit that returns after its
 // job moved on (cancelled, preempted, lost) records nothing, and the
@@ -225,8 +227,7 @@ func (rd *round) record(ctx context.Context, sub *submission) {
 			rd.s.log.Warn("dispatch: backend unavailable; retrying next round", "name", name, "err", err)
 			return
 		}
-		rd.plan(j, store.Move{To: store.Failed, Reason: "DispatchFailed: " + err.Error(),
-			Message: "the backend refused the attempt: " + err.Error()}, nil)
+		rd.notStarted(j, sub.b, err)
 		return
 	}
 	delete(rd.s.rec.missing, name)
@@ -300,4 +301,37 @@ func (rd *round) forgetAll(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+}
+
+// notStarted ends j's attempt, which its backend could not start (err: a
+// backend.StartError, or any other refusal that is not ErrUnavailable), as
+// the lifecycle decides: the job fails with the backend's words. What the
+// backend kept of the attempt is forgotten.
+func (rd *round) notStarted(j *store.Job, b backend.Backend, err error) {
+	why := err.Error()
+	var se *backend.StartError
+	if errors.As(err, &se) {
+		why = se.Err.Error()
+	}
+	var rec model.Recovery
+	if j.Workload != nil {
+		rec = j.Workload.Recovery
+	}
+	mv := lifecycle.Next(rec, j.Restarts, lifecycle.Attempt{Number: j.Attempt, Ending: lifecycle.NotStarted, Why: why})
+	m := store.Move{Reason: mv.Reason, Message: mv.Reason}
+	switch mv.Kind {
+	case lifecycle.Retry:
+		m.To, m.NextAttempt, m.CountRestart = store.Pending, true, mv.CountRestart
+	case lifecycle.Succeed:
+		m.To = store.Succeeded
+	default:
+		m.To = store.Failed
+	}
+	name := attemptName(j)
+	rd.s.log.Warn("an attempt could not start", "name", name, "err", err, "move", mv.Kind)
+	rd.plan(j, m, func(moved *store.Job) {
+		if moved != nil {
+			rd.forget = append(rd.forget, forgetting{b: b, name: name})
+		}
+	})
 }

@@ -27,8 +27,8 @@ func (s *Controller) refreshFleet(ctx context.Context) (*view.Fleet, error) {
 }
 
 // readFleet reads the store's newest fleet and parses it only when its
-// version changed. A stored fleet this server cannot parse (written by a
-// newer version) is logged and the previous one kept.
+// version changed. A stored fleet this server cannot parse or validate
+// is handled by invalidFleet.
 func (s *Controller) readFleet(ctx context.Context) (*view.Fleet, error) {
 	cur := s.fleet.Load()
 	doc, version, err := s.store.GetFleet(ctx)
@@ -47,10 +47,12 @@ func (s *Controller) readFleet(ctx context.Context) (*view.Fleet, error) {
 		// PUT /v1/fleet stored a newer one since this read began.
 		return cur, nil
 	}
+	if fe := s.fleetErr.Load(); fe != nil && fe.version == version {
+		return cur, nil // known not to validate: not parsed every round
+	}
 	f, _, err := spec.ParseFleetWith([]byte(doc), fmt.Sprintf("fleet v%d", version), spec.FleetOptions{Backends: s.cfg.FleetBackends})
 	if err != nil {
-		s.log.Error("the stored fleet does not parse; keeping the previous one", "version", version, "err", err)
-		return cur, nil
+		return s.invalidFleet(cur, version, err), nil
 	}
 	next := view.NewFleet(f, version, fmt.Sprintf("fleet v%d", version))
 	s.setFleet(next)
@@ -133,4 +135,70 @@ func (s *Controller) knownBackends() []backend.Backend {
 		out[i] = s.backends[n].b
 	}
 	return out
+}
+
+// maxFleetErrorBytes bounds the validation errors an invalid stored fleet
+// is reported with (logs, reasons, GET /v1/fleet): a fleet of 100,000 bad
+// pools has as many errors.
+const maxFleetErrorBytes = 2 << 10
+
+// invalidFleet is the fleet state when the store's newest fleet, version,
+// does not parse or validate (err): one an older version accepted (a pool
+// of 10^9 nodes once took a server to 23 GB, and every restart again), or
+// a newer version wrote. With a valid stored fleet already in force (cur,
+// parsed by this process) that one stays; otherwise (a server starting)
+// the fleet in force has no cluster and says why (view.InvalidFleet): the
+// reconciler then schedules, observes and loses nothing until a valid
+// fleet is applied. Either way the error is logged once per version and
+// shown by GET /v1/fleet (and so fleet show) and the pending jobs' reason.
+func (s *Controller) invalidFleet(cur *view.Fleet, version int64, err error) *view.Fleet {
+	msg := err.Error()
+	if len(msg) > maxFleetErrorBytes {
+		msg = msg[:maxFleetErrorBytes] + "... (more errors: gpubroker fleet apply lists every one)"
+	}
+	err = fmt.Errorf("the stored fleet v%d does not validate: %s", version, msg)
+	if cur.Version > 0 && cur.Invalid == nil {
+		if old := s.fleetErr.Swap(&fleetError{version: version, err: err}); old == nil || old.version != version {
+			s.log.Error("the stored fleet does not validate; keeping the fleet in force", "version", version, "in_force", cur.Version, "err", msg)
+		}
+		return cur
+	}
+	s.log.Error("the stored fleet does not validate; nothing is scheduled until a valid fleet is applied (gpubroker fleet apply)", "version", version, "err", msg)
+	next := view.InvalidFleet(version, err)
+	s.setFleet(next)
+	return next
+}
+
+// fleetError is a stored fleet version that does not validate while an
+// earlier valid one stays in force.
+type fleetError struct {
+	version int64
+	err     error
+}
+
+// FleetError is why the store's newest fleet is not in force (it does not
+// validate with this server), or nil when it is.
+func (s *Controller) FleetError() error {
+	fs := s.fleet.Load()
+	if fs.Invalid != nil {
+		return fs.Invalid
+	}
+	if fe := s.fleetErr.Load(); fe != nil && fe.version > fs.Version {
+		return fe.err
+	}
+	return nil
+}
+
+// holdAll is a round under an invalid fleet (view.Fleet.Invalid): it
+// moves nothing and only says why every pending job waits.
+func (s *Controller) holdAll(jobs []*store.Job, why error) {
+	waits := make(map[int64]string, len(jobs))
+	for _, j := range jobs {
+		if j.State == store.Pending {
+			waits[j.ID] = "FleetInvalid: " + why.Error() + "; apply a valid fleet (gpubroker fleet apply)"
+		}
+	}
+	s.waitMu.Lock()
+	s.waits = waits
+	s.waitMu.Unlock()
 }

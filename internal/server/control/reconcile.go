@@ -234,6 +234,10 @@ func (s *Controller) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the fleet: %w", err)
 	}
+	if fs.Invalid != nil {
+		s.holdAll(list, fs.Invalid)
+		return nil
+	}
 	s.refreshCounts(ctx, now)
 	rd := &round{s: s, now: now, until: until, fs: fs, jobs: make(map[int64]*store.Job, len(list)), order: make([]int64, 0, len(list)),
 		owned: map[string]bool{}}

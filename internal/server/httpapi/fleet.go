@@ -24,7 +24,11 @@ func (s *Server) handleGetFleet(w http.ResponseWriter, r *http.Request, p princi
 	if err != nil {
 		return internalError(err)
 	}
-	writeJSON(w, http.StatusOK, api.FleetDoc{Version: version, Fleet: doc})
+	out := api.FleetDoc{Version: version, Fleet: doc}
+	if ferr := s.ctl.FleetError(); ferr != nil {
+		out.Error = ferr.Error()
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -24,6 +24,9 @@ import (
 type Control interface {
 	// Fleet is the fleet in force (never nil).
 	Fleet() *view.Fleet
+	// FleetError is why the store's newest fleet is not in force (it does
+	// not validate with this server), or nil.
+	FleetError() error
 	// SetFleet installs a fleet the API has just stored, unless a newer
 	// one is in force already.
 	SetFleet(fs *view.Fleet)

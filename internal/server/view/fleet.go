@@ -1,6 +1,7 @@
 package view
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -22,6 +23,19 @@ type Fleet struct {
 	Applied   *model.Fleet
 	Teams     map[string]bool
 	TeamNames []string
+	// Invalid, when set, is why the store's newest fleet (Version) does
+	// not validate with this server (one an older version accepted): the
+	// fleet then holds no cluster, and the reconciler schedules and
+	// observes nothing until a valid fleet is applied.
+	Invalid error
+}
+
+// InvalidFleet is the fleet state of a stored fleet version that does not
+// validate: no clusters, and why.
+func InvalidFleet(version int64, err error) *Fleet {
+	fs := NewFleet(&model.Fleet{Policy: model.DefaultPolicy()}, version, fmt.Sprintf("fleet v%d (invalid)", version))
+	fs.Invalid = err
+	return fs
 }
 
 // NewFleet is f as version of the store's fleets, called name.
