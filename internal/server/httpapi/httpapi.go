@@ -78,7 +78,7 @@ type Server struct {
 	clock   clock.Clock
 	now     func() time.Time
 	metrics *metrics
-	tokens  tokenCache
+	uses    useRecorder
 	handler http.Handler
 }
 
