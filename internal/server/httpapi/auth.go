@@ -21,8 +21,8 @@ import (
 
 // Roles a token can have (the wire's; see api.ValidRole).
 const (
-	RoleAdmin  = api.RoleAdmin
-	RoleMember = api.RoleMember
+	RoleAdmin   = api.RoleAdmin
+	RoleMember  = api.RoleMember
 	RoleViewer  = api.RoleViewer
 	RoleMetrics = api.RoleMetrics
 )
