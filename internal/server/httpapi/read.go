@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 	"time"
 
 	"gpubroker/internal/api"
@@ -284,6 +285,11 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request, p pri
 	if len(req.Name) > maxTokenName {
 		return invalid("name", "name: %d characters; give at most %d", len(req.Name), maxTokenName)
 	}
+	if strings.IndexFunc(req.Name, unicode.IsControl) >= 0 {
+		// PostgreSQL refuses NUL in text, and no listing should carry
+		// escapes or line breaks from a name.
+		return invalid("name", "name: %q holds control characters; give printable text", clip(req.Name))
+	}
 	if !ValidRole(req.Role) {
 		return invalid("role", "role: unknown role %q; use %s", clip(req.Role), api.Roles)
 	}
@@ -310,6 +316,11 @@ func (s *Server) handleRevokeToken(w http.ResponseWriter, r *http.Request, p pri
 		return forbidden("revoking tokens needs an admin token")
 	}
 	id := r.PathValue("id")
+	if len(id) > 64 || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+		// No token has such an ID (they are tok- and 12 hex digits), and
+		// PostgreSQL refuses NUL in text.
+		return notFound("no token %q; gpubroker token list shows their IDs", clip(id))
+	}
 	t, err := s.store.RevokeToken(r.Context(), id, s.now().UTC())
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
