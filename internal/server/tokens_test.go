@@ -280,3 +280,19 @@ func TestCSRFKeySharedByReplicasAndRestarts(t *testing.T) {
 		t.Errorf("logout after a restart with the form token from before: %d; want 303", code)
 	}
 }
+
+// Team names on submit follow the same rule as on tokens, even for an
+// admin: job keys are TEAM/KEY, so team "beta/x" with key "k" would be
+// team "beta" with key "x/k".
+func TestSubmitTeamFollowsNameRule(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	code, body := e.do("POST", "/v1/jobs", e.admin, api.SubmitRequest{Spec: task("echo"), Team: "beta/x", Key: "k"})
+	if code != http.StatusBadRequest || !strings.Contains(string(body), `"field":"team"`) {
+		t.Errorf("submit for team beta/x: %d %s; want 400 naming team", code, body)
+	}
+	code, body = e.do("POST", "/v1/jobs", e.admin, api.SubmitRequest{Spec: task("echo", "x-gpubroker:\n  team: \"nul\\0team\"")})
+	if code != http.StatusBadRequest || !strings.Contains(string(body), `"field":"x-gpubroker.team"`) {
+		t.Errorf("submit with x-gpubroker.team holding NUL: %d %s; want 400 naming x-gpubroker.team", code, body)
+	}
+}
