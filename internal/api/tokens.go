@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Roles a token can have.
@@ -54,6 +55,23 @@ func ParseTTL(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%.40q is over 10 years (3650d); give less (or none: the token never expires)", s)
 	}
 	return d, nil
+}
+
+// MaxTokenName bounds a token's free-text name, in bytes.
+const MaxTokenName = 256
+
+// CheckTokenName reports a token name the broker refuses: over
+// MaxTokenName bytes, or holding control characters (PostgreSQL refuses
+// NUL in text, and no listing should carry escapes or line breaks from a
+// name). The error says what to give.
+func CheckTokenName(name string) error {
+	if len(name) > MaxTokenName {
+		return fmt.Errorf("%d characters; give at most %d", len(name), MaxTokenName)
+	}
+	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return fmt.Errorf("%.64q holds control characters; give printable text", name)
+	}
+	return nil
 }
 
 // TokenRequest is the body of POST /v1/tokens.

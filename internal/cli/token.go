@@ -78,6 +78,9 @@ until revoked.`,
 			if !api.ValidRole(o.role) {
 				return usageError(cmd, "--role: %q is not a role; use %s", o.role, api.Roles)
 			}
+			if err := api.CheckTokenName(o.name); err != nil {
+				return usageError(cmd, "--name: %v", err)
+			}
 			ttl, err := api.ParseTTL(o.ttl)
 			if err != nil {
 				return usageError(cmd, "--ttl: %v", err)

@@ -282,13 +282,8 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request, p pri
 	if !model.ValidName(req.Team) {
 		return invalid("team", "team: %q is not a valid team name; %s", clip(req.Team), model.NameRule)
 	}
-	if len(req.Name) > maxTokenName {
-		return invalid("name", "name: %d characters; give at most %d", len(req.Name), maxTokenName)
-	}
-	if strings.IndexFunc(req.Name, unicode.IsControl) >= 0 {
-		// PostgreSQL refuses NUL in text, and no listing should carry
-		// escapes or line breaks from a name.
-		return invalid("name", "name: %q holds control characters; give printable text", clip(req.Name))
+	if err := api.CheckTokenName(req.Name); err != nil {
+		return invalid("name", "name: %v", err)
 	}
 	if !ValidRole(req.Role) {
 		return invalid("role", "role: unknown role %q; use %s", clip(req.Role), api.Roles)
@@ -344,9 +339,6 @@ func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request, p prin
 	writeJSON(w, http.StatusOK, api.TokenList{Tokens: apiTokens(toks)})
 	return nil
 }
-
-// maxTokenName bounds a token's free-text name.
-const maxTokenName = 256
 
 // clip shortens s for a message (a hostile name may be 100 KB).
 func clip(s string) string {
