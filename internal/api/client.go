@@ -290,6 +290,16 @@ func (c *Client) CreateToken(ctx context.Context, r TokenRequest) (*CreatedToken
 	return &out, nil
 }
 
+// RevokeToken is POST /v1/tokens/{id}/revoke (admin): the token is
+// refused from the next request on, by every replica.
+func (c *Client) RevokeToken(ctx context.Context, id string) (*Token, error) {
+	var out Token
+	if err := c.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/revoke", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Tokens is GET /v1/tokens (admin).
 func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
 	var out TokenList

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
+
+	"gpubroker/internal/api"
 )
 
 // Tests of the API commands against fakeAPI: the requests they send, what
@@ -188,8 +190,49 @@ func TestFleetUsageToken(t *testing.T) {
 	if r := runCLI(t, apiArgs(srv.URL, "token", "create", "--team", "x", "--role", "root")...); r.code != exitUsage {
 		t.Errorf("token create --role root: exit %d, want %d", r.code, exitUsage)
 	}
-	if r := runCLI(t, apiArgs(srv.URL, "token", "list")...); !strings.Contains(r.stdout, "tok-1  default  admin  local admin  1h") {
-		t.Errorf("token list:\n%s%s", r.stdout, r.stderr)
+	want = `ID     TEAM      ROLE    NAME         CREATED  EXPIRES         LAST USE  REVOKED
+tok-1  default   admin   local admin  1h ago   never           5m ago    -
+tok-3  research  member  alice        2d ago   expired 2h ago  never     3h ago
+tok-4  research  member  alice        1h ago   in 23h          never     -
+`
+	if r := runCLI(t, apiArgs(srv.URL, "token", "list")...); r.stdout != want {
+		t.Errorf("token list (-want +got):\n%s%s", cmp.Diff(want, r.stdout), r.stderr)
+	}
+}
+
+func TestTokenCreateTTLAndRevoke(t *testing.T) {
+	t.Parallel()
+	_, srv := newFakeAPI(t)
+	r := runCLI(t, apiArgs(srv.URL, "token", "create", "--team", "research", "--ttl", "24h")...)
+	if r.code != exitOK || !strings.Contains(r.stderr, "it expires at 2026-") {
+		t.Errorf("token create --ttl 24h: exit %d, stderr %q", r.code, r.stderr)
+	}
+	for _, bad := range []string{"0s", "-1h", "soon", "4000d", "NaNd"} {
+		if r := runCLI(t, apiArgs(srv.URL, "token", "create", "--team", "x", "--ttl", bad)...); r.code != exitUsage || !strings.Contains(r.stderr, "--ttl") {
+			t.Errorf("token create --ttl %s: exit %d, stderr %q; want a usage error naming --ttl", bad, r.code, r.stderr)
+		}
+	}
+	// By name: the one alice not revoked yet; by ID, any.
+	if r := runCLI(t, apiArgs(srv.URL, "token", "revoke", "alice", "tok-1")...); r.code != exitOK ||
+		r.stdout != "revoked token tok-4 (team research, role member, name alice)\nrevoked token tok-1 (team default, role admin, name local admin)\n" {
+		t.Errorf("token revoke alice tok-1: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, apiArgs(srv.URL, "token", "revoke", "bob")...); r.code != exitFailure || !strings.Contains(r.stderr, `no token has the ID or name "bob"`) {
+		t.Errorf("token revoke bob: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runCLI(t, apiArgs(srv.URL, "token", "revoke")...); r.code != exitUsage {
+		t.Errorf("token revoke with no argument: exit %d, want %d", r.code, exitUsage)
+	}
+}
+
+func TestPickToken(t *testing.T) {
+	t.Parallel()
+	toks := []api.Token{{ID: "tok-a", Name: "ci"}, {ID: "tok-b", Name: "ci"}, {ID: "tok-c", Name: "ci", Revoked: testNow}}
+	if _, err := pickToken(toks, "ci"); err == nil || !strings.Contains(err.Error(), "2 tokens are named \"ci\" (tok-a, tok-b)") {
+		t.Errorf("pickToken of an ambiguous name: %v", err)
+	}
+	if id, err := pickToken(toks, "tok-c"); id != "tok-c" || err != nil {
+		t.Errorf("pickToken of a revoked token's ID: %q %v", id, err)
 	}
 }
 

@@ -89,14 +89,38 @@ func newFakeAPI(t *testing.T) (*fakeAPI, *httptest.Server) {
 	mux.HandleFunc("POST /v1/tokens", f.auth(func(w http.ResponseWriter, r *http.Request) {
 		var body api.TokenRequest
 		json.NewDecoder(r.Body).Decode(&body)
-		writeJSONResp(w, 201, api.CreatedToken{Token: "gpb_new", ID: "tok-2", Team: body.Team, Role: body.Role, Name: body.Name})
+		ct := api.CreatedToken{Token: "gpb_new", ID: "tok-2", Team: body.Team, Role: body.Role, Name: body.Name}
+		if d, err := api.ParseTTL(body.TTL); err == nil && d > 0 {
+			ct.Expires = testNow.Add(d)
+		}
+		writeJSONResp(w, 201, ct)
 	}))
 	mux.HandleFunc("GET /v1/tokens", f.auth(func(w http.ResponseWriter, r *http.Request) {
-		writeJSONResp(w, 200, api.TokenList{Tokens: []api.Token{{ID: "tok-1", Team: "default", Role: "admin", Name: "local admin", Created: testNow.Add(-time.Hour)}}})
+		writeJSONResp(w, 200, api.TokenList{Tokens: fakeTokens()})
+	}))
+	mux.HandleFunc("POST /v1/tokens/{id}/revoke", f.auth(func(w http.ResponseWriter, r *http.Request) {
+		for _, t := range fakeTokens() {
+			if t.ID == r.PathValue("id") {
+				t.Revoked = testNow
+				writeJSONResp(w, 200, t)
+				return
+			}
+		}
+		apiErr(w, 404, "not_found", "no token", "")
 	}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return f, srv
+}
+
+// fakeTokens are the tokens GET /v1/tokens lists: two named alice, one of
+// them revoked.
+func fakeTokens() []api.Token {
+	return []api.Token{
+		{ID: "tok-1", Team: "default", Role: "admin", Name: "local admin", Created: testNow.Add(-time.Hour), LastUsed: testNow.Add(-5 * time.Minute)},
+		{ID: "tok-3", Team: "research", Role: "member", Name: "alice", Created: testNow.Add(-50 * time.Hour), Expires: testNow.Add(-2 * time.Hour), Revoked: testNow.Add(-3 * time.Hour)},
+		{ID: "tok-4", Team: "research", Role: "member", Name: "alice", Created: testNow.Add(-time.Hour), Expires: testNow.Add(23 * time.Hour)},
+	}
 }
 
 func writeJSONResp(w http.ResponseWriter, code int, v any) {

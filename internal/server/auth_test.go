@@ -152,10 +152,14 @@ func TestViewerReadsButCannotWrite(t *testing.T) {
 	if code, _ := e.do("POST", fmt.Sprintf("/v1/jobs/%d/cancel", id), v, nil); code != http.StatusForbidden {
 		t.Errorf("viewer cancel: %d", code)
 	}
-	for _, p := range []string{fmt.Sprintf("/v1/jobs/%d", id), fmt.Sprintf("/v1/jobs/%d/events", id), "/v1/jobs", "/v1/clusters", "/v1/teams", "/v1/usage", "/metrics", "/v1/openapi.json"} {
+	for _, p := range []string{fmt.Sprintf("/v1/jobs/%d", id), fmt.Sprintf("/v1/jobs/%d/events", id), "/v1/jobs", "/v1/clusters", "/v1/teams", "/v1/usage", "/v1/openapi.json"} {
 		if code, body := e.do("GET", p, v, nil); code != http.StatusOK {
 			t.Errorf("viewer GET %s: %d %s", p, code, body)
 		}
+	}
+	// /metrics counts every team's work: not for a team's viewer.
+	if code, body := e.do("GET", "/metrics", v, nil); code != http.StatusForbidden {
+		t.Errorf("viewer GET /metrics: %d %s; want 403", code, body)
 	}
 	if code, body := e.do("POST", "/v1/plan", v, api.PlanRequest{Spec: task("echo")}); code != http.StatusOK {
 		t.Errorf("viewer plan: %d %s", code, body)

@@ -10,9 +10,10 @@ import (
 
 // Roles a token can have.
 const (
-	RoleAdmin  = httpapi.RoleAdmin
-	RoleMember = httpapi.RoleMember
-	RoleViewer = httpapi.RoleViewer
+	RoleAdmin   = httpapi.RoleAdmin
+	RoleMember  = httpapi.RoleMember
+	RoleViewer  = httpapi.RoleViewer
+	RoleMetrics = httpapi.RoleMetrics
 )
 
 // DefaultTeam is the team of the admin token written on first start.

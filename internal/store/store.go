@@ -227,9 +227,31 @@ type Token struct {
 	ID      string    `json:"id"`
 	Hash    string    `json:"-"`
 	Team    string    `json:"team"`
-	Role    string    `json:"role"` // admin | member | viewer
+	Role    string    `json:"role"` // admin | member | viewer | metrics
 	Name    string    `json:"name,omitempty"`
 	Created time.Time `json:"created"`
+	// Expires, when set, is when the token stops working (token create
+	// --ttl); zero: never. Tokens from before expiry have none.
+	Expires time.Time `json:"expires,omitzero"`
+	// Revoked, when set, is when the token was revoked (RevokeToken);
+	// a revoked token never works again.
+	Revoked time.Time `json:"revoked,omitzero"`
+	// LastUsed is when the token last authenticated a request, as
+	// recorded by TouchToken (the API records it at most once a minute);
+	// zero: never since it was made or the store kept last use.
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// Usable reports why t cannot authenticate a request at now (revoked, or
+// expired), or nil when it can.
+func (t Token) Usable(now time.Time) error {
+	switch {
+	case !t.Revoked.IsZero():
+		return fmt.Errorf("token %s was revoked at %s", t.ID, t.Revoked.UTC().Format(time.RFC3339))
+	case !t.Expires.IsZero() && !now.Before(t.Expires):
+		return fmt.Errorf("token %s expired at %s", t.ID, t.Expires.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // Usage is one accounting record: GPU-hours and money of one attempt over
@@ -303,10 +325,27 @@ type Store interface {
 	GetFleet(ctx context.Context) (doc string, version int64, err error)
 
 	// CreateToken stores a token (ErrConflict on a duplicate hash or ID);
-	// TokenByHash finds one (ErrNotFound); ListTokens lists them.
+	// TokenByHash finds one, revoked and expired ones included
+	// (ErrNotFound); ListTokens lists them all, in ID order. Tokens are
+	// never deleted: a revoked one stays listed.
 	CreateToken(ctx context.Context, t Token) error
 	TokenByHash(ctx context.Context, hash string) (Token, error)
 	ListTokens(ctx context.Context) ([]Token, error)
+	// RevokeToken marks token id revoked at at and returns it; the next
+	// TokenByHash of any process sharing the store sees it revoked.
+	// Revoking a revoked token keeps its first revocation time.
+	// ErrNotFound when there is no such token.
+	RevokeToken(ctx context.Context, id string, at time.Time) (Token, error)
+	// TouchToken records that token id was used at at; an earlier time
+	// than the one recorded is ignored. ErrNotFound when there is no such
+	// token.
+	TouchToken(ctx context.Context, id string, at time.Time) error
+
+	// SharedKey returns the secret stored under name, first storing fresh
+	// when there is none, so that every process sharing the store (and
+	// the same process after a restart) gets the same bytes. fresh must
+	// not be empty (ErrInvalid).
+	SharedKey(ctx context.Context, name string, fresh []byte) ([]byte, error)
 
 	// AddUsage appends accounting records; ListUsage returns those that
 	// overlap [from, to), in (Start, JobID, Attempt) order.

@@ -21,9 +21,10 @@ import (
 
 // Roles a token can have (the wire's; see api.ValidRole).
 const (
-	RoleAdmin  = api.RoleAdmin
-	RoleMember = api.RoleMember
-	RoleViewer = api.RoleViewer
+	RoleAdmin   = api.RoleAdmin
+	RoleMember  = api.RoleMember
+	RoleViewer  = api.RoleViewer
+	RoleMetrics = api.RoleMetrics
 )
 
 // DefaultTeam is the team of the admin token written on first start.
@@ -58,6 +59,21 @@ func NewToken(team, role, name string) (secret string, t store.Token) {
 	}
 	secret = tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 	return secret, store.Token{ID: randomID("tok-"), Hash: HashToken(secret), Team: team, Role: role, Name: name}
+}
+
+// csrfKeyName is the store.SharedKey of the dashboard's form tokens.
+const csrfKeyName = "dashboard-csrf"
+
+// csrfKey is the dashboard's CSRF key: made once, kept in the store, so
+// that every replica and every restart signs and checks forms alike.
+func (s *Server) csrfKey(ctx context.Context) ([]byte, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return s.store.SharedKey(ctx, csrfKeyName, fresh)
 }
 
 // randomID is prefix + 12 random hex digits.
@@ -114,6 +130,9 @@ type principal struct {
 
 func (p principal) admin() bool { return p.tok.Role == RoleAdmin }
 
+// readsMetrics reports whether p may read /metrics (fleet-wide counters).
+func (p principal) readsMetrics() bool { return p.tok.Role == RoleAdmin || p.tok.Role == RoleMetrics }
+
 // canWrite reports whether p may submit and cancel (its own team's work).
 func (p principal) canWrite() bool { return p.tok.Role == RoleAdmin || p.tok.Role == RoleMember }
 
@@ -122,35 +141,42 @@ func (p principal) sees(team string) bool { return p.admin() || p.tok.Team == te
 
 func (p principal) actor() string { return "api:" + p.tok.ID }
 
-// tokenCache remembers tokens found by hash. Tokens are never deleted or
-// changed in the store, so a found token stays valid; unknown hashes are
-// looked up every time (a token created by another process works at once).
-type tokenCache struct {
-	mu sync.RWMutex
-	m  map[string]store.Token
+// useInterval is how often, at most, the API records a token's last use:
+// once a minute per token, not a store write per request.
+const useInterval = time.Minute
+
+// useRecorder remembers when this process last recorded each token's use,
+// so that concurrent requests after the interval write it once, not once
+// each.
+type useRecorder struct {
+	mu sync.Mutex
+	m  map[string]time.Time // token ID -> when recorded
 }
 
-func (c *tokenCache) get(h string) (store.Token, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	t, ok := c.m[h]
-	return t, ok
-}
-
-func (c *tokenCache) put(t store.Token) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]store.Token{}
+// due reports whether the use of t at now should be written, and if so
+// marks it written.
+func (u *useRecorder) due(t store.Token, now time.Time) bool {
+	if now.Sub(t.LastUsed) < useInterval {
+		return false
 	}
-	if len(c.m) > 100_000 {
-		clear(c.m)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if last, ok := u.m[t.ID]; ok && now.Sub(last) < useInterval {
+		return false
 	}
-	c.m[t.Hash] = t
+	if u.m == nil || len(u.m) > 100_000 {
+		u.m = map[string]time.Time{}
+	}
+	u.m[t.ID] = now
+	return true
 }
 
-// authenticate finds the request's token: 401 without one or with one the
-// store does not know.
+// authenticate finds the request's token: 401 without one, with one the
+// store does not know, or with one revoked or expired. The token is read
+// from the store on every request, not cached: a revocation by any
+// replica sharing the store takes effect on the next request everywhere
+// (one indexed read; see docs/benchmarks.md, BenchmarkAuthenticate). Its
+// last use is written at most once a minute.
 func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	h := r.Header.Get("Authorization")
 	scheme, secret, ok := strings.Cut(h, " ")
@@ -159,9 +185,6 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 			Message: "missing bearer token; send Authorization: Bearer <token> (the admin token is in the server's state directory, admin.token)"}
 	}
 	hash := HashToken(strings.TrimSpace(secret))
-	if t, ok := s.tokens.get(hash); ok {
-		return principal{tok: t}, nil
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	t, err := s.store.TokenByHash(ctx, hash)
@@ -171,6 +194,25 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	case err != nil:
 		return principal{}, internalError(err)
 	}
-	s.tokens.put(t)
+	now := s.now()
+	if err := t.Usable(now); err != nil {
+		return principal{}, &apiError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
+			Message: err.Error() + "; ask an admin for a new one (gpubroker token create)"}
+	}
+	if s.uses.due(t, now) {
+		// Not the request's context: a client that hangs up must not
+		// leave the use half recorded. A failure (a full disk, say) is
+		// logged, and does not refuse the request.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+		if err := s.store.TouchToken(wctx, t.ID, now.UTC()); err != nil {
+			s.log.Warn("recording a token's last use", "token", t.ID, "err", err)
+		}
+		cancel()
+	}
 	return principal{tok: t}, nil
+}
+
+// metricsOnly is the answer to a metrics token anywhere but /metrics.
+func metricsOnly() *apiError {
+	return forbidden("a metrics token reads /metrics only; use a member, viewer or admin token")
 }

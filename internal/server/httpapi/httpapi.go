@@ -81,7 +81,7 @@ type Server struct {
 	clock   clock.Clock
 	now     func() time.Time
 	metrics *metrics
-	tokens  tokenCache
+	uses    useRecorder
 	health  health
 	handler http.Handler
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"gpubroker/internal/api"
+	"gpubroker/internal/model"
 	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
 )
@@ -57,6 +58,15 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, p principa
 		case wl.Team != "" && wl.Team != p.tok.Team:
 			return &apiError{Status: http.StatusForbidden, Code: codeForbidden, Field: "x-gpubroker.team",
 				Message: fmt.Sprintf("x-gpubroker.team: %q, but a token of team %q submits only for its own team", wl.Team, p.tok.Team)}
+		}
+		if !model.ValidName(t) {
+			// Job keys are TEAM/KEY: a team "beta/x" would share keys
+			// with team "beta" (the same rule as token teams).
+			field := "x-gpubroker.team"
+			if req.Team != "" {
+				field = "team"
+			}
+			return invalid(field, "%s: %q is not a valid team name; %s", field, clip(t), model.NameRule)
 		}
 		if len(fs.Teams) > 0 && !fs.Teams[t] {
 			return invalid("x-gpubroker.team", "x-gpubroker.team: team %q is not in the fleet (%s); use one of %s",

@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"gpubroker/internal/api"
 	"gpubroker/internal/engine"
@@ -280,18 +282,49 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request, p pri
 	if !model.ValidName(req.Team) {
 		return invalid("team", "team: %q is not a valid team name; %s", clip(req.Team), model.NameRule)
 	}
-	if len(req.Name) > maxTokenName {
-		return invalid("name", "name: %d characters; give at most %d", len(req.Name), maxTokenName)
+	if err := api.CheckTokenName(req.Name); err != nil {
+		return invalid("name", "name: %v", err)
 	}
 	if !ValidRole(req.Role) {
-		return invalid("role", "role: unknown role %q; use admin, member or viewer", req.Role)
+		return invalid("role", "role: unknown role %q; use %s", clip(req.Role), api.Roles)
+	}
+	ttl, err := api.ParseTTL(req.TTL)
+	if err != nil {
+		return invalid("ttl", "ttl: %v", err)
 	}
 	secret, t := NewToken(req.Team, req.Role, req.Name)
 	t.Created = s.now().UTC()
+	if ttl > 0 {
+		t.Expires = t.Created.Add(ttl)
+	}
 	if err := s.store.CreateToken(r.Context(), t); err != nil {
 		return storeError(err, "token")
 	}
-	writeJSON(w, http.StatusCreated, api.CreatedToken{Token: secret, ID: t.ID, Team: t.Team, Role: t.Role, Name: t.Name})
+	writeJSON(w, http.StatusCreated, api.CreatedToken{Token: secret, ID: t.ID, Team: t.Team, Role: t.Role, Name: t.Name, Expires: t.Expires})
+	return nil
+}
+
+// handleRevokeToken revokes a token by ID. Nothing caches tokens, so the
+// next request with it gets 401, on this replica and every other.
+func (s *Server) handleRevokeToken(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	if !p.admin() {
+		return forbidden("revoking tokens needs an admin token")
+	}
+	id := r.PathValue("id")
+	if len(id) > 64 || strings.IndexFunc(id, unicode.IsControl) >= 0 {
+		// No token has such an ID (they are tok- and 12 hex digits), and
+		// PostgreSQL refuses NUL in text.
+		return notFound("no token %q; gpubroker token list shows their IDs", clip(id))
+	}
+	t, err := s.store.RevokeToken(r.Context(), id, s.now().UTC())
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("no token %q; gpubroker token list shows their IDs", clip(id))
+		}
+		return storeError(err, "token")
+	}
+	s.log.Info("revoked a token", "token", t.ID, "team", t.Team, "role", t.Role, "by", p.actor())
+	writeJSON(w, http.StatusOK, apiToken(t))
 	return nil
 }
 
@@ -306,9 +339,6 @@ func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request, p prin
 	writeJSON(w, http.StatusOK, api.TokenList{Tokens: apiTokens(toks)})
 	return nil
 }
-
-// maxTokenName bounds a token's free-text name.
-const maxTokenName = 256
 
 // clip shortens s for a message (a hostile name may be 100 KB).
 func clip(s string) string {

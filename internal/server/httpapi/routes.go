@@ -39,6 +39,7 @@ func (s *Server) apiRoutes() []route {
 		{"POST", "/v1/plan", s.handlePlan},
 		{"POST", "/v1/tokens", s.handleCreateToken},
 		{"GET", "/v1/tokens", s.handleListTokens},
+		{"POST", "/v1/tokens/{id}/revoke", s.handleRevokeToken},
 	}
 }
 
@@ -58,11 +59,14 @@ func (s *Server) routes() http.Handler {
 	// The dashboard (internal/server/web): pages at /, a client of /v1.
 	web.New(web.Config{API: mux, Now: s.now, Logger: s.log, Backends: s.cfg.StoredFleetBackends, Who: func(r *http.Request) (web.Principal, error) {
 		p, aerr := s.authenticate(r)
+		if aerr == nil && p.tok.Role == RoleMetrics {
+			aerr = metricsOnly()
+		}
 		if aerr != nil {
 			return web.Principal{}, errors.New(aerr.Message)
 		}
 		return web.Principal{Team: p.tok.Team, Role: p.tok.Role}, nil
-	}}).Register(mux)
+	}, CSRFKey: s.csrfKey}).Register(mux)
 	return s.countRequests(mux)
 }
 
@@ -70,6 +74,9 @@ func (s *Server) routes() http.Handler {
 func (s *Server) authed(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, aerr := s.authenticate(r)
+		if aerr == nil && p.tok.Role == RoleMetrics && r.URL.Path != "/metrics" {
+			aerr = metricsOnly()
+		}
 		if aerr == nil {
 			aerr = h(w, r, p)
 		}
@@ -116,7 +123,12 @@ func (s *Server) countRequests(next http.Handler) http.Handler {
 	})
 }
 
+// handleMetrics serves fleet-wide counters (every team's queue and GPUs),
+// so only to admin and metrics tokens.
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, p principal) *apiError {
+	if !p.readsMetrics() {
+		return forbidden("/metrics shows every team's counters; it needs an admin or a metrics token (gpubroker token create --role metrics)")
+	}
 	s.metrics.handler.ServeHTTP(w, r)
 	return nil
 }

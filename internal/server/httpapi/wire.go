@@ -83,9 +83,14 @@ func apiEvents(evs []store.Event) []api.Event {
 func apiTokens(ts []store.Token) []api.Token {
 	out := make([]api.Token, len(ts))
 	for i, t := range ts {
-		out[i] = api.Token{ID: t.ID, Team: t.Team, Role: t.Role, Name: t.Name, Created: t.Created}
+		out[i] = apiToken(t)
 	}
 	return out
+}
+
+func apiToken(t store.Token) api.Token {
+	return api.Token{ID: t.ID, Team: t.Team, Role: t.Role, Name: t.Name, Created: t.Created,
+		Expires: t.Expires, LastUsed: t.LastUsed, Revoked: t.Revoked}
 }
 
 func apiAttempts(as []Attempt) []api.Attempt {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"gpubroker/internal/api"
@@ -50,15 +51,23 @@ type Config struct {
 	// Backends are what the applied fleet is read with (see
 	// spec.FleetOptions.Backends); nil: the vocabulary's.
 	Backends []spec.Backend
+	// CSRFKey gives the key form tokens are signed with. It must be the
+	// same for every replica and across restarts (the server keeps it in
+	// the store: store.SharedKey), or a form served by one is refused by
+	// another. It is asked once, at the first page that needs it, and
+	// again after a failure. Nil: a random key of this process (tests).
+	CSRFKey func(ctx context.Context) ([]byte, error)
 }
 
 // Handler serves the dashboard's pages. Make one with New and add its
 // routes to a mux with Register.
 type Handler struct {
-	cfg     Config
-	csrfKey []byte
-	pages   map[string]*template.Template
-	static  http.Handler
+	cfg    Config
+	pages  map[string]*template.Template
+	static http.Handler
+
+	keyMu   sync.Mutex
+	csrfKey []byte // nil until loaded
 }
 
 // cookieName holds the API token of a logged-in browser.
@@ -85,11 +94,14 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		panic("crypto/rand failed: " + err.Error())
+	if cfg.CSRFKey == nil {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			panic("crypto/rand failed: " + err.Error())
+		}
+		cfg.CSRFKey = func(context.Context) ([]byte, error) { return key, nil }
 	}
-	h := &Handler{cfg: cfg, csrfKey: key, pages: map[string]*template.Template{}}
+	h := &Handler{cfg: cfg, pages: map[string]*template.Template{}}
 	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
 	for _, p := range []string{"login", "overview", "queue", "job", "fleet", "contracts", "teams", "error"} {
 		t := template.Must(template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+p+".html"))
@@ -141,7 +153,38 @@ func (h *Handler) session(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{r: r, token: c.Value, who: who, csrf: h.csrfFor(c.Value), now: h.cfg.Now().UTC()}, nil
+	csrf, err := h.csrfFor(r.Context(), c.Value)
+	if err != nil {
+		return nil, err
+	}
+	return &session{r: r, token: c.Value, who: who, csrf: csrf, now: h.cfg.Now().UTC()}, nil
+}
+
+// keyError is a failure to get the CSRF key: the server's fault (503),
+// not the token's.
+type keyError struct{ err error }
+
+func (e *keyError) Error() string {
+	return "the dashboard's form key is not available: " + e.err.Error()
+}
+func (e *keyError) Unwrap() error { return e.err }
+
+// key returns the CSRF key, asking Config.CSRFKey the first time.
+func (h *Handler) key(ctx context.Context) ([]byte, error) {
+	h.keyMu.Lock()
+	defer h.keyMu.Unlock()
+	if h.csrfKey != nil {
+		return h.csrfKey, nil
+	}
+	k, err := h.cfg.CSRFKey(ctx)
+	if err != nil {
+		return nil, &keyError{err}
+	}
+	if len(k) == 0 {
+		return nil, &keyError{errors.New("empty key")}
+	}
+	h.csrfKey = k
+	return k, nil
 }
 
 func (h *Handler) whoIs(ctx context.Context, token string) (Principal, error) {
@@ -154,11 +197,16 @@ func (h *Handler) whoIs(ctx context.Context, token string) (Principal, error) {
 }
 
 // csrfFor is the form token of a session: an HMAC of its API token under
-// a key this process made, so it needs no server-side state.
-func (h *Handler) csrfFor(token string) string {
-	m := hmac.New(sha256.New, h.csrfKey)
+// the shared key (Config.CSRFKey), so any replica, before or after a
+// restart, checks it with no state per session.
+func (h *Handler) csrfFor(ctx context.Context, token string) (string, error) {
+	key, err := h.key(ctx)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte("csrf\x00" + token))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
 }
 
 func (h *Handler) checkCSRF(s *session, r *http.Request) bool {
@@ -187,6 +235,12 @@ type pageFunc func(s *session) (tmpl string, v view, err error)
 func (h *Handler) page(f pageFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, err := h.session(r)
+		var ke *keyError
+		if errors.As(err, &ke) {
+			h.cfg.Logger.Error("dashboard form key", "err", err)
+			h.render(w, r, http.StatusServiceUnavailable, "error", view{Title: "Unavailable", Error: err.Error() + "; try again shortly"})
+			return
+		}
 		if err != nil {
 			msg := ""
 			if !errors.Is(err, errNotLoggedIn) {

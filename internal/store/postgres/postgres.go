@@ -101,8 +101,10 @@ var migrations = []string{
 	// 4: attempts (store.Attempt), filled from the events of the jobs so
 	// far (sqlstore.BackfillAttempts).
 	sqlstore.AttemptsTable,
-	// 5: the store's own settings (its identity, sqlstore.StoreID).
-	sqlstore.SettingsTable,
+	// 5: token expiry, revocation and last use (0: none; old tokens keep
+	// working), and the keys table (store.SharedKey: the dashboard's CSRF
+	// key).
+	sqlstore.TokenLife,
 }
 
 // steps are the migrations written in Go, by version.

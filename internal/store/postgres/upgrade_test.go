@@ -26,6 +26,7 @@ func TestUpgradeBackfillsAttempts(t *testing.T) {
 		`UPDATE job_ids SET last = 1`,
 		`INSERT INTO jobs (id, key, team, username, workload, spec, state, attempt, reason, restarts, created, updated, seq)
 			VALUES (1, NULL, 'ml', 'alice', '{"name":"old"}', '', 'DISPATCHED', 2, '', 0, 1, 1, 7)`,
+		`INSERT INTO tokens (id, hash, team, role, name, created) VALUES ('tok-old', 'h-old', 'ml', 'member', 'ci', 1)`,
 	) {
 		if _, err := old.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -44,4 +45,5 @@ func TestUpgradeBackfillsAttempts(t *testing.T) {
 	}
 	defer s.Close()
 	storetest.AttemptsAfterUpgrade(t, s, 1)
+	storetest.TokensAfterUpgrade(t, s)
 }

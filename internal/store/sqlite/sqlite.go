@@ -108,8 +108,10 @@ var migrations = []string{
 	sqlstore.AttemptsTable + `
 	ALTER TABLE usage RENAME COLUMN start TO start_at;
 	ALTER TABLE usage RENAME COLUMN "end" TO end_at;`,
-	// 6: the store's own settings (its identity, sqlstore.StoreID).
-	sqlstore.SettingsTable,
+	// 6: token expiry, revocation and last use (0: none; old tokens keep
+	// working), and the keys table (store.SharedKey: the dashboard's CSRF
+	// key).
+	sqlstore.TokenLife,
 }
 
 // steps are the migrations written in Go, by version.

@@ -31,6 +31,7 @@ func TestUpgradeBackfillsAttempts(t *testing.T) {
 			VALUES (1, NULL, 'ml', 'alice', '{"name":"old"}', '', 'DISPATCHED', 2, '', 0, 1, 1, 7)`,
 		`INSERT INTO usage (job_id, attempt, team, provider, cluster, pool, price_class, contract, gpus, start, end, cost_usd)
 			VALUES (1, 1, 'ml', 'aws', 'aws-slurm', 'h100', 'committed', '', 4, 10, 20, 1.5)`,
+		`INSERT INTO tokens (id, hash, team, role, name, created) VALUES ('tok-old', 'h-old', 'ml', 'member', 'ci', 1)`,
 	} {
 		if _, err := old.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -50,6 +51,7 @@ func TestUpgradeBackfillsAttempts(t *testing.T) {
 	}
 	defer s.Close()
 	storetest.AttemptsAfterUpgrade(t, s, 1)
+	storetest.TokensAfterUpgrade(t, s)
 	us, err := s.ListUsage(t.Context(), fromNanosForTest(0), fromNanosForTest(100))
 	if err != nil || len(us) != 1 || us[0].CostUSD != 1.5 {
 		t.Errorf("usage after the upgrade: %+v, %v; want the one record", us, err)

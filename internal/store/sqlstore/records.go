@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 
 	"gpubroker/internal/model"
@@ -117,80 +116,6 @@ func (db *DB) GetFleet(ctx context.Context) (string, int64, error) {
 		return "", 0, db.errorf("fleet: %w", err)
 	}
 	return doc, v, nil
-}
-
-// CreateToken implements store.Store.
-func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
-	if err := checkToken(t); err != nil {
-		return db.errorf("create token: %w", err)
-	}
-	if t.Created.IsZero() {
-		t.Created = time.Now()
-	}
-	res, err := db.w.ExecContext(ctx, db.d.Bind(`INSERT INTO tokens (id, hash, team, role, name, created)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
-		t.ID, t.Hash, t.Team, t.Role, t.Name, t.Created.UTC().UnixNano())
-	if err != nil {
-		return db.errorf("create token %s: %w", t.ID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return db.errorf("create token %s: %w: the id or hash exists", t.ID, store.ErrConflict)
-	}
-	return nil
-}
-
-func checkToken(t store.Token) error {
-	if t.ID == "" || t.Hash == "" {
-		return fmt.Errorf("%w: token id and hash are required", store.ErrInvalid)
-	}
-	switch t.Role {
-	case "admin", "member", "viewer":
-		return nil
-	}
-	return fmt.Errorf("%w: token role %q; use admin, member or viewer", store.ErrInvalid, t.Role)
-}
-
-const tokenCols = `id, hash, team, role, name, created`
-
-func scanToken(r Scanner) (store.Token, error) {
-	var t store.Token
-	var created int64
-	err := r.Scan(&t.ID, &t.Hash, &t.Team, &t.Role, &t.Name, &created)
-	t.Created = fromNanos(created)
-	return t, err
-}
-
-// TokenByHash implements store.Store.
-func (db *DB) TokenByHash(ctx context.Context, hash string) (store.Token, error) {
-	t, err := scanToken(db.queryRow(ctx, db.r, `SELECT `+tokenCols+` FROM tokens WHERE hash = ?`, hash))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Token{}, db.errorf("token: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Token{}, db.errorf("token: %w", err)
-	}
-	return t, nil
-}
-
-// ListTokens implements store.Store, in ID order (of bytes).
-func (db *DB) ListTokens(ctx context.Context) ([]store.Token, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens ORDER BY id`+db.d.ByteOrder)
-	if err != nil {
-		return nil, db.errorf("list tokens: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, db.errorf("list tokens: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, db.errorf("list tokens: %w", err)
-	}
-	return out, nil
 }
 
 // AddUsage implements store.Store: all records or none.

@@ -6,14 +6,8 @@ import (
 	"errors"
 )
 
-// SettingsTable holds the store's own named values (its identity, see
-// StoreID), one row each, created once and never deleted.
-const SettingsTable = `CREATE TABLE settings (
-		name  TEXT PRIMARY KEY,
-		value TEXT NOT NULL
-	);`
-
-// storeIDSetting names the store's identity in settings.
+// storeIDSetting names the store's identity in the keys table (TokenLife):
+// its value is the identity itself, not base64 as SharedKey's are.
 const storeIDSetting = "store_id"
 
 // StoreID returns the store's identity: a random value given once
@@ -22,7 +16,7 @@ const storeIDSetting = "store_id"
 // yet (a new database, or one from before identities).
 func (db *DB) StoreID(ctx context.Context) (string, error) {
 	var v string
-	err := db.queryRow(ctx, db.r, `SELECT value FROM settings WHERE name = ?`, storeIDSetting).Scan(&v)
+	err := db.queryRow(ctx, db.r, `SELECT value FROM keys WHERE name = ?`, storeIDSetting).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -35,13 +29,13 @@ func (db *DB) StoreID(ctx context.Context) (string, error) {
 // SetStoreID gives the store the identity id unless it has one already,
 // and returns the one it keeps.
 func (db *DB) SetStoreID(ctx context.Context, id string) (string, error) {
-	_, err := db.w.ExecContext(ctx, db.d.Bind(`INSERT INTO settings (name, value) VALUES (?, ?)
+	_, err := db.w.ExecContext(ctx, db.d.Bind(`INSERT INTO keys (name, value) VALUES (?, ?)
 		ON CONFLICT (name) DO NOTHING`), storeIDSetting, id)
 	if err != nil {
 		return "", db.errorf("store id: %w", err)
 	}
 	var v string
-	if err := db.queryRow(ctx, db.w, `SELECT value FROM settings WHERE name = ?`, storeIDSetting).Scan(&v); err != nil {
+	if err := db.queryRow(ctx, db.w, `SELECT value FROM keys WHERE name = ?`, storeIDSetting).Scan(&v); err != nil {
 		return "", db.errorf("store id: %w", err)
 	}
 	return v, nil
@@ -57,7 +51,7 @@ func (db *DB) CheckWritable(ctx context.Context) error {
 		return db.errorf("not writable: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, db.d.Bind(`UPDATE settings SET value = value WHERE name = ?`), ""); err != nil {
+	if _, err := tx.ExecContext(ctx, db.d.Bind(`UPDATE keys SET value = value WHERE name = ?`), ""); err != nil {
 		return db.errorf("not writable: %w", err)
 	}
 	return nil

@@ -50,6 +50,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CountByState", testCountByState},
 		{"Fleet", testFleet},
 		{"Tokens", testTokens},
+		{"TokenLife", testTokenLife},
+		{"SharedKey", testSharedKey},
 		{"Usage", testUsage},
 		{"Reopen", testReopen},
 		{"Leader", testLeader},
