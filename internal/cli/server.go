@@ -144,12 +144,20 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 	storeURL := o.store
 	if storeURL == "" {
 		storeURL = "sqlite:" + filepath.Join(dir, dbFile)
+		// Private from the start (SQLite would create it 0644; its -wal
+		// and -shm files take its mode): see secureStateDir.
+		if f, err := os.OpenFile(filepath.Join(dir, dbFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			f.Close()
+		}
 	}
 	st, err := d.OpenStore(ctx, storeURL)
 	if err != nil {
 		return fmt.Errorf("--store %s: %w", redactURL(storeURL), err)
 	}
 	defer st.Close()
+	if err := secureStateDir(dir, backend.Names(d.Backends), os.Geteuid() == 0); err != nil {
+		return err
+	}
 
 	logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
 	backends := &backendSet{dir: dir, drivers: d}

@@ -292,3 +292,80 @@ func TestIsolatedCancelAfterRestart(t *testing.T) {
 		t.Errorf("attempt directory after Forget: %v", err)
 	}
 }
+
+// BenchmarkJob is one one-node job from Submit to Succeeded, as the
+// broker's user and (root only) under the team's uid: the cost of
+// isolation per job is the difference.
+func BenchmarkJob(b *testing.B) {
+	for _, isolated := range []bool{false, true} {
+		b.Run(fmt.Sprintf("isolated=%v", isolated), func(b *testing.B) {
+			if isolated && os.Geteuid() != 0 {
+				b.Skip("needs root")
+			}
+			dir := b.TempDir()
+			opts := Options{Hostname: "testhost", GPUs: 2, LogPoll: 5 * time.Millisecond}
+			if isolated {
+				opts.Isolation = &Isolation{UIDBase: 3_000_000, UIDCount: 1000}
+			}
+			be, err := New(dir, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			for i := 0; b.Loop(); i++ {
+				sp := spec(int64(i+1), "true")
+				sp.Team = "alpha"
+				if err := be.Submit(ctx, sp); err != nil {
+					b.Fatal(err)
+				}
+				for {
+					all, err := be.Observe(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if st := all[len(all)-1]; st.Phase == backend.PhaseSucceeded {
+						break
+					} else if st.Phase != backend.PhasePending && st.Phase != backend.PhaseRunning {
+						b.Fatalf("%+v", st)
+					}
+					time.Sleep(time.Millisecond)
+				}
+				if err := be.Forget(ctx, sp.Name); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// An isolated job changes to the spec's Workdir as the team's uid: it
+// starts there when it may, and fails, saying why, when it may not.
+func TestIsolatedWorkdir(t *testing.T) {
+	needRoot(t)
+	base := reachableDir(t)
+	b := isolatedBackend(t, filepath.Join(base, "local"))
+	open, closed := filepath.Join(base, "open"), filepath.Join(base, "closed")
+	for d, mode := range map[string]os.FileMode{open: 0o755, closed: 0o700} {
+		if err := os.Mkdir(d, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tc := range []struct {
+		workdir string
+		phase   backend.Phase
+		want    string
+	}{
+		{open, backend.PhaseSucceeded, "PWD=" + open},
+		{closed, backend.PhaseFailed, "Permission denied"},
+	} {
+		sp := spec(int64(10+i), `echo "PWD=$(pwd -P)"`)
+		sp.Team, sp.Workdir = "alpha", tc.workdir
+		if err := b.Submit(context.Background(), sp); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := waitEnded(t, b, sp.Name, 10*time.Second)
+		if out := logsOf(t, b, sp.Name); st.Phase != tc.phase || !strings.Contains(out, tc.want) {
+			t.Errorf("workdir %s: %s, %q; want %s and %q", tc.workdir, st.Phase, out, tc.phase, tc.want)
+		}
+	}
+}

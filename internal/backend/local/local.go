@@ -277,7 +277,8 @@ func nodeFile(rank int, ext string) string {
 // by the job: the job inherits it as its working directory), and the job
 // runs as the team's uid and gid with no other groups and no way to gain
 // privileges (no_new_privs), changes to the spec's Workdir as that user,
-// and reads its script through fd 9, which the wrapper opened.
+// and reads its script through fd 9, which the wrapper opened. An empty
+// script is not run.
 //
 // Arguments: $1 attempt dir, $2 rank, $3 mv, $4 the spec's Workdir, $5
 // bash, $6 work dir, $7 setpriv (empty: no isolation), $8 the team's id.
@@ -287,9 +288,11 @@ read -r -a st < /proc/$$/stat
 printf '%s %s\n' "$$" "${st[21]}" > "$d/node-$r.pid.node" && "$mv" -f "$d/node-$r.pid.node" "$d/node-$r.pid"
 trap : TERM INT HUP
 job() {
+	[ -s "$d/$1" ] || return 0
 	if [ -z "$sp" ]; then "$sh" -- "$d/$1"; return; fi
-	"$sp" --reuid="$id" --regid="$id" --clear-groups --no-new-privs -- \
-		"$sh" -c '[ -z "$1" ] || cd -- "$1" || exit 1; exec "$2" -- /dev/fd/9' gpubroker-job "$w" "$sh" 9< "$d/$1"
+	set -- "$1" --reuid="$id" --regid="$id" --clear-groups --no-new-privs --
+	if [ -z "$w" ]; then "$sp" "${@:2}" "$sh" -- /dev/fd/9 9< "$d/$1"; return; fi
+	"$sp" "${@:2}" "$sh" -c 'cd -- "$1" || exit 1; exec "$2" -- /dev/fd/9' gpubroker-job "$w" "$sh" 9< "$d/$1"
 }
 code=0
 if [ -z "$sp" ]; then cd -- "${w:-$home}" || code=1; else cd -- "$home" || code=1; fi
