@@ -49,7 +49,11 @@ local backend's work and logs (local/), and for clients on this machine
 server.url, server.pid and, on first start, admin.token (an admin token for
 team default, mode 0600). Until a fleet is applied it schedules onto a
 built-in local fleet: one node with --local-gpus GPUs, run by the local
-backend.
+backend. The state directory is kept private to the server's user (files
+0600). Local jobs start from an empty environment (PATH, HOME, their task's
+envs); when the server runs as root each team's jobs run under a uid of
+the team's own (GPUBROKER_LOCAL_UID_BASE / _COUNT move the range; see
+docs/local.md).
 
 --store postgres://... keeps the state in PostgreSQL instead, for a shared
 control plane with several replicas (one leads the reconciler).
