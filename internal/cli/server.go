@@ -52,7 +52,11 @@ local backend's work and logs (local/), and for clients on this machine
 server.url, server.pid and, on first start, admin.token (an admin token for
 team default, mode 0600). Until a fleet is applied it schedules onto a
 built-in local fleet: one node with --local-gpus GPUs, run by the local
-backend.
+backend. The state directory is kept private to the server's user (files
+0600). Local jobs start from an empty environment (PATH, HOME, their task's
+envs); when the server runs as root each team's jobs run under a uid of
+the team's own (GPUBROKER_LOCAL_UID_BASE / _COUNT move the range; see
+docs/local.md).
 
 --store postgres://... keeps the state in PostgreSQL instead, for a shared
 control plane with several replicas (one leads the reconciler).
@@ -169,12 +173,20 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 	storeURL := o.store
 	if storeURL == "" {
 		storeURL = "sqlite:" + filepath.Join(dir, dbFile)
+		// Private from the start (SQLite would create it 0644; its -wal
+		// and -shm files take its mode): see secureStateDir.
+		if f, err := os.OpenFile(filepath.Join(dir, dbFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			f.Close()
+		}
 	}
 	st, err := d.OpenStore(ctx, storeURL)
 	if err != nil {
 		return fmt.Errorf("--store %s: %w", redactURL(storeURL), err)
 	}
 	defer st.Close()
+	if err := secureStateDir(dir, backend.Names(d.Backends), os.Geteuid() == 0); err != nil {
+		return err
+	}
 
 	logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
 	backends := &backendSet{dir: dir, drivers: d}

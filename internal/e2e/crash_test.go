@@ -39,7 +39,7 @@ func TestCrash(t *testing.T) {
 	}
 	bin := binary(t)
 	dir := t.TempDir()
-	ran := filepath.Join(dir, "ran.txt")
+	ran := filepath.Join(jobsDir(t), "ran.txt") // written by the jobs, which run as another uid under root
 	url := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	srv := newServerProc(t, bin, dir,
 		"--listen", strings.TrimPrefix(url, "http://"),

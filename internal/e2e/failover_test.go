@@ -51,6 +51,7 @@ const (
 // progress file is the checkpoint (one line per committed step: "STEP
 // ATTEMPT"); starts records where each run began ("ATTEMPT STEP RUN").
 const foScript = `set -u
+umask 000 # one checkpoint for attempts on Slurm and on the local backend, which run as different users
 D="$GPUBROKER_CHECKPOINT_DIR"; A="$GPUBROKER_ATTEMPT"; ME="$A $(hostname)-$$-$RANDOM"
 mkdir -p "$D"
 exec 9>>"$D/lock"
@@ -322,7 +323,7 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("apply fleet: %v\n%s", err, fleet)
 	}
 
-	ckpt := filepath.Join(dir, "ckpt")
+	ckpt := filepath.Join(jobsDir(t), "ckpt") // written by jobs on Slurm and by local jobs, under another uid when root
 	eager, want := map[int64]bool{}, map[int64]int{}
 	for i := range foJobs {
 		n := foSteps

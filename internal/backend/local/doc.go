@@ -8,6 +8,7 @@
 // subdirectory per attempt (named backend.Name(job, attempt)):
 //
 //	spec.json        the spec, the host and the submit time (written atomically)
+//	work/            the job's HOME, and where it starts without a Workdir
 //	setup.sh run.sh  the node scripts
 //	node-R.lock      held (flock) by node R's processes for as long as they live
 //	node-R.pid       "PID STARTTICKS": the process group leader and its start time
@@ -64,19 +65,39 @@
 // # Processes and environment
 //
 // Each node is `bash -c` (a small wrapper that runs setup.sh, then run.sh if
-// setup succeeded, in the spec's Workdir, or the attempt directory when it is
-// empty) in a session of its own (setsid: its own process group, pgid = pid,
-// and no controlling terminal), stdin /dev/null, stdout and stderr appended to
-// its log. The broker reaps the processes it started while it lives; after a
-// restart the orphans are the init process's to reap.
+// setup succeeded) in a session of its own (setsid: its own process group,
+// pgid = pid, and no controlling terminal), stdin /dev/null, stdout and
+// stderr appended to its log. The job starts in the spec's Workdir, or in
+// the attempt's work/ directory when it is empty. The broker reaps the
+// processes it started while it lives; after a restart the orphans are the
+// init process's to reap.
 //
-// The node's environment is the broker's, then the spec's Envs, then these,
-// which win: CUDA_VISIBLE_DEVICES (the node's GPU slots, comma-separated),
-// GPUBROKER_JOB_ID, GPUBROKER_ATTEMPT, GPUBROKER_NAME, GPUBROKER_NODE_RANK,
-// GPUBROKER_NUM_NODES, GPUBROKER_NODE_IPS (one address a line, all 127.0.0.1
-// here), GPUBROKER_GPUS_PER_NODE, GPUBROKER_CHECKPOINT_DIR, and SkyPilot's
-// SKYPILOT_NODE_RANK, SKYPILOT_NUM_NODES, SKYPILOT_NODE_IPS,
-// SKYPILOT_NUM_GPUS_PER_NODE and SKYPILOT_TASK_ID (the attempt name).
+// The node's environment is built from scratch, never the broker's: PATH (a
+// fixed system one), HOME (the attempt's work/), then the spec's Envs,
+// then these, which win: CUDA_VISIBLE_DEVICES (the node's GPU slots,
+// comma-separated), GPUBROKER_JOB_ID, GPUBROKER_ATTEMPT, GPUBROKER_NAME,
+// GPUBROKER_NODE_RANK, GPUBROKER_NUM_NODES, GPUBROKER_NODE_IPS (one address
+// a line, all 127.0.0.1 here), GPUBROKER_GPUS_PER_NODE,
+// GPUBROKER_CHECKPOINT_DIR, and SkyPilot's SKYPILOT_NODE_RANK,
+// SKYPILOT_NUM_NODES, SKYPILOT_NODE_IPS, SKYPILOT_NUM_GPUS_PER_NODE and
+// SKYPILOT_TASK_ID (the attempt name).
+//
+// # Isolation
+//
+// With Options.Isolation (Driver sets it when the broker runs as root) the
+// wrapper stays the broker's user, and setup and run run as a uid and gid
+// of the team's own (Isolation.teamID), through setpriv, with no other
+// groups and no_new_privs; the wrapper, as root, keeps writing the files
+// above, so nothing the backend trusts is the job's to write. The attempt
+// directory is then 0711 (reachable, not listable), its files 0600, the
+// scripts 0640 to the team's group, work/ the team's, 0700: a team's job
+// cannot read another team's work, logs, scripts or record, and the
+// kernel refuses it other uids' /proc/PID/environ. The backend's own
+// directory is 0711, the kept logs 0700.
+//
+// Without Isolation a job runs as the broker's user and can read whatever
+// that user can, this directory included: the scrubbed environment is all
+// it is spared. See docs/local.md and docs/adr/0009-local-job-isolation.md.
 //
 // One broker owns a state directory at a time. When that broker dies for
 // good (a leader of a shared store killed), another broker on the same

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +36,11 @@ type Options struct {
 	// LogPoll is how often a following Logs looks for new output; default
 	// 100ms.
 	LogPoll time.Duration
+	// Isolation, when set, runs each job under a uid of its team's own
+	// (the broker must run as root); nil: as the broker's user. Either
+	// way a job's environment is built from scratch (see the package
+	// documentation).
+	Isolation *Isolation
 }
 
 // Backend runs attempts as local process groups. It is safe for concurrent
@@ -47,6 +51,8 @@ type Backend struct {
 	opts Options
 	bash string
 	mv   string
+	// setpriv runs the job under its team's uid; empty without Isolation.
+	setpriv string
 
 	mu sync.Mutex
 	// starting counts Submits in progress per name: their attempts are
@@ -78,6 +84,10 @@ const (
 	logsDir  = ".logs"
 	trashDir = ".trash"
 )
+
+// workDir is the job's own directory in its attempt directory: its HOME,
+// and where it starts when the spec gives no Workdir.
+const workDir = "work"
 
 // New opens (creating it if needed) the state directory dir. Attempts that a
 // previous Backend started there are picked up: see the package
@@ -115,7 +125,7 @@ func New(dir string, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("local: %w", err)
 	}
 	for _, d := range []string{dir, filepath.Join(dir, logsDir)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("local: state directory: %w", err)
 		}
 	}
@@ -123,11 +133,16 @@ func New(dir string, opts Options) (*Backend, error) {
 	if err := os.RemoveAll(filepath.Join(dir, trashDir)); err != nil {
 		return nil, fmt.Errorf("local: state directory: %w", err)
 	}
+	setpriv, err := setupIsolation(dir, opts.Isolation)
+	if err != nil {
+		return nil, err
+	}
 	return &Backend{
 		dir:      dir,
 		opts:     opts,
 		bash:     bash,
 		mv:       mv,
+		setpriv:  setpriv,
 		starting: map[string]int{},
 		recs:     map[string]record{},
 		final:    map[string]backend.Status{},
@@ -203,7 +218,7 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 	}()
 
 	adir := filepath.Join(b.dir, spec.Name)
-	if err := os.Mkdir(adir, 0o755); err != nil {
+	if err := os.Mkdir(adir, 0o700); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return nil
 		}
@@ -232,12 +247,12 @@ func (b *Backend) Submit(ctx context.Context, spec backend.Spec) error {
 	b.recs[spec.Name] = rec.brief()
 	b.mu.Unlock()
 
-	workdir := spec.Workdir
-	if workdir == "" {
-		workdir = adir
-	}
+	home, uid, err := b.prepare(adir, spec)
 	for rank := range spec.Nodes {
-		if err := b.startNode(adir, workdir, spec, rank); err != nil {
+		if err == nil {
+			err = b.startNode(adir, home, uid, spec, rank)
+		}
+		if err != nil {
 			// Leave the remaining nodes unstarted. When the spec is the
 			// cause the started ones stop now and the caller learns why;
 			// otherwise (out of processes, say) the attempt is Lost and
@@ -288,31 +303,52 @@ func nodeFile(rank int, ext string) string {
 
 // wrapper is the node's shell. It records its pid (as the broker does: the
 // same content, so whichever rename lands last is right), runs setup then
-// run in the workdir, and records the exit code atomically before it ends
-// and releases the lock on fd 3, with the time its job ended (bash's
-// EPOCHREALTIME, microseconds: a file's mtime has the kernel's tick, a few
-// milliseconds, too coarse to tell which node of a gang failed first when
-// the others are stopped at once). TERM is trapped so the shell outlives
-// its job long enough to record the code of a job that was asked to stop.
+// run, and records the exit code atomically before it ends and releases
+// the lock on fd 3, with the time its job ended (bash's EPOCHREALTIME,
+// microseconds: a file's mtime has the kernel's tick, a few milliseconds,
+// too coarse to tell which node of a gang failed first when the others are
+// stopped at once). TERM is trapped so the shell outlives its job long
+// enough to record the code of a job that was asked to stop. Its own files
+// are private (umask 077); the job gets the broker's umask.
 //
-// Arguments: $1 attempt dir, $2 rank, $3 mv, $4 workdir, $5 bash.
-const wrapper = `d=$1 r=$2 mv=$3
+// It runs as the broker's user. Without setpriv the job runs as that user
+// too, in the workdir (else its work directory). With setpriv the wrapper
+// moves to the work directory first (its ancestors need not be reachable
+// by the job: the job inherits it as its working directory), and the job
+// runs as the team's uid and gid with no other groups and no way to gain
+// privileges (no_new_privs), changes to the spec's Workdir as that user,
+// and reads its script through fd 9, which the wrapper opened. An empty
+// script is not run.
+//
+// Arguments: $1 attempt dir, $2 rank, $3 mv, $4 the spec's Workdir, $5
+// bash, $6 work dir, $7 setpriv (empty: no isolation), $8 the team's id.
+const wrapper = `d=$1 r=$2 mv=$3 w=$4 sh=$5 home=$6 sp=$7 id=$8
+um=$(umask); umask 077
 read -r -a st < /proc/$$/stat
 printf '%s %s\n' "$$" "${st[21]}" > "$d/node-$r.pid.node" && "$mv" -f "$d/node-$r.pid.node" "$d/node-$r.pid"
 trap : TERM INT HUP
+job() {
+	[ -s "$d/$1" ] || return 0
+	if [ -z "$sp" ]; then "$sh" -- "$d/$1"; return; fi
+	set -- "$1" --reuid="$id" --regid="$id" --clear-groups --no-new-privs --
+	if [ -z "$w" ]; then "$sp" "${@:2}" "$sh" -- /dev/fd/9 9< "$d/$1"; return; fi
+	"$sp" "${@:2}" "$sh" -c 'cd -- "$1" || exit 1; exec "$2" -- /dev/fd/9' gpubroker-job "$w" "$sh" 9< "$d/$1"
+}
 code=0
-cd -- "$4" || code=1
-if [ "$code" = 0 ]; then "$5" -- "$d/setup.sh"; code=$?; fi
-if [ "$code" = 0 ]; then "$5" -- "$d/run.sh"; code=$?; fi
+if [ -z "$sp" ]; then cd -- "${w:-$home}" || code=1; else cd -- "$home" || code=1; fi
+umask "$um"
+if [ "$code" = 0 ]; then job setup.sh; code=$?; fi
+if [ "$code" = 0 ]; then job run.sh; code=$?; fi
+umask 077
 t=${EPOCHREALTIME:-}
 printf '%d %s\n' "$code" "$t" > "$d/node-$r.exit.tmp" && "$mv" -f "$d/node-$r.exit.tmp" "$d/node-$r.exit"
 exit "$code"
 `
 
-func (b *Backend) startNode(adir, workdir string, spec backend.Spec, rank int) error {
+func (b *Backend) startNode(adir, home string, uid int, spec backend.Spec, rank int) error {
 	// The lock is taken before the fork and handed to the child as fd 3, so
 	// the node is never alive without holding it.
-	lock, err := os.OpenFile(filepath.Join(adir, nodeFile(rank, "lock")), os.O_RDWR|os.O_CREATE, 0o644)
+	lock, err := os.OpenFile(filepath.Join(adir, nodeFile(rank, "lock")), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -320,16 +356,16 @@ func (b *Backend) startNode(adir, workdir string, spec backend.Spec, rank int) e
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(filepath.Join(adir, nodeFile(rank, "log")), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(filepath.Join(adir, nodeFile(rank, "log")), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
 
 	cmd := exec.Command(b.bash, "-c", wrapper, "gpubroker-node",
-		adir, strconv.Itoa(rank), b.mv, workdir, b.bash)
+		adir, strconv.Itoa(rank), b.mv, spec.Workdir, b.bash, home, b.setpriv, strconv.Itoa(uid))
 	cmd.Dir = adir
-	cmd.Env = nodeEnv(os.Environ(), spec, rank)
+	cmd.Env = nodeEnv(baseEnv(home), spec, rank)
 	cmd.Stdin = nil // /dev/null
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -365,12 +401,7 @@ func (b *Backend) startNode(adir, workdir string, spec backend.Spec, rank int) e
 // sets; os/exec keeps the last value of a repeated key.
 func nodeEnv(base []string, spec backend.Spec, rank int) []string {
 	env := append([]string(nil), base...)
-	keys := make([]string, 0, len(spec.Envs))
-	for k := range spec.Envs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range sortedKeys(spec.Envs) {
 		env = append(env, k+"="+spec.Envs[k])
 	}
 	gpus := spec.Nodes[rank].GPUs
@@ -408,14 +439,14 @@ func writeAtomic(path string, data []byte) error {
 // the old content or the new, never a part.
 func writeAtomicAs(path, suffix string, data []byte) error {
 	tmp := path + suffix
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
 }
 
 func appendLog(path, line string) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return
 	}

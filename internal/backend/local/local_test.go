@@ -275,7 +275,15 @@ func TestCancelEscalates(t *testing.T) {
 	if err := b.Submit(context.Background(), sp); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The trap must be set before the TERM comes: on a loaded machine bash
+	// takes more than a fixed sleep to get there.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logsOf(t, b, sp.Name), "ready") {
+		if time.Now().After(deadline) {
+			t.Fatal("the job never said ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	start := time.Now()
 	if err := b.Cancel(context.Background(), sp.Name); err != nil {
 		t.Fatal(err)

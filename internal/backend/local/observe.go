@@ -320,7 +320,7 @@ func (b *Backend) Cancel(ctx context.Context, name string) error {
 	if _, err := os.Stat(adir); err != nil {
 		return nil
 	}
-	if err := os.WriteFile(filepath.Join(adir, "cancelled"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(adir, "cancelled"), nil, 0o600); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // forgotten meanwhile
 		}
@@ -359,7 +359,7 @@ func (b *Backend) Forget(ctx context.Context, name string) error {
 
 	// Rename first: the attempt disappears from Observe in one step.
 	trash := filepath.Join(b.dir, trashDir)
-	if err := os.MkdirAll(trash, 0o755); err != nil {
+	if err := os.MkdirAll(trash, 0o700); err != nil {
 		return fmt.Errorf("local: forget %s: %v: %w", name, err, backend.ErrUnavailable)
 	}
 	gone := filepath.Join(trash, fmt.Sprintf("%s.%d", name, time.Now().UnixNano()))
@@ -373,7 +373,7 @@ func (b *Backend) Forget(ctx context.Context, name string) error {
 	_ = os.RemoveAll(keep)
 	logs, _ := filepath.Glob(filepath.Join(gone, "node-*.log"))
 	if len(logs) > 0 {
-		if err := os.MkdirAll(keep, 0o755); err == nil {
+		if err := os.MkdirAll(keep, 0o700); err == nil {
 			for _, l := range logs {
 				_ = os.Rename(l, filepath.Join(keep, filepath.Base(l)))
 			}
