@@ -61,3 +61,16 @@ func TestSubmitStartError(t *testing.T) {
 		})
 	}
 }
+
+// A program that is missing (the shell the nodes run under, here) is a
+// start error too, wrapping ENOENT.
+func TestSubmitMissingProgram(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, t.TempDir())
+	b.bash = "/nonexistent/bash"
+	err := b.Submit(context.Background(), spec(1, "echo"))
+	var se *backend.StartError
+	if !errors.As(err, &se) || !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("Submit = %v; want a *backend.StartError wrapping ENOENT", err)
+	}
+}
