@@ -67,6 +67,7 @@ var (
 	_ backend.Backend       = (*Backend)(nil)
 	_ backend.Health        = (*Backend)(nil)
 	_ backend.GPUDiscoverer = (*Backend)(nil)
+	_ backend.LogTailer     = (*Backend)(nil)
 )
 
 // Directory entries below the state directory that are not attempts. Attempt
@@ -254,16 +255,32 @@ func nodeFile(rank int, ext string) string {
 // milliseconds, too coarse to tell which node of a gang failed first when
 // the others are stopped at once). TERM is trapped so the shell outlives
 // its job long enough to record the code of a job that was asked to stop.
+// With a log cap ($6 above 0) setup and run write into a pipe to the cap
+// filter (backend.CapFilter, $7) instead of straight into the log; the
+// subshell they run in traps TERM as the shell does, so their own exit
+// code is the one recorded.
 //
-// Arguments: $1 attempt dir, $2 rank, $3 mv, $4 workdir, $5 bash.
+// Arguments: $1 attempt dir, $2 rank, $3 mv, $4 workdir, $5 bash, $6 the
+// node's log cap in bytes (0: none), $7 the cap filter.
 const wrapper = `d=$1 r=$2 mv=$3
 read -r -a st < /proc/$$/stat
 printf '%s %s\n' "$$" "${st[21]}" > "$d/node-$r.pid.node" && "$mv" -f "$d/node-$r.pid.node" "$d/node-$r.pid"
 trap : TERM INT HUP
-code=0
-cd -- "$4" || code=1
-if [ "$code" = 0 ]; then "$5" -- "$d/setup.sh"; code=$?; fi
-if [ "$code" = 0 ]; then "$5" -- "$d/run.sh"; code=$?; fi
+work() {
+  trap : TERM INT HUP
+  local code=0
+  cd -- "$4" || code=1
+  if [ "$code" = 0 ]; then "$5" -- "$d/setup.sh"; code=$?; fi
+  if [ "$code" = 0 ]; then "$5" -- "$d/run.sh"; code=$?; fi
+  return "$code"
+}
+if [ "$6" -gt 0 ]; then
+  work "$@" 2>&1 | eval "$7"
+  code=${PIPESTATUS[0]}
+else
+  work "$@"
+  code=$?
+fi
 t=${EPOCHREALTIME:-}
 printf '%d %s\n' "$code" "$t" > "$d/node-$r.exit.tmp" && "$mv" -f "$d/node-$r.exit.tmp" "$d/node-$r.exit"
 exit "$code"
@@ -286,8 +303,9 @@ func (b *Backend) startNode(adir, workdir string, spec backend.Spec, rank int) e
 	}
 	defer logf.Close()
 
+	logCap := backend.NodeLogCap(spec)
 	cmd := exec.Command(b.bash, "-c", wrapper, "gpubroker-node",
-		adir, strconv.Itoa(rank), b.mv, workdir, b.bash)
+		adir, strconv.Itoa(rank), b.mv, workdir, b.bash, strconv.FormatInt(logCap, 10), backend.CapFilter(logCap))
 	cmd.Dir = adir
 	cmd.Env = nodeEnv(os.Environ(), spec, rank)
 	cmd.Stdin = nil // /dev/null
