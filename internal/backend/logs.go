@@ -281,7 +281,7 @@ func tailOf(r io.ReaderAt, size int64, lines int, maxBytes int64) ([]byte, error
 	}
 	switch {
 	case start >= 0:
-	case lo == 0:
+	case size <= maxBytes: // the whole of it is in the window
 		start = 0
 	case firstNL >= 0:
 		start = firstNL + 1 // the line cut at lo is dropped
@@ -294,4 +294,38 @@ func tailOf(r io.ReaderAt, size int64, lines int, maxBytes int64) ([]byte, error
 		return nil, err
 	}
 	return out[:n], nil
+}
+
+// TailReader is TailLines for a log that can only be streamed: it reads
+// r to its end keeping no more than its last maxBytes, then returns the
+// last lines lines of those as tailOf would.
+func TailReader(r io.Reader, lines int, maxBytes int64) ([]byte, error) {
+	if maxBytes <= 0 {
+		return nil, nil
+	}
+	ring := make([]byte, maxBytes)
+	var total int64
+	for {
+		n, err := r.Read(ring[total%maxBytes : min(maxBytes, total%maxBytes+32<<10)])
+		total += int64(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	kept := ring[:min(total, maxBytes)]
+	if total > maxBytes {
+		at := total % maxBytes
+		kept = append(append(make([]byte, 0, maxBytes), ring[at:]...), ring[:at]...)
+	}
+	// What came before the kept bytes is unknown: as tailOf, the first
+	// line is dropped when it may have been cut.
+	var head int64
+	if total > maxBytes {
+		head = 1
+	}
+	out, err := tailOf(bytes.NewReader(kept), int64(len(kept)), lines, int64(len(kept))-head)
+	return out, err
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // naiveTail is tailOf's reference: the whole input split into lines.
@@ -83,6 +84,19 @@ func TestTailOfMatchesNaive(t *testing.T) {
 		}
 		if want := naiveTail([]byte(data), lines, maxBytes); !bytes.Equal(got, want) {
 			t.Fatalf("case %d (%d bytes, %d lines, max %d): got %d bytes, want %d", i, len(data), lines, maxBytes, len(got), len(want))
+		}
+		// A stream keeps its last maxBytes, the first of them standing
+		// for the byte before the window.
+		got, err = TailReader(iotest.OneByteReader(strings.NewReader(data)), lines, maxBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		window := maxBytes
+		if int64(len(data)) > maxBytes {
+			window--
+		}
+		if want := naiveTail([]byte(data), lines, window); !bytes.Equal(got, want) {
+			t.Fatalf("TailReader case %d (%d bytes, %d lines, max %d): got %d bytes, want %d", i, len(data), lines, maxBytes, len(got), len(want))
 		}
 	}
 }

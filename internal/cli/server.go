@@ -31,6 +31,8 @@ type serverOptions struct {
 	// clusterTimeout is how long a cluster may not answer before its
 	// attempts are lost and placed elsewhere.
 	clusterTimeout time.Duration
+	// maxLogSize caps each attempt's stored output ("0": no cap).
+	maxLogSize string
 }
 
 func newServerCmd(env *Env) *cobra.Command {
@@ -66,7 +68,18 @@ block); see docs/fleet.md. A cluster that fails its health check takes no
 new work at once; after --cluster-timeout without an answer, every attempt
 running there is lost and placed elsewhere as a new attempt (job_recovery
 decides where), and when the cluster answers again what still runs there is
-cancelled.`,
+cancelled.
+
+--max-log-size caps the output each attempt stores on the local and Slurm
+backends (shared evenly between the nodes of a gang, at least 64 KiB
+each): a log keeps the job's first output up to the cap, then one line
+"[gpubroker] output truncated: ..."; the rest is discarded while the job
+runs on. 0 stores everything. Kubernetes keeps logs on its nodes, under
+the kubelet's own rotation (containerLogMaxSize).
+
+When the disk of the store is full, submissions get 503 with a message
+saying so; what was accepted before is kept, and the server takes work
+again by itself once there is space.`,
 		Example: `  # The embedded default: SQLite + local backend in the state directory
   gpubroker server
 
@@ -78,6 +91,9 @@ cancelled.`,
 
   # Fail work over from a cluster that has not answered for 10s
   gpubroker server --cluster-timeout 10s
+
+  # Keep at most 100 MiB of output per attempt
+  gpubroker server --max-log-size 100MiB
 
   # Stop the local server
   gpubroker server stop`,
@@ -94,6 +110,8 @@ cancelled.`,
 	f.DurationVar(&o.round, "round", server.DefaultRoundInterval, "`INTERVAL` between reconcile rounds")
 	f.DurationVar(&o.clusterTimeout, "cluster-timeout", server.DefaultClusterTimeout,
 		"how long a cluster may not answer (`DURATION`) before its running attempts are lost and placed elsewhere")
+	f.StringVar(&o.maxLogSize, "max-log-size", "1GiB",
+		"the most output (`SIZE`: bytes, or with KiB, MiB, GiB) an attempt stores; past it the log ends with a truncation note; 0: no cap")
 	cmd.AddCommand(newServerStopCmd(env))
 	return cmd
 }
@@ -121,6 +139,13 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 	}
 	if o.clusterTimeout <= 0 {
 		return usageError(cmd, "--cluster-timeout: %s is not a positive duration; give e.g. 30s", o.clusterTimeout)
+	}
+	maxLog, err := parseSize(o.maxLogSize)
+	if err != nil {
+		return usageError(cmd, "--max-log-size: %v", err)
+	}
+	if maxLog == 0 {
+		maxLog = -1 // no cap
 	}
 	var gpu model.GPUModel
 	var gpus int
@@ -165,6 +190,7 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 		Logger:         logger,
 		LocalGPU:       gpu,
 		LocalGPUs:      gpus,
+		MaxLogBytes:    maxLog,
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -321,4 +347,18 @@ func (env *Env) stopServer(ctx context.Context, dir string) error {
 		}
 	}
 	return fmt.Errorf("server pid %d did not stop within 30s; see %s", pid, filepath.Join(dir, logFile))
+}
+
+// parseSize reads a byte count: a whole number, optionally followed by
+// KiB, MiB or GiB (K, M, G, KB, MB and GB mean the same binary units).
+func parseSize(s string) (int64, error) {
+	num := strings.TrimRight(s, "KMGiB")
+	unit := s[len(num):]
+	mult := map[string]int64{"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KiB": 1 << 10,
+		"M": 1 << 20, "MB": 1 << 20, "MiB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GiB": 1 << 30}[unit]
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || mult == 0 || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size; give bytes or e.g. 512MiB, 1GiB, or 0 for no cap", s)
+	}
+	return n * mult, nil
 }
