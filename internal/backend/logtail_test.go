@@ -2,6 +2,8 @@ package backend
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -119,27 +121,52 @@ func TestTailLinesPrefixesAndSkipsMissing(t *testing.T) {
 	}
 }
 
-// BenchmarkTailLines reads the last 200 lines of a 64 MiB log (the
-// dashboard's view): bytes allocated per tail stay those of the tail, not
-// the file's (docs/benchmarks.md).
-func BenchmarkTailLines(b *testing.B) {
+// benchLine is each line of benchLog.
+var benchLine = strings.Repeat("z", 99) + "\n"
+
+// benchLog writes a 64 MiB log of 100-byte lines.
+func benchLog(b *testing.B) string {
 	path := filepath.Join(b.TempDir(), "node-0.log")
-	line := strings.Repeat("z", 99) + "\n"
 	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	chunk := []byte(strings.Repeat(line, 10_000))
+	chunk := []byte(strings.Repeat(benchLine, 10_000))
 	for range 64 << 20 / len(chunk) {
 		f.Write(chunk)
 	}
 	f.Close()
-	files := []LogFile{{Path: path}}
+	return path
+}
+
+// BenchmarkTailLines reads the last 200 lines of a 64 MiB log (the
+// dashboard's view): bytes allocated per tail stay those of the tail, not
+// the file's (docs/benchmarks.md).
+func BenchmarkTailLines(b *testing.B) {
+	files := []LogFile{{Path: benchLog(b)}}
 	b.ReportAllocs()
 	for b.Loop() {
 		out, err := TailLines(files, 200, 1<<20)
-		if err != nil || len(out) != 200*len(line) {
+		if err != nil || len(out) != 200*len(benchLine) {
 			b.Fatalf("%d bytes, %v", len(out), err)
+		}
+	}
+}
+
+// BenchmarkTailWholeFile is the same tail taken as the dashboard took it
+// before: the whole log read, then cut (the baseline of
+// BenchmarkTailLines).
+func BenchmarkTailWholeFile(b *testing.B) {
+	path := benchLog(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		data, err := io.ReadAll(TailFiles(context.Background(), []LogFile{{Path: path}}, false, nil, 0, 0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(lines[len(lines)-200:]) != 200 {
+			b.Fatal("short")
 		}
 	}
 }
