@@ -206,26 +206,29 @@ func TailLines(files []LogFile, lines int, maxBytes int64) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(b) == 0 {
-			continue
-		}
-		if len(lf.Prefix) == 0 {
-			out = append(out, b...)
-		} else {
-			for len(b) > 0 {
-				i := bytes.IndexByte(b, '\n') + 1
-				if i == 0 {
-					i = len(b)
-				}
-				out = append(append(out, lf.Prefix...), b[:i]...)
-				b = b[i:]
-			}
-		}
-		if out[len(out)-1] != '\n' {
-			out = append(out, '\n')
-		}
+		out = AppendTail(out, b, lf.Prefix)
 	}
 	return out, nil
+}
+
+// AppendTail appends the lines of tail to out, each after prefix, and a
+// newline when tail does not end in one (as TailLines gives each log's).
+func AppendTail(out, tail []byte, prefix string) []byte {
+	if len(tail) == 0 {
+		return out
+	}
+	for len(tail) > 0 {
+		i := bytes.IndexByte(tail, '\n') + 1
+		if i == 0 {
+			i = len(tail)
+		}
+		out = append(append(out, prefix...), tail[:i]...)
+		tail = tail[i:]
+	}
+	if out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return out
 }
 
 func tailFile(path string, lines int, maxBytes int64) ([]byte, error) {
