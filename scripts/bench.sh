@@ -5,7 +5,7 @@
 # so compare ratios measured in one run).
 #
 #   scripts/bench.sh              # all
-#   scripts/bench.sh engine       # one area: engine, sim, trace, cli, throughput
+#   scripts/bench.sh engine       # one area: engine, sim, trace, cli, logs, throughput
 #
 # throughput (issue 5) needs the CI engines, started and sourced:
 #   scripts/engines/slurm-up.sh && . /tmp/slurm-ci/env.sh; scripts/engines/k8s-up.sh
@@ -34,6 +34,9 @@ case "$area" in all | trace)
 esac
 case "$area" in all | cli)
   run -bench 'Plan' -benchtime=20x -count="$count" ./internal/cli/
+esac
+case "$area" in all | logs)
+  run -bench 'Tail' -benchtime=5x -count="$count" ./internal/backend/
 esac
 case "$area" in all | throughput)
   # Both cores, unlike the rest: the broker is concurrent and the engines

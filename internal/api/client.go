@@ -220,6 +220,20 @@ func (c *Client) Logs(ctx context.Context, id int64, attempt int, follow bool) (
 	return resp.Body, nil
 }
 
+// TailLogs opens the last lines lines of each node's output of a job's
+// attempt (0: the current one); the caller closes it.
+func (c *Client) TailLogs(ctx context.Context, id int64, attempt, lines int) (io.ReadCloser, error) {
+	q := url.Values{"tail": {strconv.Itoa(lines)}}
+	if attempt > 0 {
+		q.Set("attempt", strconv.Itoa(attempt))
+	}
+	resp, err := c.request(ctx, http.MethodGet, fmt.Sprintf("/v1/jobs/%d/logs?%s", id, q.Encode()), nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // Fleet is GET /v1/fleet; ErrNotFound while none was applied.
 func (c *Client) Fleet(ctx context.Context) (*FleetDoc, error) {
 	var out FleetDoc

@@ -13,6 +13,9 @@ const (
 	CodeNotFound     = "not_found"
 	CodeConflict     = "conflict"
 	CodeInternal     = "internal"
+	// CodeUnavailable: the server cannot do it now (its state disk is
+	// full, say); the same request may succeed later (503).
+	CodeUnavailable = "unavailable"
 )
 
 // Error is a 4xx/5xx answer: {"error": {"code", "message", "field",

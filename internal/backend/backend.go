@@ -80,6 +80,11 @@ type Spec struct {
 	// passes Priority down so that it starts work in the broker's order
 	// (by priority, then by submission).
 	Ordered bool
+	// MaxLogBytes caps what the attempt's output may take on the disk the
+	// driver writes it to: a driver that stores output (local, Slurm)
+	// keeps each node's first MaxLogBytes/len(Nodes) bytes, then one line
+	// (TruncatedNote) and nothing more, while the job runs on. 0: no cap.
+	MaxLogBytes int64
 }
 
 // Phase is what a backend observes of one attempt.
@@ -125,6 +130,19 @@ type Backend interface {
 	Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error)
 	// Forget drops an ended attempt's record (its logs may stay).
 	Forget(ctx context.Context, name string) error
+}
+
+// LogTailer is an optional capability: the end of an attempt's output
+// for one look (a dashboard, `gpubroker logs --tail`), read from the end
+// of its logs in memory bounded by maxBytes per node, however long they
+// are. Without it the control plane reads Logs to its end, keeping only
+// the last bytes.
+type LogTailer interface {
+	// TailLogs returns the last lines lines of each node's output, in
+	// rank order and prefixed as Logs prefixes them, looking at no more
+	// than the last maxBytes of each node's log. ErrNotFound for unknown
+	// names.
+	TailLogs(ctx context.Context, name string, lines int, maxBytes int64) ([]byte, error)
 }
 
 // Health is an optional capability: whether the cluster can take work.

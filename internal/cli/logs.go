@@ -17,15 +17,23 @@ import (
 type logsOptions struct {
 	client clientOptions
 	follow bool
+	tail   int
 }
 
 func newLogsCmd(env *Env) *cobra.Command {
 	var o logsOptions
 	cmd := &cobra.Command{
-		Use:   "logs [-f] ID",
+		Use:   "logs [-f | --tail N] ID",
 		Short: "Print a job's output",
 		Long: `logs prints the output of a job's current attempt (every node; prefixed by
 node rank when the job has several).
+
+With --tail N it prints only the last N lines of each node's output, read
+from the end of the log: quick however long the log is.
+
+A log stops growing at the server's --max-log-size (default 1 GiB per
+attempt): it keeps the job's first output, then a line starting
+"[gpubroker] output truncated:"; the job runs on.
 
 With -f it waits for a pending job to start, streams its output as it is
 written, carries on through new attempts after a preemption or a lost node,
@@ -35,16 +43,34 @@ out: the stream resumes where it stopped.`,
   gpubroker logs 42
 
   # Follow it until it ends
-  gpubroker logs -f 42`,
+  gpubroker logs -f 42
+
+  # Its last 100 lines
+  gpubroker logs --tail 100 42`,
 		Args: exactArgs(1, "the job ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseJobID(cmd, args[0])
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("tail") && (o.tail < 1 || o.tail > maxTailLines) {
+				return usageError(cmd, "--tail: %d is not a number of lines from 1 to %d", o.tail, maxTailLines)
+			}
+			if o.follow && o.tail > 0 {
+				return usageError(cmd, "--tail and -f cannot be combined; give one")
+			}
 			ctx := cmd.Context()
 			c, err := env.connect(ctx, o.client, false)
 			if err != nil {
+				return err
+			}
+			if o.tail > 0 {
+				rc, err := c.TailLogs(ctx, id, 0, o.tail)
+				if err != nil {
+					return fmt.Errorf("job %d: %w", id, err)
+				}
+				defer rc.Close()
+				_, err = io.Copy(env.Stdout, rc)
 				return err
 			}
 			if o.follow {
@@ -62,8 +88,12 @@ out: the stream resumes where it stopped.`,
 	}
 	addClientFlags(cmd, &o.client)
 	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "stream the output until the job ends")
+	cmd.Flags().IntVar(&o.tail, "tail", 0, "print only the last `N` lines of each node's output (1 to 10000)")
 	return cmd
 }
+
+// maxTailLines is the most lines --tail may ask for (the API's bound).
+const maxTailLines = 10_000
 
 // pollInterval is how often follow looks at a job that has not started.
 const pollInterval = 250 * time.Millisecond

@@ -34,6 +34,8 @@ type serverOptions struct {
 	// HTTP connection bounds (server.Config).
 	readTimeout, writeTimeout, idleTimeout time.Duration
 	maxConns                               int
+	// maxLogSize caps each attempt's stored output ("0": no cap).
+	maxLogSize string
 }
 
 func newServerCmd(env *Env) *cobra.Command {
@@ -73,7 +75,18 @@ block); see docs/fleet.md. A cluster that fails its health check takes no
 new work at once; after --cluster-timeout without an answer, every attempt
 running there is lost and placed elsewhere as a new attempt (job_recovery
 decides where), and when the cluster answers again what still runs there is
-cancelled.`,
+cancelled.
+
+--max-log-size caps the output each attempt stores on the local and Slurm
+backends (shared evenly between the nodes of a gang, at least 64 KiB
+each): a log keeps the job's first output up to the cap, then one line
+"[gpubroker] output truncated: ..."; the rest is discarded while the job
+runs on. 0 stores everything. Kubernetes keeps logs on its nodes, under
+the kubelet's own rotation (containerLogMaxSize).
+
+When the disk of the store is full, submissions get 503 with a message
+saying so; what was accepted before is kept, and the server takes work
+again by itself once there is space.`,
 		Example: `  # The embedded default: SQLite + local backend in the state directory
   gpubroker server
 
@@ -88,6 +101,8 @@ cancelled.`,
 
   # Close idle connections after 30s; serve at most 1000 at once
   gpubroker server --idle-timeout 30s --max-conns 1000
+  # Keep at most 100 MiB of output per attempt
+  gpubroker server --max-log-size 100MiB
 
   # Stop the local server
   gpubroker server stop`,
@@ -112,6 +127,8 @@ cancelled.`,
 		"how long an idle keep-alive connection stays open (`DURATION`)")
 	f.IntVar(&o.maxConns, "max-conns", server.DefaultMaxConns,
 		"most connections served at once (`N`); more wait to be accepted")
+	f.StringVar(&o.maxLogSize, "max-log-size", "1GiB",
+		"the most output (`SIZE`: bytes, or with KiB, MiB, GiB) an attempt stores; past it the log ends with a truncation note; 0: no cap")
 	cmd.AddCommand(newServerStopCmd(env))
 	return cmd
 }
@@ -150,6 +167,13 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 	}
 	if o.maxConns < 1 {
 		return usageError(cmd, "--max-conns: %d is not a positive count; give e.g. 4096", o.maxConns)
+	}
+	maxLog, err := parseSize(o.maxLogSize)
+	if err != nil {
+		return usageError(cmd, "--max-log-size: %v", err)
+	}
+	if maxLog == 0 {
+		maxLog = -1 // no cap
 	}
 	var gpu model.GPUModel
 	var gpus int
@@ -206,6 +230,7 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 		WriteTimeout:   o.writeTimeout,
 		IdleTimeout:    o.idleTimeout,
 		MaxConns:       o.maxConns,
+		MaxLogBytes:    maxLog,
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -362,4 +387,18 @@ func (env *Env) stopServer(ctx context.Context, dir string) error {
 		}
 	}
 	return fmt.Errorf("server pid %d did not stop within 30s; see %s", pid, filepath.Join(dir, logFile))
+}
+
+// parseSize reads a byte count: a whole number, optionally followed by
+// KiB, MiB or GiB (K, M, G, KB, MB and GB mean the same binary units).
+func parseSize(s string) (int64, error) {
+	num := strings.TrimRight(s, "KMGiB")
+	unit := s[len(num):]
+	mult := map[string]int64{"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KiB": 1 << 10,
+		"M": 1 << 20, "MB": 1 << 20, "MiB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GiB": 1 << 30}[unit]
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || mult == 0 || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size; give bytes or e.g. 512MiB, 1GiB, or 0 for no cap", s)
+	}
+	return n * mult, nil
 }

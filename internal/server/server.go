@@ -127,7 +127,14 @@ type Config struct {
 	// than it has before the provisioning controller lets the idle ones
 	// go (default 2 minutes).
 	ScaleDownAfter time.Duration
+	// MaxLogBytes caps the output each attempt may store
+	// (backend.Spec.MaxLogBytes): default DefaultMaxLogBytes; negative:
+	// no cap.
+	MaxLogBytes int64
 }
+
+// DefaultMaxLogBytes is the log cap of an attempt unless configured.
+const DefaultMaxLogBytes = 1 << 30
 
 // Server is the control plane: the HTTP API (internal/server/httpapi)
 // over the controllers (internal/server/control), wired here. Handler may
@@ -188,6 +195,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	switch {
+	case cfg.MaxLogBytes == 0:
+		cfg.MaxLogBytes = DefaultMaxLogBytes
+	case cfg.MaxLogBytes < 0:
+		cfg.MaxLogBytes = 0
+	}
 	if cfg.LocalGPU == "" {
 		cfg.LocalGPU = DefaultLocalGPU
 	}
@@ -213,6 +226,7 @@ func New(cfg Config) (*Server, error) {
 		Store: cfg.Store, Backends: cfg.Backends, Clock: cfg.Clock, RoundInterval: cfg.RoundInterval,
 		ClusterTimeout: cfg.ClusterTimeout, Logger: cfg.Logger, LocalGPU: cfg.LocalGPU, LocalGPUs: cfg.LocalGPUs,
 		LeaderID: id, Host: host, Registry: reg, FleetBackends: fleetBackends(cfg.Drivers, true), ScaleDownAfter: cfg.ScaleDownAfter,
+		MaxLogBytes: cfg.MaxLogBytes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)

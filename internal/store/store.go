@@ -21,6 +21,10 @@ var (
 	// ErrInvalid: the request itself is malformed (empty team, unknown
 	// state, a transition the state machine forbids).
 	ErrInvalid = errors.New("invalid")
+	// ErrFull: the database cannot grow, as the disk (or quota) it is on
+	// is full. The write failed whole and nothing of it was kept; the
+	// same write succeeds once there is space again.
+	ErrFull = errors.New("the store's disk is full")
 )
 
 // State is where a job is in its life.

@@ -46,6 +46,9 @@ type Options struct {
 	// grow to 2 nodes and shrink back to 1. Empty skips them; so does a
 	// backend that is not a backend.Scaler.
 	ScalePool string
+	// LogCap says the driver stores its attempts' output and honours
+	// Spec.MaxLogBytes (the LogCap test); false skips that test.
+	LogCap bool
 }
 
 type suite struct {
@@ -84,6 +87,8 @@ func Run(t *testing.T, b backend.Backend, opt Options) {
 		{"LogsFollow", s.testLogsFollow},
 		{"LogsFollowStopsWithContext", s.testLogsFollowContext},
 		{"LogsUnknown", s.testLogsUnknown},
+		{"LogCap", s.testLogCap},
+		{"LogTail", s.testLogTail},
 		{"Gang", s.testGang},
 		{"CUDAVisibleDevices", s.testCUDA},
 		{"Workdir", s.testWorkdir},

@@ -111,6 +111,7 @@ var _ interface {
 	backend.Health
 	backend.GPUDiscoverer
 	backend.Watcher
+	backend.LogTailer
 	io.Closer
 } = (*Backend)(nil)
 

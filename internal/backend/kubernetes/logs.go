@@ -12,6 +12,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"gpubroker/internal/backend"
 )
 
 // logPoll is how often a following reader looks again for a pod that has
@@ -68,6 +70,46 @@ func (b *Backend) Logs(ctx context.Context, name string, follow bool) (io.ReadCl
 		pw.Close()
 	}()
 	return &logReader{PipeReader: pr, cancel: cancel}, nil
+}
+
+// TailLogs implements backend.LogTailer: each rank's last lines, which
+// the kubelet reads from the end of the container's log (tailLines); of
+// what it sends no more than the last maxBytes are kept. Ranks whose logs
+// the cluster cannot give contribute nothing, as with Logs.
+func (b *Backend) TailLogs(ctx context.Context, name string, lines int, maxBytes int64) ([]byte, error) {
+	job, err := b.client.BatchV1().Jobs(b.ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, wrap("logs "+name, err)
+	}
+	ranks := 1
+	if job.Spec.Completions != nil {
+		ranks = int(*job.Spec.Completions)
+	}
+	var out []byte
+	for r := range ranks {
+		pod, err := b.rankPod(ctx, name, r)
+		if err != nil || pod == nil || pod.Status.Phase == corev1.PodPending {
+			continue
+		}
+		// One line more than asked: how the kubelet counts a last line
+		// without a newline is its own; TailReader counts as TailLines.
+		n := int64(lines) + 1
+		rc, err := b.client.CoreV1().Pods(b.ns).GetLogs(pod.Name, &corev1.PodLogOptions{Container: container, TailLines: &n}).Stream(ctx)
+		if err != nil {
+			continue
+		}
+		tail, err := backend.TailReader(rc, lines, maxBytes)
+		rc.Close()
+		if err != nil {
+			continue
+		}
+		prefix := ""
+		if ranks > 1 {
+			prefix = "[rank " + strconv.Itoa(r) + "] "
+		}
+		out = backend.AppendTail(out, tail, prefix)
+	}
+	return out, nil
 }
 
 type logReader struct {

@@ -13,7 +13,9 @@
 //	node-R.lock      held (flock) by node R's processes for as long as they live
 //	node-R.pid       "PID STARTTICKS": the process group leader and its start time
 //	                 from /proc/PID/stat, so a reused pid is never signalled
-//	node-R.log       the node's stdout and stderr
+//	node-R.log       the node's stdout and stderr, at most its share of
+//	                 Spec.MaxLogBytes and then one truncation note
+//	                 (backend.CapFilter, run in the node's own session)
 //	node-R.exit      "CODE SECONDS.MICROS": the exit code and when setup/run
 //	                 ended, written (temp file + rename) by the node's own
 //	                 shell then, before it releases the lock

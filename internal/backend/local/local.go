@@ -76,6 +76,7 @@ var (
 	_ backend.Backend       = (*Backend)(nil)
 	_ backend.Health        = (*Backend)(nil)
 	_ backend.GPUDiscoverer = (*Backend)(nil)
+	_ backend.LogTailer     = (*Backend)(nil)
 )
 
 // Directory entries below the state directory that are not attempts. Attempt
@@ -320,9 +321,15 @@ func nodeFile(rank int, ext string) string {
 // and reads its script through fd 9, which the wrapper opened. An empty
 // script is not run.
 //
+// With a log cap ($9 above 0) setup and run write into a pipe to the cap
+// filter (backend.CapFilter, $10, run as the broker's user) instead of
+// straight into the log; the subshell they run in traps TERM as the shell
+// does, so their own exit code is the one recorded.
+//
 // Arguments: $1 attempt dir, $2 rank, $3 mv, $4 the spec's Workdir, $5
-// bash, $6 work dir, $7 setpriv (empty: no isolation), $8 the team's id.
-const wrapper = `d=$1 r=$2 mv=$3 w=$4 sh=$5 home=$6 sp=$7 id=$8
+// bash, $6 work dir, $7 setpriv (empty: no isolation), $8 the team's id,
+// $9 the node's log cap in bytes (0: none), $10 the cap filter.
+const wrapper = `d=$1 r=$2 mv=$3 w=$4 sh=$5 home=$6 sp=$7 id=$8 cap=$9 filter=${10}
 um=$(umask); umask 077
 read -r -a st < /proc/$$/stat
 printf '%s %s\n' "$$" "${st[21]}" > "$d/node-$r.pid.node" && "$mv" -f "$d/node-$r.pid.node" "$d/node-$r.pid"
@@ -334,12 +341,23 @@ job() {
 	if [ -z "$w" ]; then "$sp" "${@:2}" "$sh" -- /dev/fd/9 9< "$d/$1"; return; fi
 	"$sp" "${@:2}" "$sh" -c 'cd -- "$1" || exit 1; exec "$2" -- /dev/fd/9' gpubroker-job "$w" "$sh" 9< "$d/$1"
 }
-code=0
-if [ -z "$sp" ]; then cd -- "${w:-$home}" || code=1; else cd -- "$home" || code=1; fi
-umask "$um"
-if [ "$code" = 0 ]; then job setup.sh; code=$?; fi
-if [ "$code" = 0 ]; then job run.sh; code=$?; fi
-umask 077
+work() {
+	trap : TERM INT HUP
+	local code=0
+	if [ -z "$sp" ]; then cd -- "${w:-$home}" || code=1; else cd -- "$home" || code=1; fi
+	umask "$um"
+	if [ "$code" = 0 ]; then job setup.sh; code=$?; fi
+	if [ "$code" = 0 ]; then job run.sh; code=$?; fi
+	umask 077
+	return "$code"
+}
+if [ "$cap" -gt 0 ]; then
+	work 2>&1 | eval "$filter"
+	code=${PIPESTATUS[0]}
+else
+	work
+	code=$?
+fi
 t=${EPOCHREALTIME:-}
 printf '%d %s\n' "$code" "$t" > "$d/node-$r.exit.tmp" && "$mv" -f "$d/node-$r.exit.tmp" "$d/node-$r.exit"
 exit "$code"
@@ -362,8 +380,10 @@ func (b *Backend) startNode(adir, home string, uid int, spec backend.Spec, rank 
 	}
 	defer logf.Close()
 
+	logCap := backend.NodeLogCap(spec)
 	cmd := exec.Command(b.bash, "-c", wrapper, "gpubroker-node",
-		adir, strconv.Itoa(rank), b.mv, spec.Workdir, b.bash, home, b.setpriv, strconv.Itoa(uid))
+		adir, strconv.Itoa(rank), b.mv, spec.Workdir, b.bash, home, b.setpriv, strconv.Itoa(uid),
+		strconv.FormatInt(logCap, 10), backend.CapFilter(logCap))
 	cmd.Dir = adir
 	cmd.Env = nodeEnv(baseEnv(home), spec, rank)
 	cmd.Stdin = nil // /dev/null

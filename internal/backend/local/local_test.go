@@ -36,6 +36,7 @@ func TestConformance(t *testing.T) {
 		GPUs:      []int{1, 3},
 		SharedDir: t.TempDir(),
 		Workdir:   t.TempDir(),
+		LogCap:    true,
 	})
 }
 

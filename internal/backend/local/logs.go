@@ -21,8 +21,29 @@ import (
 // done (the reader then sees io.EOF). Logs of forgotten attempts are still
 // served, without following. ErrNotFound for names never submitted.
 func (b *Backend) Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error) {
-	if err := validName(name); err != nil {
+	files, kept, err := b.logFiles(name)
+	if err != nil {
 		return nil, err
+	}
+	poll := b.opts.LogPoll
+	return backend.TailFiles(ctx, files, follow && !kept, func() bool { return b.ended(name) }, poll, poll), nil
+}
+
+// TailLogs implements backend.LogTailer: the last lines of each node's
+// log, read from its end.
+func (b *Backend) TailLogs(ctx context.Context, name string, lines int, maxBytes int64) ([]byte, error) {
+	files, _, err := b.logFiles(name)
+	if err != nil {
+		return nil, err
+	}
+	return backend.TailLines(files, lines, maxBytes)
+}
+
+// logFiles are the node logs of an attempt, in rank order; kept when the
+// attempt was forgotten (its logs moved under .logs).
+func (b *Backend) logFiles(name string) (files []backend.LogFile, kept bool, err error) {
+	if err := validName(name); err != nil {
+		return nil, false, err
 	}
 	var paths []string
 	adir := filepath.Join(b.dir, name)
@@ -31,21 +52,20 @@ func (b *Backend) Logs(ctx context.Context, name string, follow bool) (io.ReadCl
 			paths = append(paths, filepath.Join(adir, nodeFile(rank, "log")))
 		}
 	} else {
-		follow = false
+		kept = true
 		paths, err = keptLogs(filepath.Join(b.dir, logsDir, name))
 		if err != nil {
-			return nil, fmt.Errorf("local: logs %s: %w", name, backend.ErrNotFound)
+			return nil, false, fmt.Errorf("local: logs %s: %w", name, backend.ErrNotFound)
 		}
 	}
-	files := make([]backend.LogFile, len(paths))
+	files = make([]backend.LogFile, len(paths))
 	for i, p := range paths {
 		files[i] = backend.LogFile{Path: p}
 		if len(paths) > 1 {
 			files[i].Prefix = "[rank " + strconv.Itoa(i) + "] "
 		}
 	}
-	poll := b.opts.LogPoll
-	return backend.TailFiles(ctx, files, follow, func() bool { return b.ended(name) }, poll, poll), nil
+	return files, kept, nil
 }
 
 // keptLogs lists the node logs Forget kept, ordered by rank.

@@ -49,7 +49,8 @@
 //	setup.sh run.sh env.sh node.sh job.sh
 //	               the spec's scripts, its environment, the per-node wrapper
 //	               and the batch script sbatch runs
-//	node-R.log     node R's output (srun --output node-%t.log)
+//	node-R.log     node R's output (srun --output node-%t.log), at most its
+//	               share of Spec.MaxLogBytes, then a truncation note
 //	slurm-ID.out   the batch script's own output (srun's errors, cancellations)
 //	exit-status    "JOBID CODE START END", written by the batch script as it
 //	               ends (not when it is killed); taken only for its own job

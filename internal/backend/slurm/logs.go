@@ -25,18 +25,36 @@ const filePoll = 100 * time.Millisecond
 // forgotten attempts are still served. ErrNotFound for names never
 // submitted here.
 func (b *Backend) Logs(ctx context.Context, name string, follow bool) (io.ReadCloser, error) {
-	if err := validName(name); err != nil {
+	files, forgotten, err := b.logFiles(name)
+	if err != nil {
 		return nil, err
+	}
+	return backend.TailFiles(ctx, files, follow && !forgotten, func() bool { return b.ended(ctx, name) }, b.opts.Poll, filePoll), nil
+}
+
+// TailLogs implements backend.LogTailer: the last lines of each node's
+// log and of the batch script's, read from their ends.
+func (b *Backend) TailLogs(ctx context.Context, name string, lines int, maxBytes int64) ([]byte, error) {
+	files, _, err := b.logFiles(name)
+	if err != nil {
+		return nil, err
+	}
+	return backend.TailLines(files, lines, maxBytes)
+}
+
+// logFiles are the logs Logs reads, in order; forgotten once Forget ran.
+func (b *Backend) logFiles(name string) (files []backend.LogFile, forgotten bool, err error) {
+	if err := validName(name); err != nil {
+		return nil, false, err
 	}
 	adir := filepath.Join(b.dir, name)
 	rec, err := readRecord(adir)
 	if err != nil {
-		return nil, fmt.Errorf("slurm: logs %s: %w", name, backend.ErrNotFound)
+		return nil, false, fmt.Errorf("slurm: logs %s: %w", name, backend.ErrNotFound)
 	}
 	if _, err := os.Stat(filepath.Join(adir, forgottenFile)); err == nil {
-		follow = false
+		forgotten = true
 	}
-	var files []backend.LogFile
 	for rank := range rec.Nodes {
 		f := backend.LogFile{Path: filepath.Join(adir, "node-"+strconv.Itoa(rank)+".log")}
 		if rec.Nodes > 1 {
@@ -45,7 +63,7 @@ func (b *Backend) Logs(ctx context.Context, name string, follow bool) (io.ReadCl
 		files = append(files, f)
 	}
 	files = append(files, backend.LogFile{Glob: filepath.Join(adir, "slurm-*.out"), Prefix: "[slurm] "})
-	return backend.TailFiles(ctx, files, follow, func() bool { return b.ended(ctx, name) }, b.opts.Poll, filePoll), nil
+	return files, forgotten, nil
 }
 
 // ended reports whether Slurm no longer runs or queues a job named name.

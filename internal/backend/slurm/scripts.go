@@ -45,12 +45,21 @@ exit $rc
 // nodeScript runs on each node: the attempt's environment, the node's rank,
 // then setup (when the task has one) and run in the workdir, all in the
 // task's process group so that Slurm's process tracking signals every
-// process they start.
+// process they start. With a log cap (@CAP@ above 0) their output goes
+// through the cap filter (backend.CapFilter); the shell and the subshell
+// that runs them trap TERM, so the code recorded is run's own, as when
+// run is exec'd.
 const nodeScript = `#!/bin/bash
 d=@DIR@
 . "$d/env.sh"
 export GPUBROKER_NODE_RANK=${SLURM_NODEID:-$SLURM_PROCID} SKYPILOT_NODE_RANK=${SLURM_NODEID:-$SLURM_PROCID}
 cd -- @WORKDIR@ || exit 1
+if [ @CAP@ -gt 0 ]; then
+  trap : TERM INT HUP
+  { trap : TERM INT HUP
+    @SETUP@/bin/bash "$d/run.sh"; } 2>&1 | @FILTER@
+  exit "${PIPESTATUS[0]}"
+fi
 @SETUP@exec /bin/bash "$d/run.sh"
 `
 
@@ -65,6 +74,7 @@ func (b *Backend) writeScripts(adir string, spec backend.Spec) error {
 	if strings.TrimSpace(spec.Setup) != "" {
 		setup = setupLine
 	}
+	logCap := backend.NodeLogCap(spec)
 	files := []struct {
 		name string
 		data string
@@ -73,7 +83,8 @@ func (b *Backend) writeScripts(adir string, spec backend.Spec) error {
 		{"setup.sh", spec.Setup, 0o644},
 		{"run.sh", spec.Run, 0o644},
 		{"env.sh", envFile(spec), 0o644},
-		{"node.sh", strings.NewReplacer("@DIR@", shellQuote(adir), "@WORKDIR@", shellQuote(workdir(adir, spec)), "@SETUP@", setup).Replace(nodeScript), 0o755},
+		{"node.sh", strings.NewReplacer("@DIR@", shellQuote(adir), "@WORKDIR@", shellQuote(workdir(adir, spec)), "@SETUP@", setup,
+			"@CAP@", strconv.FormatInt(logCap, 10), "@FILTER@", backend.CapFilter(logCap)).Replace(nodeScript), 0o755},
 		{"job.sh", strings.NewReplacer("@NAME@", spec.Name, "@DIR@", shellQuote(adir), "@EXIT@", exitFile, "@START@", startFile).Replace(jobScript), 0o755},
 	}
 	for _, f := range files {

@@ -100,6 +100,7 @@ var (
 	_ backend.Backend       = (*Backend)(nil)
 	_ backend.Health        = (*Backend)(nil)
 	_ backend.GPUDiscoverer = (*Backend)(nil)
+	_ backend.LogTailer     = (*Backend)(nil)
 )
 
 // record is attempt.json.

@@ -145,6 +145,7 @@ func TestConformance(t *testing.T) {
 		// broker's, CUDA_VISIBLE_DEVICES is Slurm's.
 		GPUs:       []int{0, 1},
 		SkipGPUEnv: true,
+		LogCap:     true,
 		SharedDir:  t.TempDir(),
 		Workdir:    t.TempDir(),
 	})

@@ -50,6 +50,9 @@ type Config struct {
 	// than it has before the provisioning controller lets the idle ones
 	// go (default 2 minutes).
 	ScaleDownAfter time.Duration
+	// MaxLogBytes is every attempt's log cap (backend.Spec.MaxLogBytes);
+	// 0: none.
+	MaxLogBytes int64
 }
 
 // Controller is the control side of the server: the reconciler, whose
@@ -209,4 +212,9 @@ func (s *Controller) Cancel(ctx context.Context, j *store.Job, actor string) (*s
 // Logs opens the output of one attempt of j (see openLogs).
 func (s *Controller) Logs(ctx context.Context, j *store.Job, attempt int, follow bool) (io.ReadCloser, error) {
 	return s.openLogs(ctx, j, attempt, follow)
+}
+
+// TailLogs is the end of the output of one attempt of j (see tailLogs).
+func (s *Controller) TailLogs(ctx context.Context, j *store.Job, attempt, lines int, maxBytes int64) ([]byte, error) {
+	return s.tailLogs(ctx, j, attempt, lines, maxBytes)
 }

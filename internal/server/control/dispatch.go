@@ -194,6 +194,7 @@ func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 	sp := backend.Spec{
 		Name: name, JobID: j.ID, Attempt: j.Attempt, Team: j.Team,
 		Cluster: j.Placement.Cluster, Pool: j.Placement.Pool, Nodes: sl.nodes,
+		MaxLogBytes: rd.s.cfg.MaxLogBytes,
 	}
 	if c := rd.fs.Fleet.Cluster(j.Placement.Cluster); c != nil {
 		sp.Ordered = c.QueuesAhead()

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"gpubroker/internal/backend"
@@ -12,22 +13,57 @@ import (
 // current attempt, on any known backend for an earlier one (its placement
 // is no longer recorded).
 func (s *Controller) openLogs(ctx context.Context, j *store.Job, attempt int, follow bool) (io.ReadCloser, error) {
-	name := backend.Name(j.ID, attempt)
+	var rc io.ReadCloser
+	err := s.eachLogBackend(ctx, j, attempt, func(b backend.Backend, current bool) error {
+		var err error
+		rc, err = b.Logs(ctx, backend.Name(j.ID, attempt), follow && current)
+		return err
+	})
+	return rc, err
+}
+
+// tailLogs is the end of one attempt's output, found as openLogs finds
+// it: the last lines lines of each node's log, at most maxBytes of each
+// looked at, read from the end where the backend can (backend.LogTailer)
+// and otherwise from a stream of which only the last maxBytes are kept.
+func (s *Controller) tailLogs(ctx context.Context, j *store.Job, attempt, lines int, maxBytes int64) ([]byte, error) {
+	var out []byte
+	err := s.eachLogBackend(ctx, j, attempt, func(b backend.Backend, _ bool) error {
+		name := backend.Name(j.ID, attempt)
+		if lt, ok := b.(backend.LogTailer); ok {
+			var err error
+			out, err = lt.TailLogs(ctx, name, lines, maxBytes)
+			return err
+		}
+		rc, err := b.Logs(ctx, name, false)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		out, err = backend.TailReader(rc, lines, maxBytes)
+		return err
+	})
+	return out, err
+}
+
+// eachLogBackend calls f with the backend that has the attempt's logs:
+// the job's cluster's for its current attempt (current true), else each
+// known backend in turn until one does not answer backend.ErrNotFound.
+func (s *Controller) eachLogBackend(ctx context.Context, j *store.Job, attempt int, f func(b backend.Backend, current bool) error) error {
 	if attempt == j.Attempt {
 		if j.Placement == nil {
-			return nil, backend.ErrNotFound
+			return backend.ErrNotFound
 		}
 		b, err := s.attemptBackend(ctx, j)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return b.Logs(ctx, name, follow)
+		return f(b, true)
 	}
 	for _, b := range s.knownBackends() {
-		rc, err := b.Logs(ctx, name, false)
-		if err == nil {
-			return rc, nil
+		if err := f(b, false); !errors.Is(err, backend.ErrNotFound) {
+			return err
 		}
 	}
-	return nil, backend.ErrNotFound
+	return backend.ErrNotFound
 }

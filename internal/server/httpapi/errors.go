@@ -22,6 +22,7 @@ const (
 	codeNotFound     = api.CodeNotFound
 	codeConflict     = api.CodeConflict
 	codeInternal     = api.CodeInternal
+	codeUnavailable  = api.CodeUnavailable
 )
 
 // apiError is a 4xx/5xx answer, written as api.Error.
@@ -57,6 +58,14 @@ func internalError(err error) *apiError {
 	return &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error; the server log says more", cause: err}
 }
 
+// diskFull is the answer to a write the store refused for want of disk
+// space: 503, as the same request succeeds once space is freed.
+func diskFull(err error) *apiError {
+	return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, cause: err,
+		Message: "the broker's state disk is full, so nothing new can be accepted: free space on the disk that holds its " +
+			"database (the state directory, or the database server's), then retry; work accepted before is kept"}
+}
+
 // specError turns a parse error of a task or fleet file into a 400 that
 // names the first field at fault and lists every problem.
 func specError(err error) *apiError {
@@ -87,6 +96,8 @@ func storeError(err error, what string) *apiError {
 		return &apiError{Status: http.StatusConflict, Code: codeConflict, Message: what + " changed concurrently; retry"}
 	case errors.Is(err, store.ErrInvalid):
 		return invalid("", "%s: %v", what, err)
+	case errors.Is(err, store.ErrFull):
+		return diskFull(err)
 	}
 	return internalError(err)
 }

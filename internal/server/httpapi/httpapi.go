@@ -47,6 +47,10 @@ type Control interface {
 	// Logs opens the output of attempt of j; backend.ErrNotFound when
 	// there is none (yet).
 	Logs(ctx context.Context, j *store.Job, attempt int, follow bool) (io.ReadCloser, error)
+	// TailLogs is the last lines lines of each node's output of attempt
+	// of j, looking at no more than the last maxBytes of each, in memory
+	// bounded by that; backend.ErrNotFound as for Logs.
+	TailLogs(ctx context.Context, j *store.Job, attempt, lines int, maxBytes int64) ([]byte, error)
 }
 
 // Config is what the API needs; the server fills every field.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,11 +19,20 @@ import (
 // waits for an attempt to start or end.
 const logPoll = 100 * time.Millisecond
 
+// Bounds of ?tail: the lines asked for, and how much of each node's log
+// is looked at for them (read from its end: a 200 MB log costs no more
+// than a small one).
+const (
+	MaxTailLines = 10_000
+	TailMaxBytes = 1 << 20
+)
+
 // handleLogs streams an attempt's output. Without follow it copies what
 // there is now. With follow it waits for the attempt to start, streams
 // it until it ends and, when the job is retried, goes on with the next
 // attempt after a line "==> attempt N <==", until the job ends.
-// ?attempt=N picks an earlier attempt.
+// ?attempt=N picks an earlier attempt; ?tail=N gives only the last N
+// lines of each node's output (not with follow).
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request, p principal) *apiError {
 	// A log lasts as long as its job: lift the server's read and write
 	// deadlines for this connection (a GET has no body to read slowly;
@@ -44,15 +54,38 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request, p principal)
 		}
 		attempt = n
 	}
+	tail := 0
+	if v := q.Get("tail"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxTailLines {
+			return invalid("tail", "tail: %q is not a number of lines from 1 to %d", v, MaxTailLines)
+		}
+		if follow {
+			return invalid("tail", "tail: give tail or follow, not both")
+		}
+		tail = n
+	}
 	if !follow || attempt < j.Attempt || j.State.Terminal() {
-		rc, err := s.ctl.Logs(r.Context(), j, attempt, false)
+		var rc io.ReadCloser
+		var err error
+		open := func() {
+			if tail == 0 {
+				rc, err = s.ctl.Logs(r.Context(), j, attempt, false)
+				return
+			}
+			var b []byte
+			if b, err = s.ctl.TailLogs(r.Context(), j, attempt, tail, TailMaxBytes); err == nil {
+				rc = io.NopCloser(bytes.NewReader(b))
+			}
+		}
+		open()
 		for try := 0; errors.Is(err, backend.ErrNotFound) && j.State.Terminal() && try < 10; try++ {
 			// The reconciler may be forgetting the attempt right now,
 			// moving its logs aside.
 			if !s.sleepCtx(r.Context(), 20*time.Millisecond) {
 				return nil
 			}
-			rc, err = s.ctl.Logs(r.Context(), j, attempt, false)
+			open()
 		}
 		switch {
 		case errors.Is(err, backend.ErrNotFound):

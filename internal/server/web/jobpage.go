@@ -49,13 +49,15 @@ func (h *Handler) loadJob(s *session, idText string) (*api.Job, error) {
 	return &j, nil
 }
 
-// logTail is the last lines of the job's current attempt.
+// logTail is the last lines of the job's current attempt. The API reads
+// them from the end of each log (?tail), so a view costs about the same
+// whatever the log's size.
 func (h *Handler) logTail(s *session, id int64) string {
-	b, err := s.call(h.cfg.API, http.MethodGet, "/v1/jobs/"+strconv.FormatInt(id, 10)+"/logs", nil)
+	const maxBytes, maxLines = 64 << 10, 200
+	b, err := s.call(h.cfg.API, http.MethodGet, "/v1/jobs/"+strconv.FormatInt(id, 10)+"/logs?tail="+strconv.Itoa(maxLines), nil)
 	if err != nil {
 		return "(logs unavailable: " + err.Error() + ")"
 	}
-	const maxBytes, maxLines = 64 << 10, 200
 	if len(b) > maxBytes {
 		b = b[len(b)-maxBytes:]
 	}

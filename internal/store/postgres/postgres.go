@@ -222,12 +222,22 @@ func (s *Store) CreateJob(ctx context.Context, j *store.Job, at time.Time) (*sto
 		return old, fmt.Errorf("postgres: create job: %w", err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: create job: %w", err)
+		return nil, fmt.Errorf("postgres: create job: %w", diskFull(err))
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("postgres: create job: %w", err)
+		return nil, fmt.Errorf("postgres: create job: %w", diskFull(err))
 	}
 	return sqlstore.Created(j, id, at), nil
+}
+
+// diskFull marks err with store.ErrFull when PostgreSQL could not write
+// for want of space (SQLSTATE 53100, disk_full).
+func diskFull(err error) error {
+	var pe interface{ SQLState() string }
+	if errors.As(err, &pe) && pe.SQLState() == "53100" {
+		return fmt.Errorf("%w: %w", store.ErrFull, err)
+	}
+	return err
 }
 
 // Cursor implements store.Store: the xmin of a snapshot taken now (see

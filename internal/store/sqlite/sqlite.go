@@ -331,6 +331,7 @@ func (s *Store) createTx(batch []*createReq) (err error) {
 	}
 	defer func() {
 		if err != nil {
+			err = diskFull(err)
 			for _, r := range batch {
 				r.job, r.err = nil, fmt.Errorf("sqlite: create job: %w", err)
 			}
@@ -420,3 +421,17 @@ func (s *Store) Changes(ctx context.Context, c store.Cursor) ([]*store.Job, stor
 	slices.SortFunc(out, func(a, b *store.Job) int { return cmp.Compare(a.ID, b.ID) })
 	return out, next, nil
 }
+
+// diskFull marks err with store.ErrFull when SQLite could not write for
+// want of space (SQLITE_FULL, or ENOSPC from the file system).
+func diskFull(err error) error {
+	var coded interface{ Code() int }
+	if errors.Is(err, syscall.ENOSPC) || errors.As(err, &coded) && coded.Code()&0xff == sqliteFull {
+		return fmt.Errorf("%w: %w", store.ErrFull, err)
+	}
+	return err
+}
+
+// sqliteFull is SQLITE_FULL, the primary result code of a write that
+// found no space.
+const sqliteFull = 13
