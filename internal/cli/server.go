@@ -31,6 +31,8 @@ type serverOptions struct {
 	// clusterTimeout is how long a cluster may not answer before its
 	// attempts are lost and placed elsewhere.
 	clusterTimeout time.Duration
+	// deadlines bound backend calls (server.Config.Deadlines).
+	deadlines server.Deadlines
 }
 
 func newServerCmd(env *Env) *cobra.Command {
@@ -94,6 +96,12 @@ cancelled.`,
 	f.DurationVar(&o.round, "round", server.DefaultRoundInterval, "`INTERVAL` between reconcile rounds")
 	f.DurationVar(&o.clusterTimeout, "cluster-timeout", server.DefaultClusterTimeout,
 		"how long a cluster may not answer (`DURATION`) before its running attempts are lost and placed elsewhere")
+	f.DurationVar(&o.deadlines.Health, "health-timeout", server.DefaultHealthTimeout,
+		"how long a cluster's health check may take (`DURATION`) before the cluster is unhealthy")
+	f.DurationVar(&o.deadlines.Observe, "observe-timeout", server.DefaultObserveTimeout,
+		"how long listing a cluster's attempts may take (`DURATION`) before the cluster is unhealthy")
+	f.DurationVar(&o.deadlines.Call, "backend-timeout", server.DefaultBackendTimeout,
+		"how long any other backend call (submit, cancel, scale, opening logs) may take (`DURATION`)")
 	cmd.AddCommand(newServerStopCmd(env))
 	return cmd
 }
@@ -162,6 +170,7 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 		Listen:         o.listen,
 		RoundInterval:  o.round,
 		ClusterTimeout: o.clusterTimeout,
+		Deadlines:      o.deadlines,
 		Logger:         logger,
 		LocalGPU:       gpu,
 		LocalGPUs:      gpus,

@@ -497,16 +497,21 @@ func (rd *round) publish(ctx context.Context, t usageSnapshot) {
 	}
 	s.metrics.setGPUsInUse(rd.fs.Fleet, inUse)
 	down := map[string]string{}
+	health := make(map[string]view.ClusterHealth, len(rd.obs))
 	for name, o := range rd.obs {
+		h := view.ClusterHealth{State: o.state(), Checked: o.checked}
 		if !o.open() {
-			down[name] = o.why().Error()
+			h.Why = reason(o.why())
+			down[name] = h.Why
 		}
+		health[name] = h
 	}
 	s.view.Store(&view.Round{
 		At:      rd.now,
 		Fleet:   rd.fs,
 		Snap:    buildSnapshot(rd.fs.Fleet, holding, rd.obs, t, realNodes),
 		Down:    down,
+		Health:  health,
 		Running: t.running,
 	})
 }
