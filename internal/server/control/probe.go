@@ -203,30 +203,32 @@ func bounded(ctx context.Context, d time.Duration, what string, call func(contex
 	finished := make(chan struct{})
 	var err error
 	go func() {
+		defer cancel() // after finished is closed: a cancelled cctx means either
 		defer close(finished)
-		defer cancel()
 		err = call(cctx)
 	}()
 	select {
 	case <-finished:
-		if err == nil {
-			return finished, nil
-		}
-		if cctx.Err() == nil || ctx.Err() != nil {
-			return finished, fmt.Errorf("%s: %w", what, err)
-		}
-		// The driver gave up at the deadline: its own words say more when
-		// they are more than the context's.
-		if errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "timed out after") {
-			return finished, timedOut(what, d)
-		}
-		return finished, fmt.Errorf("%s: %w", what, err)
 	case <-cctx.Done():
+	}
+	select {
+	case <-finished:
+	default:
 		if ctx.Err() != nil {
 			return finished, fmt.Errorf("%s: %w", what, ctx.Err())
 		}
 		return finished, timedOut(what, d)
 	}
+	switch {
+	case err == nil:
+		return finished, nil
+	case ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) &&
+		!strings.Contains(err.Error(), "timed out after"):
+		// The call gave up at the deadline; unless its own words say more
+		// ("scontrol ping: timed out after 5s"), say that.
+		return finished, timedOut(what, d)
+	}
+	return finished, fmt.Errorf("%s: %w", what, err)
 }
 
 func timedOut(what string, d time.Duration) error {
@@ -254,21 +256,29 @@ func (s *Controller) within(ctx context.Context, what string, call func(context.
 	cctx, cancel := context.WithTimeout(ctx, d)
 	done := make(chan error, 1)
 	go func() {
-		defer cancel()
 		done <- call(cctx)
+		cancel() // after the answer is sent: a cancelled cctx means it is there
 	}()
-	select {
-	case err := <-done:
+	answered := func(err error) error {
 		if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
 			return &timeoutError{msg: fmt.Sprintf("%s timed out after %s: %v", what, d, err)}
 		}
 		return err
-	case <-cctx.Done():
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return timedOut(what, d)
 	}
+	select {
+	case err := <-done:
+		return answered(err)
+	case <-cctx.Done():
+	}
+	select {
+	case err := <-done:
+		return answered(err)
+	default:
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return timedOut(what, d)
 }
 
 // reason is a cluster's reason for the API: one line, bounded.
