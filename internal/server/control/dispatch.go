@@ -207,7 +207,7 @@ func (rd *round) record(ctx context.Context, sub *submission) {
 		return
 	}
 	if err := sub.err; err != nil {
-		if errors.Is(err, backend.ErrUnavailable) || ctx.Err() != nil {
+		if errors.Is(err, backend.ErrUnavailable) || errors.Is(err, context.Canceled) || ctx.Err() != nil {
 			rd.s.log.Warn("dispatch: backend unavailable; retrying next round", "name", name, "err", err)
 			return
 		}
