@@ -179,8 +179,11 @@ var controllers = []controller{
 //
 //  1. read every non-terminal job and the fleet, and record the Submits
 //     that returned since the last round (dispatched, see dispatcher);
-//  2. observe every cluster's backend once, and track how long each
-//     cluster has not answered: past Config.ClusterTimeout it is lost;
+//  2. take every cluster's last health check and observation (probe.go:
+//     each runs beside the rounds, per cluster, within its deadline; the
+//     round waits for them a second at most, and not at all for a cluster
+//     that was slow), and track how long each cluster has not answered:
+//     past Config.ClusterTimeout it is lost;
 //  3. move dispatched and running jobs by what their backend reports
 //     (started, succeeded, failed -> retry or fail, lost -> retry; not
 //     reported for lostAfterRounds rounds -> lost; on a lost cluster ->
