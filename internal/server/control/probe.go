@@ -67,6 +67,10 @@ const (
 	StateUnhealthy = view.StateUnhealthy
 )
 
+// answerGrace is how long bounded waits past a deadline for the call to
+// return what it has to say (a killed command's stderr, say).
+const answerGrace = 250 * time.Millisecond
+
 // errChecking is an unknown cluster's reason.
 var errChecking = errors.New("waiting for the first health check")
 
@@ -193,7 +197,8 @@ func (s *Controller) checkCluster(ctx context.Context, b backend.Backend, roundA
 }
 
 // bounded runs call with a context that ends after d and returns its
-// error, or, when d passes first, an error "WHAT timed out after D"
+// error, or, when d passes first and the call has not returned
+// answerGrace later, an error "WHAT timed out after D"
 // (wrapping backend.ErrUnavailable and context.DeadlineExceeded).
 // finished is closed when call has returned, which a call that ignores
 // its context may do much later. An error that is not a timeout is
@@ -210,6 +215,14 @@ func bounded(ctx context.Context, d time.Duration, what string, call func(contex
 	select {
 	case <-finished:
 	case <-cctx.Done():
+		// A call that heeds its context returns at once, maybe with
+		// words of its own: give it a moment.
+		gctx, gcancel := context.WithTimeout(ctx, answerGrace)
+		select {
+		case <-finished:
+		case <-gctx.Done():
+		}
+		gcancel()
 	}
 	select {
 	case <-finished:
@@ -224,9 +237,13 @@ func bounded(ctx context.Context, d time.Duration, what string, call func(contex
 		return finished, nil
 	case ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) &&
 		!strings.Contains(err.Error(), "timed out after"):
-		// The call gave up at the deadline; unless its own words say more
-		// ("scontrol ping: timed out after 5s"), say that.
-		return finished, timedOut(what, d)
+		// The call gave up at the deadline; unless it says so itself, with
+		// its own, shorter deadline ("scontrol ping: timed out after 5s"),
+		// say that first, then what it said.
+		if err.Error() == context.DeadlineExceeded.Error() {
+			return finished, timedOut(what, d)
+		}
+		return finished, &timeoutError{msg: fmt.Sprintf("%s timed out after %s: %v", what, d, err)}
 	}
 	return finished, fmt.Errorf("%s: %w", what, err)
 }

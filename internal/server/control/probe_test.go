@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -222,5 +223,20 @@ func TestBounded(t *testing.T) {
 	})
 	if err == nil || err.Error() != "health check: scontrol ping: timed out after 50ms" && err.Error() != "health check timed out after 50ms" {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// A call that gives up at the deadline with words of its own (a
+// Kubernetes client's "context deadline exceeded" inside its request's
+// error) is reported as timed out, with those words.
+func TestBoundedDriverWords(t *testing.T) {
+	t.Parallel()
+	_, err := bounded(t.Context(), 50*time.Millisecond, "health check", func(ctx context.Context) error {
+		<-ctx.Done()
+		return fmt.Errorf("kubernetes: /readyz: Get \"https://k/readyz\": %v: %w", ctx.Err(), backend.ErrUnavailable)
+	})
+	want := `health check timed out after 50ms: kubernetes: /readyz: Get "https://k/readyz": context deadline exceeded: backend unavailable`
+	if err == nil || err.Error() != want || !errors.Is(err, backend.ErrUnavailable) {
+		t.Errorf("err = %v, want %s", err, want)
 	}
 }
