@@ -34,10 +34,21 @@ type Cluster struct {
 	Provider model.Provider `json:"provider"`
 	Region   string         `json:"region"`
 	Backend  string         `json:"backend"`
-	Healthy  bool           `json:"healthy"`
-	// Why says why an unhealthy cluster takes no work.
-	Why   string `json:"why,omitempty"`
-	Pools []Pool `json:"pools"`
+	// Healthy: the cluster answered its last health check and takes
+	// work (State is HEALTHY).
+	Healthy bool `json:"healthy"`
+	// State is HEALTHY, CLOSED (answers, its attempts run on, takes no
+	// new work), UNHEALTHY (its last check failed or timed out) or
+	// UNKNOWN (not checked yet; takes no work). Empty from servers
+	// older than the field: Healthy says it then.
+	State string `json:"state,omitempty"`
+	// Why says why an unhealthy cluster takes no work: the check's error,
+	// one line, bounded ("health check timed out after 10s").
+	Why string `json:"why,omitempty"`
+	// CheckedAt is when the last health check answered or was given up;
+	// absent when none has.
+	CheckedAt *time.Time `json:"checked_at,omitempty"`
+	Pools     []Pool     `json:"pools"`
 }
 
 // Pool is one block of identical capacity and how much of it is free.

@@ -175,7 +175,7 @@ func TestFleetUsageToken(t *testing.T) {
 	if r := runCLI(t, apiArgs(srv.URL, "fleet", "apply", "examples/hello.yaml")...); r.code != exitFailure || !strings.Contains(r.stderr, "error: examples/hello.yaml: no clusters") {
 		t.Errorf("fleet apply of a task file: exit %d, stderr %q", r.code, r.stderr)
 	}
-	want := "CLUSTER  PROVIDER  REGION  BACKEND  HEALTHY  POOL   GPU     NODES  GPUS FREE  CLASS\nlocal    onprem    local   local    true     local  H100:8  1      7/8        committed\n"
+	want := "CLUSTER  PROVIDER  REGION  BACKEND  STATUS   CHECKED  POOL   GPU     NODES  GPUS FREE  CLASS\nlocal    onprem    local   local    HEALTHY  -        local  H100:8  1      7/8        committed\n"
 	if r := runCLI(t, apiArgs(srv.URL, "fleet", "show")...); r.stdout != want {
 		t.Errorf("fleet show (-want +got):\n%s", cmp.Diff(want, r.stdout))
 	}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"gpubroker/internal/api"
 )
 
 func newFleetCmd(env *Env) *cobra.Command {
@@ -70,7 +72,10 @@ func newFleetShowCmd(env *Env) *cobra.Command {
 		Use:   "show",
 		Short: "List the server's clusters and pools with free GPUs",
 		Long: `show lists every cluster and pool the server schedules onto: provider,
-region, backend, health, GPU model and shape, free GPUs and price class.
+region, backend, health status (HEALTHY; CLOSED: answers, takes no new
+work; UNHEALTHY: its last check failed or timed out; UNKNOWN: not checked
+yet) and when it was last checked, GPU model and shape, free GPUs and
+price class. Below the table, each cluster that is not healthy with why.
 --doc prints the fleet file as last applied instead.`,
 		Example: `  gpubroker fleet show
   gpubroker fleet show -o yaml
@@ -114,23 +119,56 @@ region, backend, health, GPU model and shape, free GPUs and price class.
 			if ok, err := writeDoc(env.Stdout, o.output, map[string]any{"clusters": nonNil(cls)}); ok {
 				return err
 			}
+			now := env.Now()
 			tw := newTable(env.Stdout)
-			fmt.Fprintln(tw, "CLUSTER\tPROVIDER\tREGION\tBACKEND\tHEALTHY\tPOOL\tGPU\tNODES\tGPUS FREE\tCLASS")
+			fmt.Fprintln(tw, "CLUSTER\tPROVIDER\tREGION\tBACKEND\tSTATUS\tCHECKED\tPOOL\tGPU\tNODES\tGPUS FREE\tCLASS")
+			var why []string
 			for _, cl := range cls {
+				state, checked := clusterState(cl), "-"
+				if cl.CheckedAt != nil {
+					checked = age(now.Sub(*cl.CheckedAt))
+				}
+				if state != "HEALTHY" && cl.Why != "" {
+					why = append(why, fmt.Sprintf("%s: %s: %s", cl.Name, state, cl.Why))
+				}
 				if len(cl.Pools) == 0 {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t-\t-\t-\t-\t-\n", cl.Name, orDash(string(cl.Provider)), orDash(cl.Region), orDash(cl.Backend), cl.Healthy)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\n", cl.Name, orDash(string(cl.Provider)), orDash(cl.Region), orDash(cl.Backend), state, checked)
 				}
 				for _, p := range cl.Pools {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s:%d\t%d\t%s/%d\t%s\n", cl.Name, orDash(string(cl.Provider)), orDash(cl.Region),
-						orDash(cl.Backend), cl.Healthy, p.Name, p.GPU, p.GPUsPerNode, p.Nodes,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s:%d\t%d\t%s/%d\t%s\n", cl.Name, orDash(string(cl.Provider)), orDash(cl.Region),
+						orDash(cl.Backend), state, checked, p.Name, p.GPU, p.GPUsPerNode, p.Nodes,
 						strconv.Itoa(p.GPUsFree), p.GPUsPerNode*p.Nodes, orDash(string(p.PriceClass)))
 				}
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(why) > 0 {
+				fmt.Fprintln(env.Stdout)
+			}
+			for _, w := range why {
+				if _, err := fmt.Fprintln(env.Stdout, w); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 	addClientFlags(cmd, &o.client)
 	addOutputFlag(cmd, &o.output, "table", "json", "yaml")
 	cmd.Flags().BoolVar(&o.doc, "doc", false, "print the applied fleet file (YAML) instead of the cluster table")
 	return cmd
+}
+
+// clusterState is cl's health state: HEALTHY, CLOSED, UNHEALTHY or
+// UNKNOWN; a server older than the state field says only whether the
+// cluster is healthy.
+func clusterState(cl api.Cluster) string {
+	switch {
+	case cl.State != "":
+		return cl.State
+	case cl.Healthy:
+		return "HEALTHY"
+	}
+	return "UNHEALTHY"
 }

@@ -36,6 +36,8 @@ type serverOptions struct {
 	maxConns                               int
 	// maxLogSize caps each attempt's stored output ("0": no cap).
 	maxLogSize string
+	// deadlines bound backend calls (server.Config.Deadlines).
+	deadlines server.Deadlines
 }
 
 func newServerCmd(env *Env) *cobra.Command {
@@ -129,6 +131,12 @@ again by itself once there is space.`,
 		"most connections served at once (`N`); more wait to be accepted")
 	f.StringVar(&o.maxLogSize, "max-log-size", "1GiB",
 		"the most output (`SIZE`: bytes, or with KiB, MiB, GiB) an attempt stores; past it the log ends with a truncation note; 0: no cap")
+	f.DurationVar(&o.deadlines.Health, "health-timeout", server.DefaultHealthTimeout,
+		"how long a cluster's health check may take (`DURATION`) before the cluster is unhealthy")
+	f.DurationVar(&o.deadlines.Observe, "observe-timeout", server.DefaultObserveTimeout,
+		"how long listing a cluster's attempts may take (`DURATION`) before the cluster is unhealthy")
+	f.DurationVar(&o.deadlines.Call, "backend-timeout", server.DefaultBackendTimeout,
+		"how long any other backend call (submit, cancel, scale, opening logs) may take (`DURATION`)")
 	cmd.AddCommand(newServerStopCmd(env))
 	return cmd
 }
@@ -223,6 +231,7 @@ func (env *Env) server(cmd *cobra.Command, o serverOptions, defaultListen bool) 
 		Listen:         o.listen,
 		RoundInterval:  o.round,
 		ClusterTimeout: o.clusterTimeout,
+		Deadlines:      o.deadlines,
 		Logger:         logger,
 		LocalGPU:       gpu,
 		LocalGPUs:      gpus,

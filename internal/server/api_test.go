@@ -15,21 +15,33 @@ func TestMetrics(t *testing.T) {
 	e := newTestEnv(t)
 	id := e.submit(e.admin, task("echo m"))[0].ID
 	e.waitState(id, 20*time.Second, store.Succeeded)
-	time.Sleep(100 * time.Millisecond) // a round after the end
-	code, body := e.do("GET", "/metrics", e.admin, nil)
-	if code != http.StatusOK {
-		t.Fatalf("metrics: %d", code)
-	}
-	for _, want := range []string{
+	want := []string{
 		`gpubroker_queue_depth{state="SUCCEEDED"} 1`,
 		`gpubroker_admissions_total 1`,
 		`gpubroker_dispatch_latency_seconds_count 1`,
 		`gpubroker_gpus_in_use{provider="onprem"} 0`,
 		`gpubroker_http_requests_total{code="201"} 1`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q", want)
+	}
+	// The gauges are set by the rounds after the end: wait for one (a
+	// loaded machine may take seconds).
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, body := e.do("GET", "/metrics", e.admin, nil)
+		if code != http.StatusOK {
+			t.Fatalf("metrics: %d", code)
 		}
+		missing = missing[:0]
+		for _, w := range want {
+			if !strings.Contains(string(body), w) {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, w := range missing {
+		t.Errorf("metrics lack %q", w)
 	}
 }
 

@@ -29,6 +29,9 @@ import (
 	"gpubroker/internal/store"
 )
 
+// Deadlines bound a server's calls to backends (Config.Deadlines).
+type Deadlines = control.Deadlines
+
 // Defaults for the zero values of Config.
 const (
 	DefaultListen        = "127.0.0.1:8470"
@@ -36,6 +39,10 @@ const (
 	// DefaultClusterTimeout is how long a cluster may not answer before
 	// its attempts are lost and placed elsewhere.
 	DefaultClusterTimeout = 30 * time.Second
+	// Default deadlines of backend calls (Config.Deadlines).
+	DefaultHealthTimeout  = control.DefaultHealthDeadline
+	DefaultObserveTimeout = control.DefaultObserveDeadline
+	DefaultBackendTimeout = control.DefaultCallDeadline
 	DefaultLocalGPU       = model.GPUModel("H100")
 	DefaultLocalGPUs      = 8
 	// DefaultIdleTimeout closes idle keep-alive connections (3,000 idle
@@ -102,6 +109,12 @@ type Config struct {
 	// attempt placed elsewhere (default 30s). Its pools take no new work
 	// from its first failed round on.
 	ClusterTimeout time.Duration
+	// Deadlines bound every call to a backend: a cluster's health check
+	// (default 10s) and observation (10s), and Submit, Cancel, Forget,
+	// Scale and opening logs (60s). Checks run per cluster, beside the
+	// rounds: a cluster that hangs is UNHEALTHY ("health check timed out
+	// after 10s") and delays no round (internal/server/control, probe.go).
+	Deadlines control.Deadlines
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// LocalGPU and LocalGPUs describe the built-in local fleet used while
@@ -226,7 +239,7 @@ func New(cfg Config) (*Server, error) {
 		Store: cfg.Store, Backends: cfg.Backends, Clock: cfg.Clock, RoundInterval: cfg.RoundInterval,
 		ClusterTimeout: cfg.ClusterTimeout, Logger: cfg.Logger, LocalGPU: cfg.LocalGPU, LocalGPUs: cfg.LocalGPUs,
 		LeaderID: id, Host: host, Registry: reg, FleetBackends: fleetBackends(cfg.Drivers, true), ScaleDownAfter: cfg.ScaleDownAfter,
-		MaxLogBytes: cfg.MaxLogBytes,
+		MaxLogBytes: cfg.MaxLogBytes, Deadlines: cfg.Deadlines,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -225,6 +227,17 @@ func (b *Backend) Health(ctx context.Context) error {
 
 // check asks slurmctld whether it is up and how many nodes take work.
 func (b *Backend) check(ctx context.Context) error {
+	if conf := b.opts.Conf; conf != "" {
+		// Every Slurm command retries a missing slurm.conf for a minute
+		// before it fails; say so at once.
+		if _, err := os.Stat(conf); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("slurm: health: slurm.conf not found: %s: %w", conf, backend.ErrUnavailable)
+		} else if err != nil {
+			return fmt.Errorf("slurm: health: slurm.conf: %v: %w", err, backend.ErrUnavailable)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.opts.HealthTimeout)
+	defer cancel()
 	out, err := b.run(ctx, "scontrol", "ping")
 	if err != nil {
 		return fmt.Errorf("slurm: health: %v: %w", err, backend.ErrUnavailable)

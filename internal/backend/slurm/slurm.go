@@ -64,6 +64,11 @@ type Options struct {
 	// answer while it checks again in the background (unless that check
 	// has run for four HealthEvery); an unhealthy answer is never kept.
 	HealthEvery time.Duration
+	// HealthTimeout bounds one health check (`scontrol ping` and `sinfo`
+	// together); default 5s. A controller that does not answer within it
+	// is unavailable ("scontrol ping: timed out after 5s"), and the
+	// commands are killed.
+	HealthTimeout time.Duration
 	// Lookback bounds how far back sacct searches for a name when nothing
 	// else says when it was submitted; default 7 days.
 	Lookback time.Duration
@@ -150,6 +155,9 @@ func New(opts Options) (*Backend, error) {
 	}
 	if opts.HealthEvery <= 0 {
 		opts.HealthEvery = 2 * time.Second
+	}
+	if opts.HealthTimeout <= 0 {
+		opts.HealthTimeout = 5 * time.Second
 	}
 	if opts.Lookback <= 0 {
 		opts.Lookback = 7 * 24 * time.Hour

@@ -40,7 +40,7 @@ func (s *Controller) cancelJob(ctx context.Context, j *store.Job, actor string) 
 			name := attemptName(j)
 			if b, err := s.attemptBackend(ctx, j); err != nil {
 				s.log.Warn("cancel: backend unavailable; the reconciler stops the attempt later", "job", j.ID, "err", err)
-			} else if err := b.Cancel(ctx, name); err != nil {
+			} else if err := s.within(ctx, "cancel", func(ctx context.Context) error { return b.Cancel(ctx, name) }); err != nil {
 				s.log.Warn("cancel: backend cancel failed; the reconciler stops the attempt later", "job", j.ID, "name", name, "err", err)
 			}
 		}

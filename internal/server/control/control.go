@@ -53,6 +53,8 @@ type Config struct {
 	// MaxLogBytes is every attempt's log cap (backend.Spec.MaxLogBytes);
 	// 0: none.
 	MaxLogBytes int64
+	// Deadlines bound every call to a backend (zero fields: defaults).
+	Deadlines Deadlines
 }
 
 // Controller is the control side of the server: the reconciler, whose
@@ -100,6 +102,10 @@ type Controller struct {
 	done chan struct{}
 	// prov is the provisioning controller's state (provision.go).
 	prov provisioner
+	// deadlines bound backend calls; probes run the clusters' health
+	// checks and observations (probe.go).
+	deadlines Deadlines
+	probes    probes
 }
 
 // New makes a controller and reads the applied fleet, so that requests
@@ -109,17 +115,18 @@ func New(cfg Config) (*Controller, error) {
 		return nil, errors.New("control: Config.Store, Backends, Clock, Logger and Registry are required")
 	}
 	s := &Controller{
-		cfg:      cfg,
-		store:    cfg.Store,
-		log:      cfg.Logger,
-		clock:    cfg.Clock,
-		now:      cfg.Clock.Now,
-		metrics:  newMetrics(cfg.Registry),
-		leaderID: cfg.LeaderID,
-		waits:    map[int64]string{},
-		backends: map[string]*clusterBackend{},
-		wake:     make(chan struct{}, 1),
-		watch:    newWatchers(),
+		cfg:       cfg,
+		store:     cfg.Store,
+		log:       cfg.Logger,
+		clock:     cfg.Clock,
+		now:       cfg.Clock.Now,
+		metrics:   newMetrics(cfg.Registry),
+		leaderID:  cfg.LeaderID,
+		waits:     map[int64]string{},
+		backends:  map[string]*clusterBackend{},
+		wake:      make(chan struct{}, 1),
+		watch:     newWatchers(),
+		deadlines: cfg.Deadlines.withDefaults(),
 	}
 	s.rec.init()
 	s.fleet.Store(s.localFleetState())

@@ -80,7 +80,7 @@ func (rd *round) startDispatch(ctx context.Context) *roundDispatch {
 				continue
 			}
 			go func() {
-				sub.err = sub.b.Submit(ctx, sub.spec)
+				sub.err = rd.s.within(ctx, "submit", func(ctx context.Context) error { return sub.b.Submit(ctx, sub.spec) })
 				<-d.sem
 				d.deliver(sub)
 			}()
@@ -224,7 +224,7 @@ func (rd *round) record(ctx context.Context, sub *submission) {
 		return
 	}
 	if err := sub.err; err != nil {
-		if errors.Is(err, backend.ErrUnavailable) || ctx.Err() != nil {
+		if errors.Is(err, backend.ErrUnavailable) || errors.Is(err, context.Canceled) || ctx.Err() != nil {
 			rd.s.log.Warn("dispatch: backend unavailable; retrying next round", "name", name, "err", err)
 			return
 		}
@@ -295,7 +295,7 @@ func (rd *round) forgetAll(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f.b.Forget(ctx, f.name); err != nil {
+			if err := rd.s.within(ctx, "forget", func(ctx context.Context) error { return f.b.Forget(ctx, f.name) }); err != nil {
 				rd.s.log.Warn("forget failed", "name", f.name, "err", err)
 			}
 			<-sem

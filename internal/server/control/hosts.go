@@ -149,8 +149,9 @@ func (rd *round) observeRunners(ctx context.Context) {
 		case b == o.b:
 			continue
 		}
-		r := &observation{b: b}
-		octx, cancel := context.WithTimeout(ctx, rd.s.cfg.ClusterTimeout)
+		// Observed now, in this round: an answer no round used yet.
+		r := &observation{b: b, fresh: true, checked: rd.now, round: rd.now}
+		octx, cancel := context.WithTimeout(ctx, rd.s.deadlines.Observe)
 		sts, err := b.Observe(octx)
 		cancel()
 		if err != nil {

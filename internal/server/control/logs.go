@@ -16,7 +16,7 @@ func (s *Controller) openLogs(ctx context.Context, j *store.Job, attempt int, fo
 	var rc io.ReadCloser
 	err := s.eachLogBackend(ctx, j, attempt, func(b backend.Backend, current bool) error {
 		var err error
-		rc, err = b.Logs(ctx, backend.Name(j.ID, attempt), follow && current)
+		rc, err = s.logsWithin(ctx, b, backend.Name(j.ID, attempt), follow && current)
 		return err
 	})
 	return rc, err
@@ -66,4 +66,38 @@ func (s *Controller) eachLogBackend(ctx context.Context, j *store.Job, attempt i
 		}
 	}
 	return backend.ErrNotFound
+}
+
+// logsWithin opens name's logs on b within the call deadline. The stream
+// itself lives as long as ctx (a follow runs until the attempt ends or
+// the client goes); only opening it is bounded. A stream opened after the
+// deadline is closed at once.
+func (s *Controller) logsWithin(ctx context.Context, b backend.Backend, name string, follow bool) (io.ReadCloser, error) {
+	type opened struct {
+		rc  io.ReadCloser
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		rc, err := b.Logs(ctx, name, follow)
+		ch <- opened{rc, err}
+	}()
+	d := s.deadlines.Call
+	timer := s.clock.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case o := <-ch:
+		return o.rc, o.err
+	case <-ctx.Done():
+	case <-timer.C():
+	}
+	go func() {
+		if o := <-ch; o.rc != nil {
+			o.rc.Close()
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return nil, timedOut("opening the logs of "+name, d)
 }

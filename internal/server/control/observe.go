@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"gpubroker/internal/backend"
@@ -15,17 +14,27 @@ import (
 	"gpubroker/internal/store"
 )
 
-// observation is what one round saw of one cluster.
+// observation is what a cluster's last health check and observation saw
+// (see probe): the round's view of the cluster.
 type observation struct {
 	b   backend.Backend
-	err error // why the cluster is down this round
+	err error // why the cluster is down
 	// closed: why the cluster, observed and answering, takes no new work
-	// this round (backend.ErrNoNewWork): its attempts run on.
+	// (backend.ErrNoNewWork): its attempts run on.
 	closed error
 	byName map[string]backend.Status
 	// elsewhere, for the records of an attempt on another machine, is
 	// that machine (see observeRunners).
 	elsewhere string
+	// unknown: no check of the cluster has answered yet (err says so).
+	unknown bool
+	// checked is when the check answered (or was given up); round is the
+	// time of the round that started it: it saw every attempt dispatched
+	// before that round.
+	checked, round time.Time
+	// fresh: this round is the first to use the answer. What is missing
+	// from an answer counts once, and only from a fresh one.
+	fresh bool
 }
 
 // ok: the cluster answered and was observed.
@@ -45,9 +54,36 @@ func (o *observation) why() error {
 	return o.closed
 }
 
-// observe calls every cluster's backend once: the fleet's clusters and
-// any other cluster an active job still runs on.
+// state is the cluster's health state (StateHealthy, ...).
+func (o *observation) state() string {
+	switch {
+	case o != nil && o.unknown:
+		return StateUnknown
+	case !o.ok():
+		return StateUnhealthy
+	case o.closed != nil:
+		return StateClosed
+	}
+	return StateHealthy
+}
+
+// saw reports whether o can tell that j's current attempt is missing: o
+// is fresh, and its check began in a round after the one that last moved
+// j (a check begun before an attempt was dispatched cannot list it).
+func (o *observation) saw(j *store.Job) bool {
+	return o.fresh && o.round.After(j.Updated)
+}
+
+// observe gives the round every cluster's state: the fleet's clusters and
+// any other cluster an active job still runs on. Each cluster's health
+// check and observation run on a goroutine of their own, within their
+// deadlines (Config.Deadlines), one at a time per cluster (see probe). The
+// round waits for the checks it starts for probeWait at most, and not at
+// all for a cluster whose last check took longer; a cluster that has not
+// answered is seen as it last answered (a timed-out check answers that it
+// timed out), and one that never answered is unknown, which takes no work.
 func (rd *round) observe(ctx context.Context) {
+	s := rd.s
 	rd.obs = map[string]*observation{}
 	var clusters []model.Cluster
 	seen := map[string]bool{}
@@ -61,56 +97,55 @@ func (rd *round) observe(ctx context.Context) {
 			clusters = append(clusters, model.Cluster{Name: j.Placement.Cluster})
 		}
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+	if s.probes.by == nil {
+		s.probes.by = map[string]*probe{}
+	}
+	var waits []chan struct{}
+	probed := map[string]*probe{}
 	for _, c := range clusters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// A cluster that does not answer within the cluster timeout
-			// is failing, however its driver waits (a dead Slurm
-			// controller keeps squeue retrying for its MessageTimeout).
-			octx, cancel := context.WithTimeout(ctx, rd.s.cfg.ClusterTimeout)
-			defer cancel()
-			o := rd.s.observeCluster(octx, c, c.Backend != "")
-			mu.Lock()
-			rd.obs[c.Name] = o
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-}
-
-func (s *Controller) observeCluster(ctx context.Context, c model.Cluster, inFleet bool) *observation {
-	var b backend.Backend
-	var err error
-	if inFleet {
-		b, err = s.backendOf(c)
-	} else {
-		b, err = s.backendFor(ctx, c.Name)
-	}
-	o := &observation{b: b, err: err}
-	if err != nil {
-		return o
-	}
-	if h, ok := b.(backend.Health); ok {
-		if err := h.Health(ctx); errors.Is(err, backend.ErrNoNewWork) {
-			o.closed = fmt.Errorf("health check: %w", err)
-		} else if err != nil {
-			o.err = fmt.Errorf("health check: %w", err)
-			return o
+		var b backend.Backend
+		var err error
+		if c.Backend != "" {
+			b, err = s.backendOf(c)
+		} else {
+			b, err = s.backendFor(ctx, c.Name)
+		}
+		if err != nil {
+			rd.obs[c.Name] = &observation{err: err, checked: rd.now, round: rd.now, fresh: true}
+			continue
+		}
+		p := s.probes.by[c.Name]
+		if p == nil || p.b != b {
+			p = &probe{b: b}
+			s.probes.by[c.Name] = p
+		}
+		probed[c.Name] = p
+		if done, wait := s.startProbe(ctx, p, rd.now); wait {
+			waits = append(waits, done)
 		}
 	}
-	sts, err := b.Observe(ctx)
-	if err != nil {
-		o.err = fmt.Errorf("observe: %w", err)
-		return o
+	for name := range s.probes.by {
+		if probed[name] == nil {
+			delete(s.probes.by, name) // no longer observed
+		}
 	}
-	o.byName = make(map[string]backend.Status, len(sts))
-	for _, st := range sts {
-		o.byName[st.Name] = st
+	if len(waits) > 0 {
+		timer := s.clock.NewTimer(probeWait)
+	wait:
+		for _, done := range waits {
+			select {
+			case <-done:
+			case <-timer.C():
+				break wait
+			case <-ctx.Done():
+				break wait
+			}
+		}
+		timer.Stop()
 	}
-	return o
+	for name, p := range probed {
+		rd.obs[name] = p.result()
+	}
 }
 
 // trackHealth records when each cluster stopped answering, forgets the
@@ -136,7 +171,9 @@ func (rd *round) trackHealth() {
 		}
 		if !was {
 			failing[name] = rd.now
-			rd.s.log.Warn("cluster does not answer", "cluster", name, "err", o.err, "lost_after", rd.s.cfg.ClusterTimeout)
+			if !o.unknown {
+				rd.s.log.Warn("cluster does not answer", "cluster", name, "err", o.err, "lost_after", rd.s.cfg.ClusterTimeout)
+			}
 			since = rd.now
 		}
 		if d := rd.now.Sub(since); d >= rd.s.cfg.ClusterTimeout {
@@ -204,6 +241,9 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 	name := attemptName(j)
 	st, found := o.byName[name]
 	if !found {
+		if !o.saw(j) {
+			return // an answer older than the attempt, or counted already
+		}
 		rd.s.rec.missing[name]++
 		if n := rd.s.rec.missing[name]; n >= lostAfterRounds {
 			delete(rd.s.rec.missing, name)
@@ -243,7 +283,7 @@ func (rd *round) observeJob(ctx context.Context, j *store.Job) {
 			if moved == nil {
 				return
 			}
-			if err := o.b.Forget(ctx, name); err != nil {
+			if err := rd.s.within(ctx, "forget", func(ctx context.Context) error { return o.b.Forget(ctx, name) }); err != nil {
 				rd.s.log.Warn("forget failed", "name", name, "err", err)
 			}
 		})

@@ -32,8 +32,8 @@ func (rd *round) cleanOrphans(ctx context.Context) {
 	sort.Strings(names)
 	for _, cl := range names {
 		o := all[cl]
-		if !o.ok() {
-			continue
+		if !o.ok() || !o.fresh {
+			continue // a listing some round has acted on already
 		}
 		for name, st := range o.byName {
 			id, attempt, ok := parseName(name)
@@ -52,9 +52,9 @@ func (rd *round) cleanOrphans(ctx context.Context) {
 			var err error
 			switch st.Phase {
 			case backend.PhasePending, backend.PhaseRunning:
-				err = o.b.Cancel(ctx, name)
+				err = rd.s.within(ctx, "cancel", func(ctx context.Context) error { return o.b.Cancel(ctx, name) })
 			default:
-				err = o.b.Forget(ctx, name)
+				err = rd.s.within(ctx, "forget", func(ctx context.Context) error { return o.b.Forget(ctx, name) })
 			}
 			if err != nil {
 				rd.s.log.Warn("cleaning up an orphaned attempt", "cluster", cl, "name", name, "err", err)

@@ -162,7 +162,7 @@ func (rd *round) preempt(ctx context.Context, ps []engine.Preemption) map[string
 				d.b, d.names, d.until = o.b, append(d.names, name), rd.now.Add(deferStop)
 				rd.s.rec.stopAfter[forID] = d
 				rd.s.rec.deferred[name] = true
-			} else if err := o.b.Cancel(ctx, name); err != nil {
+			} else if err := rd.s.within(ctx, "cancel", func(ctx context.Context) error { return o.b.Cancel(ctx, name) }); err != nil {
 				rd.s.log.Warn("preempt: cancel failed", "name", name, "err", err)
 			}
 		}
@@ -208,7 +208,7 @@ func (rd *round) stopDeferred(ctx context.Context, forID int64) {
 			continue
 		}
 		delete(rd.s.rec.deferred, name)
-		if err := d.b.Cancel(ctx, name); err != nil {
+		if err := rd.s.within(ctx, "cancel", func(ctx context.Context) error { return d.b.Cancel(ctx, name) }); err != nil {
 			rd.s.log.Warn("preempt: cancel failed", "name", name, "err", err)
 		}
 	}

@@ -169,11 +169,18 @@ func (rd *round) provision(ctx context.Context, dec *engine.Decisions) {
 			case rd.now.Sub(pv.needed[ref]) < downAfter:
 				want = cur // idle nodes stay a while
 			}
-			ready, err := sc.Scale(ctx, p.Name, want)
+			// got is read only when the call returned in time (within's
+			// answer orders it); a late call writes it unread.
+			var got int
+			err := s.within(ctx, "scale", func(ctx context.Context) error {
+				n, err := sc.Scale(ctx, p.Name, want)
+				got = n
+				return err
+			})
+			ready := cur
 			if err != nil {
 				s.log.Warn("scaling an elastic pool failed", "cluster", c.Name, "pool", p.Name, "nodes", want, "err", err)
-				ready = cur
-			} else if ready != cur {
+			} else if ready = got; ready != cur {
 				s.log.Info("elastic pool scaled", "cluster", c.Name, "pool", p.Name, "asked", want, "ready", ready)
 			}
 			pv.ready[ref] = ready

@@ -189,8 +189,11 @@ var controllers = []controller{
 //
 //  1. read every non-terminal job and the fleet, and record the Submits
 //     that returned since the last round (dispatched, see dispatcher);
-//  2. observe every cluster's backend once, and track how long each
-//     cluster has not answered: past Config.ClusterTimeout it is lost;
+//  2. take every cluster's last health check and observation (probe.go:
+//     each runs beside the rounds, per cluster, within its deadline; the
+//     round waits for them a second at most, and not at all for a cluster
+//     that was slow), and track how long each cluster has not answered:
+//     past Config.ClusterTimeout it is lost;
 //  3. move dispatched and running jobs by what their backend reports
 //     (started, succeeded, failed -> retry or fail, lost -> retry; not
 //     reported for lostAfterRounds rounds -> lost; on a lost cluster ->
@@ -519,16 +522,21 @@ func (rd *round) publish(ctx context.Context, t usageSnapshot) {
 	}
 	s.metrics.setGPUsInUse(rd.fs.Fleet, inUse)
 	down := map[string]string{}
+	health := make(map[string]view.ClusterHealth, len(rd.obs))
 	for name, o := range rd.obs {
+		h := view.ClusterHealth{State: o.state(), Checked: o.checked}
 		if !o.open() {
-			down[name] = o.why().Error()
+			h.Why = reason(o.why())
+			down[name] = h.Why
 		}
+		health[name] = h
 	}
 	s.view.Store(&view.Round{
 		At:      rd.now,
 		Fleet:   rd.fs,
 		Snap:    buildSnapshot(rd.fs.Fleet, holding, rd.obs, t, realNodes),
 		Down:    down,
+		Health:  health,
 		Running: t.running,
 	})
 }

@@ -54,6 +54,8 @@ func (s *Controller) runReconciler(ctx context.Context) {
 	timer := s.clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	defer s.watch.stopAll()
+	// Checks in flight end with ctx (their calls' contexts are ctx's).
+	defer s.probes.wg.Wait()
 	for {
 		started := s.clock.Now()
 		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {

@@ -14,6 +14,7 @@ import (
 	"gpubroker/internal/engine"
 	"gpubroker/internal/model"
 	"gpubroker/internal/plandoc"
+	"gpubroker/internal/server/view"
 	"gpubroker/internal/spec"
 	"gpubroker/internal/store"
 )
@@ -30,9 +31,16 @@ func (s *Server) handleClusters(w http.ResponseWriter, r *http.Request, p princi
 	}
 	out := make([]api.Cluster, 0, len(v.Fleet.Fleet.Clusters))
 	for _, c := range v.Fleet.Fleet.Clusters {
-		why, down := v.Down[c.Name]
+		h, checked := v.Health[c.Name]
+		if !checked {
+			h = view.ClusterHealth{State: view.StateUnknown, Why: "waiting for the first health check"}
+		}
 		cj := api.Cluster{Name: c.Name, Provider: c.Provider, Region: c.Region, Backend: string(c.Backend),
-			Healthy: !down, Why: why, Pools: make([]api.Pool, 0, len(c.Pools))}
+			Healthy: h.State == view.StateHealthy, State: h.State, Why: h.Why, Pools: make([]api.Pool, 0, len(c.Pools))}
+		if !h.Checked.IsZero() {
+			at := h.Checked.UTC()
+			cj.CheckedAt = &at
+		}
 		for _, pl := range c.Pools {
 			cj.Pools = append(cj.Pools, api.Pool{Name: pl.Name, GPU: pl.GPU, GPUsPerNode: pl.GPUsPerNode, Nodes: pl.Nodes,
 				GPUsFree: free[engine.PoolRef{Cluster: c.Name, Pool: pl.Name}], PriceClass: pl.PriceClass})

@@ -102,6 +102,38 @@ type Round struct {
 	Snap *engine.Snapshot
 	// Down maps a cluster that could not take work to why.
 	Down map[string]string
+	// Health holds each observed cluster's state as its last health
+	// check found it; a cluster of the fleet without an entry has not
+	// been checked yet (StateUnknown).
+	Health map[string]ClusterHealth
 	// Running is the usage so far of attempts still running.
 	Running []store.Usage
 }
+
+// ClusterHealth is one cluster's state as its last health check and
+// observation found it.
+type ClusterHealth struct {
+	// State is StateHealthy, StateClosed, StateUnhealthy or StateUnknown.
+	State string
+	// Why is what keeps the cluster from new work: the failed check's
+	// error, trimmed to one bounded line ("" when healthy).
+	Why string
+	// Checked is when that check answered or was given up at its
+	// deadline; zero when none has.
+	Checked time.Time
+}
+
+// Cluster health states.
+const (
+	// StateUnknown: the cluster's first health check has not answered
+	// yet; nothing is placed on it.
+	StateUnknown = "UNKNOWN"
+	// StateHealthy: it answered its last check and takes work.
+	StateHealthy = "HEALTHY"
+	// StateClosed: it answers and its attempts run on, but it takes no
+	// new work (every node drained, say).
+	StateClosed = "CLOSED"
+	// StateUnhealthy: its last check failed or did not answer within its
+	// deadline; after the cluster timeout its attempts are lost.
+	StateUnhealthy = "UNHEALTHY"
+)

@@ -227,6 +227,10 @@ type fleetPool struct {
 
 type fleetCluster struct {
 	api.Cluster
+	// State is the cluster's health state, Checked when its last check
+	// answered (zero: never).
+	State     string
+	Checked   time.Time
 	Pools     []fleetPool
 	GPUs      int
 	Free      int
@@ -258,7 +262,10 @@ func (h *Handler) fleet(s *session) (string, view, error) {
 	}
 	d := fleetData{Applied: fl != nil}
 	for _, c := range cls {
-		fc := fleetCluster{Cluster: c}
+		fc := fleetCluster{Cluster: c, State: clusterState(c)}
+		if c.CheckedAt != nil {
+			fc.Checked = *c.CheckedAt
+		}
 		for _, p := range c.Pools {
 			fp := fleetPool{Pool: p, Used: p.GPUs() - p.GPUsFree, Price: price[c.Name+"/"+p.Name]}
 			fc.Pools = append(fc.Pools, fp)
@@ -464,4 +471,16 @@ func (h *Handler) teams(s *session) (string, view, error) {
 		Spend template.HTML
 	}{rows, barChart("Spend this month by team", bars, 0, 0, "")}
 	return "teams", view{Title: "Teams", Nav: "teams", Refresh: refreshSeconds, Data: d}, nil
+}
+
+// clusterState is c's health state; a server older than the field
+// says only whether it is healthy.
+func clusterState(c api.Cluster) string {
+	switch {
+	case c.State != "":
+		return c.State
+	case c.Healthy:
+		return "HEALTHY"
+	}
+	return "UNHEALTHY"
 }
