@@ -29,11 +29,14 @@ func NodeLogCap(spec Spec) int64 {
 // pipe and runs on. It ignores SIGTERM, SIGINT and SIGHUP, so that a job
 // stopping gracefully can still write while it does; SIGKILL ends it with
 // the rest of the process group. It needs bash and GNU head (which reads
-// no more than it writes, so the note appears exactly when more came).
+// no more than it writes, so the note appears exactly when more came),
+// run unbuffered through coreutils' stdbuf: head -c writes through stdio,
+// which holds a pipe's output until exit, and `logs -f` must see a line
+// when the job prints it.
 func CapFilter(limit int64) string {
 	note := TruncatedNote + " this log reached its cap of " + sizeText(limit) +
 		" (gpubroker server --max-log-size); the rest of the output was discarded while the job ran on"
-	return "{ trap '' TERM INT HUP; head -c " + strconv.FormatInt(limit, 10) +
+	return "{ trap '' TERM INT HUP; stdbuf -o0 head -c " + strconv.FormatInt(limit, 10) +
 		"; if IFS= read -r -n 1 x; then printf '\\n%s\\n' '" + note + "'; exec cat >/dev/null; fi; }"
 }
 

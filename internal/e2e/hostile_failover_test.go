@@ -87,10 +87,9 @@ func TestHostileLeaderKilled(t *testing.T) {
 	db := freshDatabase(t)
 	bin := binary(t)
 	root := t.TempDir()
-	shared := filepath.Join(root, "shared")
-	if err := os.MkdirAll(shared, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	// Under root the jobs run as their team's uid (docs/local.md): the
+	// files they share with the test live in a directory they can reach.
+	shared := jobsDir(t)
 	started := time.Now()
 	// Stop every job still waiting whatever happens to the test.
 	t.Cleanup(func() {
