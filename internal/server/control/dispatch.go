@@ -196,27 +196,37 @@ func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 // The job is taken as the round has it: a Submit that returns after its
 // job moved on (cancelled, preempted, lost) records nothing, and the
 // object it made is an orphan for cleanOrphans.
+//
+// Until the move it plans is written (the round's next flush), the
+// attempt stays in flight: the job is still Admitted in the round, and
+// were it out of flight, finish would hand it to a second Submit, whose
+// record would plan the same move again and conflict with the first
+// (see TestRecordedSubmitIsNotDispatchedAgain).
 func (rd *round) record(ctx context.Context, sub *submission) {
 	name := sub.spec.Name
-	delete(rd.s.rec.disp.inflight, name)
+	inflight := rd.s.rec.disp.inflight
 	// The job that preempted them has reached the engine (or failed to):
 	// its victims stop now.
 	rd.stopDeferred(ctx, sub.j.ID)
 	j := rd.jobs[sub.j.ID]
 	if j == nil || j.State != store.Admitted || j.Attempt != sub.j.Attempt {
+		delete(inflight, name)
 		return
 	}
+	done := func(*store.Job) { delete(inflight, name) }
 	if err := sub.err; err != nil {
 		if errors.Is(err, backend.ErrUnavailable) || ctx.Err() != nil {
 			rd.s.log.Warn("dispatch: backend unavailable; retrying next round", "name", name, "err", err)
+			delete(inflight, name)
 			return
 		}
 		rd.plan(j, store.Move{To: store.Failed, Reason: "DispatchFailed: " + err.Error(),
-			Message: "the backend refused the attempt: " + err.Error()}, nil)
+			Message: "the backend refused the attempt: " + err.Error()}, done)
 		return
 	}
 	delete(rd.s.rec.missing, name)
 	rd.plan(j, store.Move{To: store.Dispatched, Message: "submitted as " + name}, func(moved *store.Job) {
+		done(moved)
 		if moved != nil {
 			rd.s.metrics.dispatchLat.Observe(max(0, rd.now.Sub(j.Updated).Seconds()))
 		}
