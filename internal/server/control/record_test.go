@@ -27,8 +27,9 @@ func (c *countingSubmits) Submit(context.Context, backend.Spec) error {
 // attempt in flight until the move is written, so the round's dispatch
 // does not hand the job, still Admitted in the round, to a second Submit.
 // Before, it did: the second Submit's record planned the same move again,
-// and that move's conflict dropped the job from the round (the debug runs
-// of TestQueueAheadSlurm saw 4 to 24 such conflicts a run).
+// and that move's conflict dropped the job from the round (instrumented
+// runs of TestQueueAheadSlurm's set-up saw 4 and 24 such conflicts in two
+// of 20 runs).
 func TestRecordedSubmitIsNotDispatchedAgain(t *testing.T) {
 	e := newStoppedEnv(t)
 	srv, err := New(e.config())
