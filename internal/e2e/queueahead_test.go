@@ -31,12 +31,14 @@ func TestQueueAheadSlurm(t *testing.T) {
 		t.Fatal(err)
 	}
 	maxHeld, sawReason := 0, ""
+	var over []int64 // the jobs held the first time more than 40 were
 	for {
 		jobs, err := env.api.allJobs(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		held, done := 0, 0
+		var holding []int64
 		for _, j := range jobs {
 			if j.ID < first {
 				continue
@@ -44,6 +46,7 @@ func TestQueueAheadSlurm(t *testing.T) {
 			switch j.State {
 			case "ADMITTED", "DISPATCHED", "RUNNING":
 				held++
+				holding = append(holding, j.ID)
 			case "SUCCEEDED":
 				done++
 			case "FAILED", "CANCELLED":
@@ -57,6 +60,9 @@ func TestQueueAheadSlurm(t *testing.T) {
 			}
 		}
 		maxHeld = max(maxHeld, held)
+		if held > 40 && over == nil {
+			over = holding
+		}
 		if done == n {
 			break
 		}
@@ -68,6 +74,24 @@ func TestQueueAheadSlurm(t *testing.T) {
 	}
 	if maxHeld <= 32 || maxHeld > 40 {
 		t.Errorf("at most %d jobs held at once; want more than the cluster's 32 GPUs and at most 40 (one node ahead)", maxHeld)
+	}
+	// What each job held at the first count over 40 went through: which
+	// round placed it where (real node or queue slot) and when it moved.
+	for _, id := range over {
+		var out struct {
+			Events []struct {
+				At       time.Time `json:"at"`
+				From, To string
+				Message  string `json:"message"`
+			} `json:"events"`
+		}
+		if err := env.api.do(ctx, "GET", fmt.Sprintf("/v1/jobs/%d/events", id), nil, &out); err != nil {
+			t.Logf("job %d: events: %v", id, err)
+			continue
+		}
+		for _, e := range out.Events {
+			t.Logf("job %d %s %s -> %s: %s", id, e.At.Format("15:04:05.000000"), e.From, e.To, e.Message)
+		}
 	}
 	if sawReason == "" {
 		t.Errorf("no job queued ahead said so in its reason")

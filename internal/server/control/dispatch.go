@@ -213,26 +213,36 @@ func (rd *round) prepare(ctx context.Context, j *store.Job) *submission {
 // The job is taken as the round has it: a Submit that returns after its
 // job moved on (cancelled, preempted, lost) records nothing, and the
 // object it made is an orphan for cleanOrphans.
+//
+// Until the move it plans is written (the round's next flush), the
+// attempt stays in flight: the job is still Admitted in the round, and
+// were it out of flight, finish would hand it to a second Submit, whose
+// record would plan the same move again and conflict with the first
+// (see TestRecordedSubmitIsNotDispatchedAgain).
 func (rd *round) record(ctx context.Context, sub *submission) {
 	name := sub.spec.Name
-	delete(rd.s.rec.disp.inflight, name)
+	inflight := rd.s.rec.disp.inflight
 	// The job that preempted them has reached the engine (or failed to):
 	// its victims stop now.
 	rd.stopDeferred(ctx, sub.j.ID)
 	j := rd.jobs[sub.j.ID]
 	if j == nil || j.State != store.Admitted || j.Attempt != sub.j.Attempt {
+		delete(inflight, name)
 		return
 	}
+	done := func(*store.Job) { delete(inflight, name) }
 	if err := sub.err; err != nil {
 		if errors.Is(err, backend.ErrUnavailable) || errors.Is(err, context.Canceled) || ctx.Err() != nil {
 			rd.s.log.Warn("dispatch: backend unavailable; retrying next round", "name", name, "err", err)
+			delete(inflight, name)
 			return
 		}
-		rd.notStarted(j, sub.b, err)
+		rd.notStarted(j, sub.b, err, done)
 		return
 	}
 	delete(rd.s.rec.missing, name)
 	rd.plan(j, store.Move{To: store.Dispatched, Message: "submitted as " + name}, func(moved *store.Job) {
+		done(moved)
 		if moved != nil {
 			rd.s.metrics.dispatchLat.Observe(max(0, rd.now.Sub(j.Updated).Seconds()))
 		}
@@ -307,8 +317,9 @@ func (rd *round) forgetAll(ctx context.Context) {
 // notStarted ends j's attempt, which its backend could not start (err: a
 // backend.StartError, or any other refusal that is not ErrUnavailable), as
 // the lifecycle decides: the job fails with the backend's words. What the
-// backend kept of the attempt is forgotten.
-func (rd *round) notStarted(j *store.Job, b backend.Backend, err error) {
+// backend kept of the attempt is forgotten. done runs once the move is
+// written (or refused), as for every recorded Submit.
+func (rd *round) notStarted(j *store.Job, b backend.Backend, err error, done func(*store.Job)) {
 	why := err.Error()
 	var se *backend.StartError
 	if errors.As(err, &se) {
@@ -331,6 +342,7 @@ func (rd *round) notStarted(j *store.Job, b backend.Backend, err error) {
 	name := attemptName(j)
 	rd.s.log.Warn("an attempt could not start", "name", name, "err", err, "move", mv.Kind)
 	rd.plan(j, m, func(moved *store.Job) {
+		done(moved)
 		if moved != nil {
 			rd.forget = append(rd.forget, forgetting{b: b, name: name})
 		}
