@@ -80,6 +80,9 @@ func TestHostileHungSlurmCluster(t *testing.T) {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// A hung command still running when the server stops outlives it
+	// (its deadline had not come): end them all after the server.
+	t.Cleanup(func() { exec.Command("pkill", "-9", "-f", fake).Run() })
 	url := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	srv := newServerProc(t, bin, state, "--listen", strings.TrimPrefix(url, "http://"), "--round", "1s")
 	srv.start(url)
