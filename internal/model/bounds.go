@@ -55,8 +55,10 @@ const (
 	MaxContracts = 10_000
 	MaxProviders = 1000
 	// MaxFleetNodes bounds the nodes of all pools together (each pool's
-	// max_nodes when elastic): the engine holds state per node.
-	MaxFleetNodes = 1_000_000
+	// max_nodes when elastic): the engine holds state per node. The
+	// engine's 10,000-cluster scaling benchmark (BenchmarkPlacementScaling)
+	// has 1.32 million.
+	MaxFleetNodes = 4_000_000
 	// MaxRegions bounds a team's or the policy's regions list.
 	MaxRegions = 1000
 	// MaxContractYears bounds a contract's term (and so its yearly

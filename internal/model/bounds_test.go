@@ -25,11 +25,11 @@ func TestFleetBounds(t *testing.T) {
 			}
 		}, "clusters: 10001 entries are more than 10000"},
 		"fleet nodes": {func(f *Fleet) {
-			for i := 0; i < 11; i++ {
+			for i := 0; i < 41; i++ {
 				f.Clusters[0].Pools = append(f.Clusters[0].Pools, pool(MaxPoolNodes))
-				f.Clusters[0].Pools[i+1].Name = "p" + string(rune('a'+i))
+				f.Clusters[0].Pools[i+1].Name = "p" + string(rune('a'+i%26)) + string(rune('a'+i/26))
 			}
-		}, "clusters: the pools hold 1100004 nodes (max_nodes for elastic pools), more than 1000000"},
+		}, "clusters: the pools hold 4100004 nodes (max_nodes for elastic pools), more than 4000000"},
 		"region":        {func(f *Fleet) { f.Clusters[0].Region = "us\x00east" }, `clusters[0].region: "us\x00east" holds a control character`},
 		"long region":   {func(f *Fleet) { f.Clusters[0].Region = strings.Repeat("r", 129) }, "clusters[0].region: 129 bytes is too long"},
 		"contract term": {func(f *Fleet) { f.Contracts[0].End = f.Contracts[0].Start.AddDate(1000, 0, 0) }, "contracts[0].term: the term is longer than 100 years"},
