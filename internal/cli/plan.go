@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -47,8 +45,8 @@ short, plus the expected cost of work lost to spot preemption, plus data
 egress to the workload's data region.
 
 The table shows the 10 cheapest feasible candidates and a count of the
-infeasible ones by reason; --all shows every row. -o json prints every
-candidate with its full cost breakdown. plan exits 1 when some workload has
+infeasible ones by reason; --all shows every row. -o json (or -o yaml)
+prints every candidate with its full cost breakdown. plan exits 1 when some workload has
 no feasible candidate.`,
 		Example: `  # Against a fleet: committed capacity, contracts, quotas, share cap
   gpubroker plan examples/llama-70b-finetune.yaml --fleet examples/fleet.yaml
@@ -58,6 +56,9 @@ no feasible candidate.`,
 
   # Add a SkyPilot catalog file to the built-in prices; JSON for scripts
   gpubroker plan task.yaml --catalog catalogs/aws/vms.csv --catalog-provider aws -o json
+
+  # The same document as YAML
+  gpubroker plan examples/bert-spot.yaml -o yaml
 
   # Plan as of a date (contract burn-down depends on it)
   gpubroker plan examples/gb200-pretrain.yaml --fleet examples/fleet.yaml --now 2027-06-01T00:00:00Z`,
@@ -70,7 +71,7 @@ no feasible candidate.`,
 	f.StringVarP(&o.fleet, "fleet", "f", "", "fleet `FILE` (YAML) to plan against; default: the built-in catalog")
 	f.StringArrayVar(&o.catalogs, "catalog", nil, "SkyPilot catalog `CSV` to add to the built-in prices (repeatable)")
 	f.StringArrayVar(&o.catalogProviders, "catalog-provider", nil, "`PROVIDER` of each --catalog, in the same order (default: the CSV's directory name)")
-	f.StringVarP(&o.output, "output", "o", "table", "output `FORMAT`: table, wide or json")
+	f.StringVarP(&o.output, "output", "o", "table", "output `FORMAT`: table, wide, json or yaml")
 	f.BoolVar(&o.all, "all", false, "show every candidate, not the top 10 and a summary")
 	f.StringVar(&o.now, "now", "", "plan as of `TIME` (RFC 3339, e.g. 2026-06-01T00:00:00Z); default: now")
 	return cmd
@@ -93,10 +94,8 @@ func (p workloadPlan) feasible() int {
 }
 
 func (env *Env) plan(cmd *cobra.Command, taskFile string, o planOptions) error {
-	switch o.output {
-	case "table", "wide", "json":
-	default:
-		return usageError(cmd, "--output: unknown format %q; use table, wide or json", o.output)
+	if err := checkOutput(cmd, o.output, "table", "wide", "json", "yaml"); err != nil {
+		return err
 	}
 	now := env.Now()
 	if o.now != "" {
@@ -137,8 +136,8 @@ func (env *Env) plan(cmd *cobra.Command, taskFile string, o planOptions) error {
 	}
 
 	switch o.output {
-	case "json":
-		err = writePlanJSON(env.Stdout, fleetName, now, plans)
+	case "json", "yaml":
+		_, err = writeDoc(env.Stdout, o.output, planDoc(fleetName, now, plans))
 	default:
 		err = writePlanTables(env.Stdout, fleet, o.fleet == "", o.output == "wide", o.all, plans)
 	}
@@ -171,17 +170,12 @@ func workloadName(w *model.Workload) string {
 	}
 }
 
-// writePlanJSON prints the api.Plan document, the one POST /v1/plan
-// answers too: field names and order only ever grow.
-func writePlanJSON(w io.Writer, fleet string, now time.Time, plans []workloadPlan) error {
+// planDoc is the api.Plan document -o json and -o yaml print, the one
+// POST /v1/plan answers too: field names and order only ever grow.
+func planDoc(fleet string, now time.Time, plans []workloadPlan) api.Plan {
 	out := api.Plan{Fleet: fleet, Now: now.UTC(), Workloads: make([]api.WorkloadPlan, 0, len(plans))}
 	for _, p := range plans {
 		out.Workloads = append(out.Workloads, plandoc.Describe(p.w, p.candidates))
 	}
-	data, err := json.MarshalIndent(out, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding the plan as JSON: %w", err)
-	}
-	_, err = w.Write(append(data, '\n'))
-	return err
+	return out
 }

@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 
 	"gpubroker/internal/engine"
 	"gpubroker/internal/model"
@@ -38,5 +43,38 @@ func TestWhy(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("%s:\n got %q\nwant %q", tt.name, tt.got, tt.want)
 		}
+	}
+}
+
+// plan -o yaml is the -o json document in YAML: the same fields and
+// values, read back.
+func TestPlanYAMLIsTheJSONDocument(t *testing.T) {
+	t.Parallel()
+	args := []string{"plan", "examples/bert-spot.yaml", "--now", "2026-06-01T00:00:00Z"}
+	j := runCLI(t, append(args, "-o", "json")...)
+	y := runCLI(t, append(args, "-o", "yaml")...)
+	if j.code != exitOK || y.code != exitOK {
+		t.Fatalf("exit %d (json), %d (yaml); stderr:\n%s\n%s", j.code, y.code, j.stderr, y.stderr)
+	}
+	var fromJSON, fromYAML any
+	if err := json.Unmarshal([]byte(j.stdout), &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(y.stdout), &fromYAML); err != nil {
+		t.Fatalf("plan -o yaml does not parse: %v\n%s", err, y.stdout)
+	}
+	// YAML reads whole numbers as ints where JSON reads float64: compare
+	// through JSON.
+	b, err := json.Marshal(fromYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again any
+	json.Unmarshal(b, &again)
+	if diff := cmp.Diff(fromJSON, again); diff != "" {
+		t.Errorf("-o yaml differs from -o json (-json +yaml):\n%s", diff)
+	}
+	if !strings.Contains(y.stdout, "workloads:") {
+		t.Errorf("-o yaml is not block YAML:\n%.300s", y.stdout)
 	}
 }
