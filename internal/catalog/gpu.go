@@ -275,24 +275,33 @@ func ParseGPU(name string) (model.GPUModel, error) {
 }
 
 // suggest returns the model whose spelling is closest to n, when it is close
-// enough to be a likely typo.
+// enough to be a likely typo. Closeness is first by shape (glyphs read alike
+// taken as one: letter O and digit 0, letters l and I and digit 1, so "A1OO"
+// is 0 from A100 but 1 from A10), then by spelling, then by name.
 func suggest(n string) model.GPUModel {
 	idx := gpuIndex.byName
-	best, bestD := model.GPUModel(""), math.MaxInt
+	sn := shape(n)
+	best, bestS, bestD := model.GPUModel(""), math.MaxInt, math.MaxInt
 	for _, k := range gpuIndex.names {
-		d := editDistance(n, k)
-		if d < bestD || (d == bestD && idx[k] < best) {
-			best, bestD = idx[k], d
+		s, d := editDistance(sn, shape(k)), editDistance(n, k)
+		if s < bestS || (s == bestS && (d < bestD || (d == bestD && idx[k] < best))) {
+			best, bestS, bestD = idx[k], s, d
 		}
 	}
 	limit := 2
 	if len(n) <= 3 {
 		limit = 1
 	}
-	if bestD > limit {
+	if bestS > limit {
 		return ""
 	}
 	return best
+}
+
+// shape is a normalized name with the glyphs typed for one another made
+// one: o for 0, l and i for 1.
+func shape(n string) string {
+	return strings.NewReplacer("o", "0", "l", "1", "i", "1").Replace(n)
 }
 
 // editDistance is the Levenshtein distance between a and b, in bytes. Inputs

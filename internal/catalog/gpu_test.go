@@ -74,8 +74,12 @@ func TestParseGPUUnknown(t *testing.T) {
 		"typo":      {in: "H1000", suggest: H100, msg: `unknown GPU "H1000"; did you mean "H100"?`},
 		"case typo": {in: "a100-80gbb", suggest: A100_80GB},
 		"l40x":      {in: "L40X", suggest: L40},
-		"garbage":   {in: "potato-9000"},
-		"empty":     {in: ""},
+		// Letter O for zero: A100 (two glyphs read alike), not A10 (one
+		// glyph off and one missing), though both are 2 edits away.
+		"letter o": {in: "A1OO", suggest: A100, msg: `unknown GPU "A1OO"; did you mean "A100"?`},
+		"letter l": {in: "H1OO", suggest: H100},
+		"garbage":  {in: "potato-9000"},
+		"empty":    {in: ""},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
