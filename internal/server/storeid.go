@@ -16,10 +16,12 @@ import (
 // server last ran on (the store's own identity, kept in its settings).
 const StoreIDFile = "store.id"
 
-// identifiedStore keeps an identity with its data (the SQL stores).
+// identifiedStore keeps an identity with its data and can tell whether
+// it takes writes (the SQL stores: sqlstore.DB).
 type identifiedStore interface {
 	StoreID(ctx context.Context) (string, error)
 	SetStoreID(ctx context.Context, id string) (string, error)
+	CheckWritable(ctx context.Context) error
 }
 
 // ErrStoreReplaced is what New returns when the state directory names a
@@ -39,11 +41,9 @@ func checkStoreIdentity(ctx context.Context, st store.Store, stateDir string) er
 	if !ok || stateDir == "" {
 		return nil
 	}
-	if ws, ok := st.(interface{ CheckWritable(context.Context) error }); ok {
-		if err := ws.CheckWritable(ctx); err != nil {
-			return fmt.Errorf("server: the store does not take writes (a read-only file or directory, a "+
-				"read-only PostgreSQL replica or role?): %w", err)
-		}
+	if err := ids.CheckWritable(ctx); err != nil {
+		return fmt.Errorf("server: the store does not take writes (a read-only file or directory, a "+
+			"read-only PostgreSQL replica or role?): %w", err)
 	}
 	have, err := ids.StoreID(ctx)
 	if err != nil {

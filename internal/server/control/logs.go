@@ -27,6 +27,11 @@ func (s *Controller) openLogs(ctx context.Context, j *store.Job, attempt int, fo
 // looked at, read from the end where the backend can (backend.LogTailer)
 // and otherwise from a stream of which only the last maxBytes are kept.
 func (s *Controller) tailLogs(ctx context.Context, j *store.Job, attempt, lines int, maxBytes int64) ([]byte, error) {
+	// A tail is bounded (maxBytes a node), so the whole read is a call:
+	// a hung engine (a Kubernetes API server that does not answer) ends
+	// it at the call deadline, not the client.
+	ctx, cancel := context.WithTimeout(ctx, s.deadlines.Call)
+	defer cancel()
 	var out []byte
 	err := s.eachLogBackend(ctx, j, attempt, func(b backend.Backend, _ bool) error {
 		name := backend.Name(j.ID, attempt)

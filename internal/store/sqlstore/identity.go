@@ -6,8 +6,10 @@ import (
 	"errors"
 )
 
-// storeIDSetting names the store's identity in the keys table (TokenLife):
-// its value is the identity itself, not base64 as SharedKey's are.
+// The store's identity (read by the server at start, see
+// server.checkStoreIdentity) lives in the keys table of SharedKey
+// (TokenLife). storeIDSetting names its row; its value is the identity
+// itself, not base64 as SharedKey's are.
 const storeIDSetting = "store_id"
 
 // StoreID returns the store's identity: a random value given once
